@@ -1,0 +1,16 @@
+"""Spec layer: YAML files → validated, normalised :class:`SourceSpec` objects.
+
+Nothing here imports dagster, and nothing here talks to the network.
+"""
+
+from rest_assets.spec.loader import load_spec_dirs, load_spec_file, spec_dirs_from_env
+from rest_assets.spec.model import ResourceSpec, SecretRef, SourceSpec
+
+__all__ = [
+    "ResourceSpec",
+    "SecretRef",
+    "SourceSpec",
+    "load_spec_dirs",
+    "load_spec_file",
+    "spec_dirs_from_env",
+]

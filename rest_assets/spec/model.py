@@ -1,0 +1,128 @@
+"""The normalised spec model the compiler and the Dagster layer read."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+
+@dataclass(frozen=True)
+class SecretRef:
+    """`{secret: KEY}` in a spec: resolved at run time, never at load time."""
+
+    key: str
+
+    def __repr__(self) -> str:
+        return f"{{secret: {self.key}}}"
+
+
+@dataclass(frozen=True)
+class Freshness:
+    """How old a resource's table may get before it is late (warn) or failing."""
+
+    fail_window: timedelta
+    warn_window: timedelta | None = None
+
+
+@dataclass(frozen=True)
+class ParentLink:
+    """A child resource is requested once per record of `parent`.
+
+    `parent_key` is the parent field whose value fills the placeholder; child
+    rows carry it as the column ``_<parent>_<parent_key>``.
+    """
+
+    parent: str
+    parent_key: str
+
+    @property
+    def child_column(self) -> str:
+        return f"_{self.parent}_{self.parent_key}"
+
+
+@dataclass
+class ResourceSpec:
+    """One REST resource with `resource_defaults` already merged in.
+
+    `config` is the resource in dlt's vocabulary plus our extension keys
+    (`error_handler`, `partition_router`, `freshness`); the compiler turns the
+    extensions into runtime objects. `{{ stream_partition[...] }}` placeholders
+    are already rewritten into dlt's `{resources.<parent>.<key>}` form.
+    """
+
+    name: str
+    config: dict[str, Any]
+    parent: ParentLink | None = None
+    freshness: Freshness | None = None
+    line: int | None = None
+
+    @property
+    def endpoint(self) -> dict[str, Any]:
+        return self.config.get("endpoint", {})
+
+    @property
+    def path(self) -> str:
+        return str(self.endpoint.get("path", self.name))
+
+    @property
+    def primary_key(self) -> Any:
+        return self.config.get("primary_key")
+
+    @property
+    def write_disposition(self) -> Any:
+        return self.config.get("write_disposition", "append")
+
+    @property
+    def description(self) -> str:
+        return self.config.get("description") or f"GET {self.path}"
+
+    @property
+    def paginator_type(self) -> str:
+        paginator = self.endpoint.get("paginator")
+        if isinstance(paginator, dict):
+            return str(paginator.get("type", "auto"))
+        return str(paginator or "auto")
+
+
+@dataclass
+class SourceSpec:
+    """One API: its client settings, its resources, and its orchestration keys."""
+
+    name: str
+    file: str
+    client: dict[str, Any]
+    resources: list[ResourceSpec]
+    schedule: str | None = None
+    description: str | None = None
+    lines: dict[tuple[Any, ...], int] = field(default_factory=dict, repr=False)
+
+    def resource(self, name: str) -> ResourceSpec:
+        """The resource called `name` (KeyError when there is none)."""
+        for resource in self.resources:
+            if resource.name == name:
+                return resource
+        raise KeyError(name)
+
+    def children_of(self, name: str) -> list[ResourceSpec]:
+        """Resources requested once per record of resource `name`."""
+        return [r for r in self.resources if r.parent and r.parent.parent == name]
+
+    @property
+    def secret_keys(self) -> list[str]:
+        """Every secret KEY the source needs, in order of first use."""
+        found: list[str] = []
+        _collect_secret_keys([self.client, *[r.config for r in self.resources]], found)
+        return found
+
+
+def _collect_secret_keys(value: Any, found: list[str]) -> None:
+    if isinstance(value, SecretRef):
+        if value.key not in found:
+            found.append(value.key)
+    elif isinstance(value, dict):
+        for item in value.values():
+            _collect_secret_keys(item, found)
+    elif isinstance(value, list):
+        for item in value:
+            _collect_secret_keys(item, found)

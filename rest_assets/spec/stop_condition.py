@@ -1,0 +1,200 @@
+"""A safe parser and evaluator for `stop_condition` expressions.
+
+A stop condition is a predicate over a page's JSON body. Two notations are
+accepted, both parsed into the same small tree and never evaluated as code:
+
+* dotted paths: ``_links.next is none``, ``not meta.has_more``,
+  ``meta.status == 'done'``;
+* Python-looking access on the name ``response`` only:
+  ``not response.get('links', {}).get('next', {})``,
+  ``response['x']['y'] is None``.
+
+Allowed: ``not``, ``and``, ``or``, ``is``/``is not`` None, ``==``/``!=`` with a
+literal, truthiness of a path. Everything else (other names, attributes, calls
+other than ``.get``, subscripts with non-literals, dunders, lambdas,
+comprehensions) is rejected when the spec loads.
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+from dataclasses import dataclass
+from typing import Any, Callable
+
+_MAX_LENGTH = 500
+_WORD_CONSTANTS = {"none": "None", "null": "None", "NULL": "None", "Null": "None",
+                   "true": "True", "false": "False"}
+_WORD_CONSTANT = re.compile(r"(?<![\w.'\"])(none|null|NULL|Null|true|false)(?![\w'\"])")
+
+
+class StopConditionSyntaxError(ValueError):
+    """The expression is outside the grammar; the message says why."""
+
+
+@dataclass(frozen=True)
+class PathRef:
+    """A path into the body; each step has a default used when the key is missing."""
+
+    steps: tuple[tuple[str | int, Any], ...]
+
+    @property
+    def dotted(self) -> str:
+        return ".".join(str(step) for step, _ in self.steps)
+
+    def resolve(self, body: Any) -> Any:
+        value = body
+        for key, default in self.steps:
+            value = _step(value, key, default)
+        return value
+
+
+def _step(value: Any, key: str | int, default: Any) -> Any:
+    if isinstance(value, dict):
+        return value.get(key, default) if isinstance(key, str) else value.get(str(key), default)
+    if isinstance(value, list) and isinstance(key, int) and -len(value) <= key < len(value):
+        return value[key]
+    return default
+
+
+@dataclass(frozen=True)
+class StopCondition:
+    """A compiled stop condition: `should_stop(body)` and the paths it reads."""
+
+    source: str
+    predicate: Callable[[Any], bool]
+    paths: tuple[PathRef, ...]
+
+    def should_stop(self, body: Any) -> bool:
+        """True when pagination must stop after the page whose JSON is `body`."""
+        return bool(self.predicate(body))
+
+    @property
+    def single_path(self) -> str | None:
+        """The one dotted path the condition reads, if it reads exactly one."""
+        dotted = {path.dotted for path in self.paths}
+        return dotted.pop() if len(dotted) == 1 else None
+
+
+def parse_stop_condition(text: str) -> StopCondition:
+    """Parse `text` into a StopCondition or raise StopConditionSyntaxError."""
+    if not isinstance(text, str) or not text.strip():
+        raise StopConditionSyntaxError("must be a non-empty string")
+    text = text.strip()
+    if len(text) > _MAX_LENGTH:
+        raise StopConditionSyntaxError(f"is longer than {_MAX_LENGTH} characters")
+    if "__" in text:
+        raise StopConditionSyntaxError("must not contain '__' (dunder names are never allowed)")
+    paths: list[PathRef] = []
+    normalised = _normalise_null_words(text)
+    try:
+        tree = ast.parse(normalised, mode="eval")
+    except SyntaxError:
+        raise StopConditionSyntaxError("is not a valid expression") from None
+    predicate = _build(tree.body, paths)
+    return StopCondition(source=text, predicate=predicate, paths=tuple(paths))
+
+
+def _normalise_null_words(text: str) -> str:
+    """Map the lowercase words none/null/true/false onto Python's constants."""
+    return _WORD_CONSTANT.sub(lambda m: _WORD_CONSTANTS[m.group(1)], text)
+
+
+def _build(node: ast.AST, paths: list[PathRef]) -> Callable[[Any], Any]:
+    if isinstance(node, ast.BoolOp):
+        parts = [_build(value, paths) for value in node.values]
+        if isinstance(node.op, ast.And):
+            return lambda body: all(part(body) for part in parts)
+        return lambda body: any(part(body) for part in parts)
+    if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.Not):
+        inner = _build(node.operand, paths)
+        return lambda body: not inner(body)
+    if isinstance(node, ast.Compare):
+        return _build_compare(node, paths)
+    path = _path_of(node)
+    paths.append(path)
+    return path.resolve
+
+
+def _build_compare(node: ast.Compare, paths: list[PathRef]) -> Callable[[Any], bool]:
+    if len(node.ops) != 1:
+        raise StopConditionSyntaxError("chained comparisons are not allowed")
+    op = node.ops[0]
+    path = _path_of(node.left)
+    paths.append(path)
+    literal = _literal_of(node.comparators[0])
+    if isinstance(op, ast.Is) and literal is None:
+        return lambda body: path.resolve(body) is None
+    if isinstance(op, ast.IsNot) and literal is None:
+        return lambda body: path.resolve(body) is not None
+    if isinstance(op, ast.Eq):
+        return lambda body: path.resolve(body) == literal
+    if isinstance(op, ast.NotEq):
+        return lambda body: path.resolve(body) != literal
+    raise StopConditionSyntaxError("only 'is None', 'is not None', '==' and '!=' comparisons are allowed")
+
+
+def _literal_of(node: ast.AST) -> Any:
+    if isinstance(node, ast.Constant) and isinstance(node.value, (str, int, float, bool, type(None))):
+        return node.value
+    if isinstance(node, ast.Dict) and not node.keys:
+        return {}
+    if isinstance(node, ast.List) and not node.elts:
+        return []
+    raise StopConditionSyntaxError("comparisons and defaults must use literals (strings, numbers, true/false, none, {}, [])")
+
+
+def _path_of(node: ast.AST) -> PathRef:
+    """A body path from `response[...]`, `response.get(...)` chains or a bare dotted path."""
+    steps: list[tuple[str | int, Any]] = []
+    current = node
+    while True:
+        if isinstance(current, ast.Subscript):
+            steps.append((_key_of(current.slice), None))
+            current = current.value
+        elif isinstance(current, ast.Call):
+            steps.append(_get_call_step(current))
+            current = current.func.value  # type: ignore[attr-defined]
+        elif isinstance(current, ast.Attribute):
+            steps.append((current.attr, None))
+            current = current.value
+        elif isinstance(current, ast.Name):
+            break
+        else:
+            raise StopConditionSyntaxError(f"'{type(current).__name__}' expressions are not allowed")
+    steps.reverse()
+    root = current.id
+    if root == "response":
+        if any(isinstance(n, ast.Attribute) for n in _chain(node)):
+            raise StopConditionSyntaxError("attributes of 'response' are not allowed; use response['key'] or response.get('key', default)")
+        return PathRef(tuple(steps))
+    # a bare dotted path: every link must be a plain attribute (no calls, no subscripts)
+    if any(not isinstance(n, (ast.Attribute, ast.Name)) for n in _chain(node)):
+        raise StopConditionSyntaxError(f"the only name that may be called or subscripted is 'response', not '{root}'")
+    return PathRef(((root, None), *steps))
+
+
+def _chain(node: ast.AST) -> list[ast.AST]:
+    links = []
+    while isinstance(node, (ast.Subscript, ast.Call, ast.Attribute)):
+        links.append(node)
+        node = node.func.value if isinstance(node, ast.Call) else node.value  # type: ignore[attr-defined]
+    links.append(node)
+    return links
+
+
+def _get_call_step(call: ast.Call) -> tuple[str | int, Any]:
+    func = call.func
+    if not (isinstance(func, ast.Attribute) and func.attr == "get"):
+        raise StopConditionSyntaxError("the only call allowed is .get(key[, default])")
+    if call.keywords or not 1 <= len(call.args) <= 2:
+        raise StopConditionSyntaxError(".get takes a literal key and an optional literal default")
+    key = _key_of(call.args[0])
+    default = _literal_of(call.args[1]) if len(call.args) == 2 else None
+    return key, default
+
+
+def _key_of(node: ast.AST) -> str | int:
+    if isinstance(node, ast.Constant) and isinstance(node.value, (str, int)) and not isinstance(node.value, bool):
+        return node.value
+    raise StopConditionSyntaxError("keys must be string or integer literals")

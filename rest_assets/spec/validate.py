@@ -1,0 +1,385 @@
+"""Turn one parsed YAML document into a validated :class:`SourceSpec`.
+
+Two passes, as in the best declarative tools: structure (types, unknown keys
+with a "did you mean"), then meaning (parents exist, placeholders bound,
+unique names, no cycles, durations and cron parse). Every error names file,
+line, resource and dotted key; values under secret-looking keys are masked.
+"""
+
+from __future__ import annotations
+
+import copy
+import difflib
+import re
+from typing import Any, Iterable
+
+from rest_assets.errors import SpecError, StopConditionError
+from rest_assets.spec import vocabulary as vocab
+from rest_assets.spec.durations import parse_duration
+from rest_assets.spec.cron import is_valid_cron
+from rest_assets.spec.model import Freshness, ParentLink, ResourceSpec, SecretRef, SourceSpec
+from rest_assets.spec.stop_condition import StopConditionSyntaxError, parse_stop_condition
+from rest_assets.spec.yaml_source import Path, YamlDocument
+
+IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+SNAKE_CASE = re.compile(r"^[a-z_][a-z0-9_]*$")
+STREAM_PARTITION = re.compile(
+    r"\{\{\s*stream_partition\s*(?:\[\s*['\"]([^'\"]+)['\"]\s*\]|\.([A-Za-z_][A-Za-z0-9_]*))\s*\}\}"
+)
+DLT_RESOURCE_PLACEHOLDER = re.compile(r"\{resources\.([A-Za-z0-9_]+)\.([^}]+)\}")
+
+
+class _Checker:
+    """Holds the document so every failure can point at a file and line."""
+
+    def __init__(self, doc: YamlDocument) -> None:
+        self.doc = doc
+
+    def fail(self, path: Path, message: str, resource: str | None = None) -> SpecError:
+        key = _dotted(path, resource)
+        return SpecError(message, file=self.doc.file, line=self.doc.line_of(path), resource=resource, key=key or None)
+
+    def mapping(self, value: Any, path: Path, resource: str | None = None) -> dict[str, Any]:
+        if not isinstance(value, dict):
+            raise self.fail(path, f"must be a mapping, got {_type_name(value)}", resource)
+        return value
+
+    def keys(self, mapping: dict[str, Any], allowed: Iterable[str], path: Path, resource: str | None = None) -> None:
+        allowed = sorted(allowed)
+        for key in mapping:
+            if key not in allowed:
+                hint = difflib.get_close_matches(str(key), allowed, n=1)
+                suggestion = f" Did you mean '{hint[0]}'?" if hint else ""
+                raise self.fail(
+                    (*path, key), f"unknown key '{key}'.{suggestion} Allowed here: {', '.join(allowed)}", resource
+                )
+
+
+def _dotted(path: Path, resource: str | None) -> str:
+    parts = list(path)
+    if resource is not None and len(parts) >= 2 and parts[0] == "resources":
+        parts = parts[2:]
+    return ".".join(str(p) for p in parts)
+
+
+def _type_name(value: Any) -> str:
+    return {dict: "a mapping", list: "a list", str: "a string", type(None): "nothing"}.get(type(value), type(value).__name__)
+
+
+def build_source_spec(doc: YamlDocument, default_name: str) -> SourceSpec:
+    """Validate `doc` and return the normalised SourceSpec (raises SpecError)."""
+    check = _Checker(doc)
+    data = check.mapping(doc.data, ())
+    data = _resolve_secret_markers(data, (), check)
+    check.keys(data, vocab.TOP_LEVEL_KEYS, ())
+    name = data.get("name", default_name)
+    if not isinstance(name, str) or not SNAKE_CASE.match(name):
+        raise check.fail(("name",), f"'{name}' is not a snake_case identifier (letters, digits, underscores)")
+    client = _check_client(check, data.get("client"))
+    defaults = _check_resource_body(check, data.get("resource_defaults", {}), ("resource_defaults",), None, vocab.RESOURCE_DEFAULT_KEYS)
+    raw_resources = data.get("resources")
+    if not isinstance(raw_resources, list) or not raw_resources:
+        raise check.fail(("resources",), "must be a non-empty list of resources")
+    resources = [_build_resource(check, raw, i, defaults) for i, raw in enumerate(raw_resources)]
+    _check_unique_names(check, resources)
+    _bind_parents(check, resources)
+    _check_no_cycles(check, resources)
+    schedule = data.get("schedule")
+    if schedule is not None and (not isinstance(schedule, str) or not is_valid_cron(schedule)):
+        raise check.fail(("schedule",), f"'{schedule}' is not a valid cron expression (five fields, e.g. '0 * * * *', or @hourly/@daily/@weekly/@monthly)")
+    return SourceSpec(
+        name=name, file=doc.file, client=client, resources=resources,
+        schedule=schedule, description=data.get("description"), lines=dict(doc.lines),
+    )
+
+
+def _resolve_secret_markers(value: Any, path: Path, check: _Checker) -> Any:
+    """Replace every `{secret: KEY}` mapping with a SecretRef."""
+    if isinstance(value, dict):
+        if "secret" in value:
+            key = value["secret"]
+            if len(value) != 1 or not isinstance(key, str) or not IDENTIFIER.match(key):
+                raise check.fail(path, "a secret is written {secret: KEY} with KEY an identifier and nothing else beside it")
+            return SecretRef(key)
+        return {k: _resolve_secret_markers(v, (*path, k), check) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_resolve_secret_markers(v, (*path, i), check) for i, v in enumerate(value)]
+    return value
+
+
+def _check_client(check: _Checker, client: Any) -> dict[str, Any]:
+    client = check.mapping(client, ("client",))
+    check.keys(client, vocab.CLIENT_KEYS, ("client",))
+    base_url = client.get("base_url")
+    if not isinstance(base_url, (str, SecretRef)) or (isinstance(base_url, str) and not re.match(r"^https?://", base_url)):
+        raise check.fail(("client", "base_url"), "is required: an http(s) URL such as https://api.example.com")
+    if "auth" in client:
+        _check_auth(check, client["auth"], ("client", "auth"), None)
+    if "paginator" in client:
+        _check_paginator(check, client["paginator"], ("client", "paginator"), None)
+    for key in ("timeout", "max_pages", "child_concurrency"):
+        if key in client and (not isinstance(client[key], (int, float)) or isinstance(client[key], bool) or client[key] <= 0):
+            raise check.fail(("client", key), "must be a positive number")
+    return client
+
+
+def _check_auth(check: _Checker, auth: Any, path: Path, resource: str | None) -> None:
+    if isinstance(auth, str):
+        auth = {"type": auth}
+    auth = check.mapping(auth, path, resource)
+    auth_type = auth.get("type", "bearer")
+    if auth_type not in vocab.AUTH_KEYS:
+        raise check.fail((*path, "type"), f"unknown auth type '{auth_type}'; allowed: {', '.join(sorted(vocab.AUTH_KEYS))}", resource)
+    check.keys(auth, vocab.AUTH_KEYS[auth_type], path, resource)
+    required = {"oauth2": ("client_id", "client_secret", "token_url"), "api_key": ("api_key",),
+                "http_basic": ("username", "password")}.get(auth_type, ())
+    for key in required:
+        if key not in auth:
+            raise check.fail(path, f"auth type '{auth_type}' needs '{key}'", resource)
+    if auth_type == "bearer" and not ({"token", "api_key"} & set(auth)):
+        raise check.fail(path, "auth type 'bearer' needs 'token' (or its alias 'api_key')", resource)
+    if auth.get("location", "header") not in ("header", "query", "param", "cookie"):
+        raise check.fail((*path, "location"), "must be one of header, query, cookie", resource)
+
+
+def _check_paginator(check: _Checker, paginator: Any, path: Path, resource: str | None) -> None:
+    if isinstance(paginator, str):
+        paginator = {"type": paginator}
+    paginator = check.mapping(paginator, path, resource)
+    kind = paginator.get("type", "auto")
+    if kind not in vocab.PAGINATOR_KEYS:
+        raise check.fail((*path, "type"), f"unknown paginator type '{kind}'; allowed: {', '.join(sorted(vocab.PAGINATOR_KEYS))}", resource)
+    check.keys(paginator, vocab.PAGINATOR_KEYS[kind], path, resource)
+    if "stop_condition" in paginator:
+        try:
+            parse_stop_condition(paginator["stop_condition"])
+        except StopConditionSyntaxError as exc:
+            err = check.fail((*path, "stop_condition"), f"{exc}; allowed: a dotted path or response['k'] / response.get('k', default) with not/and/or, 'is none', '==', '!='", resource)
+            raise StopConditionError(err.detail, file=err.file, line=err.line, resource=err.resource, key=err.key) from None
+    if kind == "cursor" and not (paginator.get("cursor_path") or paginator.get("stop_condition")):
+        raise check.fail(path, "a cursor paginator needs 'cursor_path' or a 'stop_condition' that names one path", resource)
+    for key in ("limit", "maximum_offset", "maximum_page", "base_page", "page", "offset"):
+        if key in paginator and (not isinstance(paginator[key], int) or isinstance(paginator[key], bool) or paginator[key] < 0):
+            raise check.fail((*path, key), "must be a non-negative integer", resource)
+
+
+def _check_error_handler(check: _Checker, handler: Any, path: Path, resource: str | None) -> None:
+    handler = check.mapping(handler, path, resource)
+    check.keys(handler, vocab.ERROR_HANDLER_KEYS, path, resource)
+    codes = handler.get("retry_on_status_codes", [])
+    if not isinstance(codes, list) or not all(isinstance(c, int) and 100 <= c <= 599 for c in codes):
+        raise check.fail((*path, "retry_on_status_codes"), "must be a list of HTTP status codes (100-599)", resource)
+    retries = handler.get("max_retries", 3)
+    if not isinstance(retries, int) or isinstance(retries, bool) or not 0 <= retries <= 50:
+        raise check.fail((*path, "max_retries"), "must be an integer from 0 to 50", resource)
+    for key in ("backoff_factor", "max_backoff"):
+        value = handler.get(key, 1)
+        if not isinstance(value, (int, float)) or isinstance(value, bool) or value < 0:
+            raise check.fail((*path, key), "must be a non-negative number of seconds", resource)
+
+
+def _check_freshness(check: _Checker, value: Any, path: Path, resource: str | None) -> None:
+    value = check.mapping(value, path, resource)
+    check.keys(value, vocab.FRESHNESS_KEYS, path, resource)
+    if "fail_window" not in value:
+        raise check.fail(path, "needs 'fail_window' (e.g. 6h)", resource)
+    for key in ("fail_window", "warn_window"):
+        if key in value:
+            try:
+                parse_duration(value[key])
+            except ValueError as exc:
+                raise check.fail((*path, key), str(exc), resource) from None
+
+
+def _check_resource_body(check: _Checker, body: Any, path: Path, resource: str | None, allowed: Iterable[str]) -> dict[str, Any]:
+    body = check.mapping(body, path, resource)
+    check.keys(body, allowed, path, resource)
+    endpoint = body.get("endpoint")
+    if isinstance(endpoint, str):
+        body = {**body, "endpoint": {"path": endpoint}}
+    elif endpoint is not None:
+        _check_endpoint(check, endpoint, (*path, "endpoint"), resource)
+    wd = body.get("write_disposition")
+    if wd is not None and not (isinstance(wd, dict) or wd in vocab.WRITE_DISPOSITIONS):
+        raise check.fail((*path, "write_disposition"), f"must be one of {', '.join(sorted(vocab.WRITE_DISPOSITIONS))} (or dlt's mapping form)", resource)
+    if "freshness" in body:
+        _check_freshness(check, body["freshness"], (*path, "freshness"), resource)
+    if "columns" in body and not isinstance(body["columns"], (dict, list)):
+        raise check.fail((*path, "columns"), "must be a mapping of column name to dlt column hints", resource)
+    return body
+
+
+def _check_endpoint(check: _Checker, endpoint: Any, path: Path, resource: str | None) -> None:
+    endpoint = check.mapping(endpoint, path, resource)
+    check.keys(endpoint, vocab.ENDPOINT_KEYS, path, resource)
+    if "path" in endpoint and not isinstance(endpoint["path"], str):
+        raise check.fail((*path, "path"), "must be a string", resource)
+    for key in ("params", "headers", "json"):
+        if key in endpoint and not isinstance(endpoint[key], dict):
+            raise check.fail((*path, key), "must be a mapping", resource)
+    if "paginator" in endpoint:
+        _check_paginator(check, endpoint["paginator"], (*path, "paginator"), resource)
+    if "auth" in endpoint:
+        _check_auth(check, endpoint["auth"], (*path, "auth"), resource)
+    if "error_handler" in endpoint:
+        _check_error_handler(check, endpoint["error_handler"], (*path, "error_handler"), resource)
+    if "incremental" in endpoint:
+        inc = check.mapping(endpoint["incremental"], (*path, "incremental"), resource)
+        check.keys(inc, vocab.INCREMENTAL_KEYS, (*path, "incremental"), resource)
+        if "cursor_path" not in inc:
+            raise check.fail((*path, "incremental"), "needs 'cursor_path' (the record field that grows, e.g. updated_at)", resource)
+    if "partition_router" in endpoint:
+        router = check.mapping(endpoint["partition_router"], (*path, "partition_router"), resource)
+        check.keys(router, vocab.PARTITION_ROUTER_KEYS, (*path, "partition_router"), resource)
+        if "parent" not in router:
+            raise check.fail((*path, "partition_router"), "needs 'parent' (the name of the parent resource)", resource)
+
+
+def _build_resource(check: _Checker, raw: Any, index: int, defaults: dict[str, Any]) -> ResourceSpec:
+    path: Path = ("resources", index)
+    if isinstance(raw, str):
+        raw = {"name": raw, "endpoint": {"path": raw}}
+    raw = check.mapping(raw, path)
+    name = raw.get("name")
+    if not isinstance(name, str) or not IDENTIFIER.match(name):
+        raise check.fail((*path, "name"), f"each resource needs a 'name' that is an identifier (letters, digits, underscores), got {name!r}")
+    body = _check_resource_body(check, raw, path, name, vocab.RESOURCE_KEYS)
+    merged = _merge_defaults(defaults, body)
+    merged.setdefault("endpoint", {}).setdefault("path", name)
+    freshness = None
+    if "freshness" in merged:
+        f = merged["freshness"]
+        freshness = Freshness(parse_duration(f["fail_window"]), parse_duration(f["warn_window"]) if "warn_window" in f else None)
+    return ResourceSpec(name=name, config=merged, freshness=freshness, line=check.doc.line_of(path))
+
+
+def _merge_defaults(defaults: dict[str, Any], resource: dict[str, Any]) -> dict[str, Any]:
+    """Deep-merge `resource_defaults` under a resource; paginator and auth replace wholesale."""
+    merged = copy.deepcopy(defaults)
+    _deep_update(merged, copy.deepcopy(resource))
+    return merged
+
+
+_REPLACE_WHOLE = frozenset({"paginator", "auth", "incremental", "partition_router"})
+
+
+def _deep_update(target: dict[str, Any], update: dict[str, Any]) -> None:
+    for key, value in update.items():
+        if isinstance(value, dict) and isinstance(target.get(key), dict) and key not in _REPLACE_WHOLE:
+            _deep_update(target[key], value)
+        else:
+            target[key] = value
+
+
+def _check_unique_names(check: _Checker, resources: list[ResourceSpec]) -> None:
+    seen: dict[str, int] = {}
+    for index, resource in enumerate(resources):
+        if resource.name in seen:
+            raise check.fail(("resources", index, "name"), f"duplicate resource name (first defined as resources[{seen[resource.name]}])", resource.name)
+        seen[resource.name] = index
+
+
+def _bind_parents(check: _Checker, resources: list[ResourceSpec]) -> None:
+    """Rewrite stream_partition placeholders into dlt's form and record parent links."""
+    names = [r.name for r in resources]
+    for index, resource in enumerate(resources):
+        endpoint = resource.config["endpoint"]
+        path: Path = ("resources", index, "endpoint")
+        fields = _stream_partition_fields(endpoint)
+        router = endpoint.pop("partition_router", None)
+        if fields:
+            resource.parent = _partition_parent(check, resource, fields, router, names, path)
+            _rewrite_stream_partition(endpoint, resource.parent)
+            include = resource.config.setdefault("include_from_parent", [])
+            if resource.parent.parent_key not in include:
+                include.append(resource.parent.parent_key)
+        elif router:
+            raise check.fail((*path, "partition_router"), "is set but neither the path nor the params use {{ stream_partition['...'] }}", resource.name)
+        else:
+            resource.parent = _native_parent(check, resource, names, path)
+
+
+def _stream_partition_fields(endpoint: dict[str, Any]) -> list[str]:
+    texts = [endpoint.get("path", "")] + [v for v in (endpoint.get("params") or {}).values() if isinstance(v, str)]
+    found: list[str] = []
+    for text in texts:
+        for match in STREAM_PARTITION.finditer(text):
+            field = match.group(1) or match.group(2)
+            if field not in found:
+                found.append(field)
+    return found
+
+
+def _partition_parent(check: _Checker, resource: ResourceSpec, fields: list[str], router: dict[str, Any] | None,
+                      names: list[str], path: Path) -> ParentLink:
+    if len(fields) > 1:
+        raise check.fail((*path, "path"), f"uses several stream_partition fields ({', '.join(fields)}); one parent field per resource is supported", resource.name)
+    field = fields[0]
+    if router:
+        parent = router["parent"]
+        if parent not in names:
+            raise check.fail((*path, "partition_router", "parent"), f"parent resource '{parent}' does not exist; resources: {', '.join(names)}", resource.name)
+        wanted = router.get("partition_field", field)
+        if wanted != field:
+            raise check.fail((*path, "partition_router", "partition_field"), f"is '{wanted}' but the path uses stream_partition['{field}']", resource.name)
+        return ParentLink(parent, str(router.get("parent_key", "id")))
+    candidates = _infer_parent_names(field, names, resource.name)
+    if len(candidates) != 1:
+        found = "none" if not candidates else "several (" + ", ".join(candidates) + ")"
+        raise check.fail(
+            (*path, "path"),
+            f"cannot infer the parent of stream_partition['{field}']: {found} of the resources match; "
+            f"set endpoint.partition_router: {{parent: <resource>, parent_key: id}}",
+            resource.name,
+        )
+    return ParentLink(candidates[0], "id")
+
+
+def _infer_parent_names(field: str, names: list[str], own: str) -> list[str]:
+    if not field.endswith("_id"):
+        return []
+    stem = field[: -len("_id")]
+    forms = {stem, stem + "s", stem + "es"}
+    if stem.endswith("y"):
+        forms.add(stem[:-1] + "ies")
+    return [name for name in names if name in forms and name != own]
+
+
+def _rewrite_stream_partition(endpoint: dict[str, Any], link: ParentLink) -> None:
+    replacement = "{resources.%s.%s}" % (link.parent, link.parent_key)
+    endpoint["path"] = STREAM_PARTITION.sub(replacement, endpoint.get("path", ""))
+    params = endpoint.get("params") or {}
+    for key, value in params.items():
+        if isinstance(value, str):
+            params[key] = STREAM_PARTITION.sub(replacement, value)
+
+
+def _native_parent(check: _Checker, resource: ResourceSpec, names: list[str], path: Path) -> ParentLink | None:
+    endpoint = resource.config["endpoint"]
+    texts = [endpoint.get("path", "")] + [v for v in (endpoint.get("params") or {}).values() if isinstance(v, str)]
+    links = {(m.group(1), m.group(2)) for text in texts for m in DLT_RESOURCE_PLACEHOLDER.finditer(text)}
+    for key, value in (endpoint.get("params") or {}).items():
+        if isinstance(value, dict) and value.get("type") == "resolve":
+            links.add((str(value.get("resource")), str(value.get("field"))))
+    if not links:
+        return None
+    parents = {parent for parent, _ in links}
+    if len(parents) > 1:
+        raise check.fail((*path, "path"), f"refers to several parents ({', '.join(sorted(parents))}); one is supported", resource.name)
+    parent, field = sorted(links)[0]
+    if parent not in names:
+        raise check.fail((*path, "path"), f"refers to resource '{parent}', which does not exist; resources: {', '.join(names)}", resource.name)
+    return ParentLink(parent, field)
+
+
+def _check_no_cycles(check: _Checker, resources: list[ResourceSpec]) -> None:
+    parent_of = {r.name: r.parent.parent for r in resources if r.parent}
+    for index, resource in enumerate(resources):
+        seen = [resource.name]
+        current = parent_of.get(resource.name)
+        while current is not None:
+            if current in seen:
+                chain = " -> ".join([*seen, current])
+                raise check.fail(("resources", index, "endpoint", "path"), f"parent/child cycle: {chain}", resource.name)
+            seen.append(current)
+            current = parent_of.get(current)
