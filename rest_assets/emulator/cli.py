@@ -1,0 +1,51 @@
+"""Command line: ``python -m rest_assets.emulator [--port N] ...``."""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import threading
+
+from .config import EmulatorConfig
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of the emulator command."""
+    p = argparse.ArgumentParser(prog="python -m rest_assets.emulator", description="Local REST API emulator.")
+    p.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1)")
+    p.add_argument("--port", type=int, default=0, help="port (0 = pick a free port)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--size", type=int, default=120, help="default rows per top-level resource")
+    p.add_argument("--latency-ms", type=float, default=0)
+    p.add_argument("--rate-limit-every", type=int, default=None, help="answer every Nth request with 429")
+    p.add_argument("--retry-after", type=float, default=1, help="Retry-After seconds for --rate-limit-every")
+    p.add_argument("--error-every", type=int, default=None, help="answer every Nth request with 500")
+    p.add_argument("--token-expiry-requests", type=int, default=None)
+    p.add_argument("--rotate-refresh-tokens", action="store_true")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run an emulator until SIGINT/SIGTERM; prints its URL on one line."""
+    from .emulator import Emulator
+
+    args = build_parser().parse_args(argv)
+    emu = Emulator(EmulatorConfig(seed=args.seed, default_size=args.size, latency_ms=args.latency_ms,
+                                  token_expiry_requests=args.token_expiry_requests,
+                                  rotate_refresh_tokens=args.rotate_refresh_tokens))
+    if args.rate_limit_every:
+        emu.add_fault("status", status=429, count=None, every=args.rate_limit_every, retry_after=args.retry_after)
+    if args.error_every:
+        emu.add_fault("status", status=500, count=None, every=args.error_every)
+    done = threading.Event()
+    previous = {sig: signal.signal(sig, lambda *_: done.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
+    url = emu.start(host=args.host, port=args.port)
+    print(f"emulator listening on {url}", flush=True)
+    try:
+        while not done.wait(0.5):
+            pass
+    finally:
+        emu.stop()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    return 0
