@@ -11,7 +11,7 @@ from .admin import handle_admin
 from .apis import Apis, not_found
 from .config import EmulatorConfig
 from .data import Store, iso
-from .faults import PRE_KINDS, FaultRule, FaultSet, corrupt, status_response
+from .faults import FaultRule, FaultSet, corrupt, status_response
 from .messages import Request, Response
 from .reqlog import RequestLog
 from .schema import SPECS
@@ -116,9 +116,19 @@ class Emulator:
         rule = self.faults.pick(request.path, source)
         if self.config.latency_ms:
             await asyncio.sleep(self.config.latency_ms / 1000)
+        if rule is not None and rule.kind == "hang":
+            response = Response(0, action="hang", resource=route.resource if route else None)
+            self._log(request, response, source, started, rule)  # logged before the client gives up
+            await asyncio.sleep(rule.delay)
+            return response
         response = await self._answer(request, rule, route)
         if response.resource is None and route is not None:
             response.resource = route.resource
+        self._log(request, response, source, started, rule)
+        return response
+
+    def _log(self, request: Request, response: Response, source: str | None, started: float,
+             rule: FaultRule | None) -> None:
         self.log.add({
             "method": request.method, "path": request.path, "query": self.log.mask(request.params),
             "status": None if response.action == "hang" else response.status,
@@ -126,13 +136,12 @@ class Emulator:
             "source": source if source in SPECS else None, "resource": response.resource,
             "fault": rule.kind if rule else None,
         })
-        return response
 
     async def _answer(self, request: Request, rule: FaultRule | None, route: Any) -> Response:
-        if rule is not None and rule.kind in ("slow", "hang"):
+        if rule is not None and rule.kind == "slow":
             await asyncio.sleep(rule.delay)
-        if rule is not None and rule.kind in PRE_KINDS:
-            return Response(0, action="hang") if rule.kind == "hang" else status_response(rule)
+        if rule is not None and rule.kind == "status":
+            return status_response(rule)
         response = self.apis.handle(request, route) if route is not None else not_found()
         if rule is not None and rule.kind != "slow":
             response = corrupt(rule, response)

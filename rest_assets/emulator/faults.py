@@ -15,10 +15,9 @@ from dataclasses import dataclass
 from email.utils import formatdate
 from typing import Any
 
-from .messages import Response, dumps, error
+from .messages import Response, dumps, json_response
 
 KINDS = {"status", "slow", "hang", "reset", "html", "truncated", "drop_selector"}
-PRE_KINDS = {"status", "hang"}  # answered without running the API handler
 
 
 @dataclass
@@ -97,7 +96,7 @@ class FaultSet:
 
 def status_response(rule: FaultRule) -> Response:
     """The error response of a ``status`` fault (with Retry-After for 429)."""
-    response = error(rule.status, "injected_fault", status=rule.status)
+    response = json_response(rule.status, {"error": "injected_fault", "status": rule.status})
     if rule.status == 429:
         if rule.retry_after_http_date:
             value = formatdate(time.time() + rule.retry_after, usegmt=True)
