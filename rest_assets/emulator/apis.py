@@ -190,7 +190,7 @@ class Apis:
 
     # -- the APIs ---------------------------------------------------------
     def _contact_book(self, request: Request, route: Route) -> Response:
-        if not same(bearer(request), self.credentials["contact_book"].get("api_key")):
+        if not same(bearer(request), self.credentials.get("contact_book", {}).get("api_key")):
             return error(401, "unauthorized", message="invalid or missing bearer token")
         params = request.query
         if route.resource == "conversations":
@@ -203,12 +203,12 @@ class Apis:
 
     def _chat_analytics(self, request: Request, route: Route) -> Response:
         params = request.query
-        if not same(params.get("api_key"), self.credentials["chat_analytics"].get("api_key")):
+        if not same(params.get("api_key"), self.credentials.get("chat_analytics", {}).get("api_key")):
             return error(401, "unauthorized", message="invalid or missing api_key")
         return self._cached(request, route, lambda: {"data": self._offset_page(route, params, 100, 1000)[0]})
 
     def _sales_crm(self, request: Request, route: Route) -> Response:
-        creds = self.credentials["sales_crm"]
+        creds = self.credentials.get("sales_crm", {})
         if not same(request.headers.get("api_key"), creds.get("api_key")):
             return error(401, "unauthorized", message="invalid or missing api_key header")
         if not same(request.headers.get("x-organization-id"), creds.get("organization_id")):
@@ -234,7 +234,7 @@ class Apis:
         denied = self.tokens.check(request, "client_portal", self.settings.token_expiry_requests)
         if denied is not None:
             return denied
-        if not same(request.headers.get("account-id"), self.credentials["client_portal"].get("account_id")):
+        if not same(request.headers.get("account-id"), self.credentials.get("client_portal", {}).get("account_id")):
             return error(403, "forbidden", message="unknown or missing Account-Id")
         params = request.query
         if route.resource == "company":
