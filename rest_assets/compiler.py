@@ -1,0 +1,106 @@
+"""Compile a SourceSpec into a working dlt `rest_api` source.
+
+Runs at materialization time, not at definition load: this is where secrets
+are resolved, base/token URL overrides read, and our runtime pieces (auth,
+paginators, retry policy, response checks, credential scoping) are put into
+dlt's config in place of the dialect's extension keys.
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+from dataclasses import dataclass
+from typing import Any, Callable
+from urllib.parse import urlsplit
+
+from dlt.extract.source import DltSource
+from dlt.sources.rest_api import rest_api_source
+
+from rest_assets.runtime.auth import build_auth
+from rest_assets.runtime.http import DEFAULT_TIMEOUT_SECONDS, EndpointRoute, GuardedSession, RetryPolicy
+from rest_assets.runtime.paginators import build_paginator
+from rest_assets.runtime.redaction import install_log_redaction
+from rest_assets.runtime.responses import response_validator
+from rest_assets.runtime.secrets import resolve_secrets, resolve_setting
+from rest_assets.spec.model import ResourceSpec, SourceSpec
+
+# Keys of the dialect that dlt does not know; they are compiled into objects.
+_RESOURCE_EXTENSIONS = ("freshness", "description")
+_ENDPOINT_EXTENSIONS = ("error_handler", "partition_router")
+_CLIENT_EXTENSIONS = ("timeout", "max_pages", "child_concurrency")
+
+
+@dataclass
+class CompiledSource:
+    """A dlt source plus the transport whose counters describe the run."""
+
+    source: DltSource
+    session: GuardedSession
+
+
+def compile_source(spec: SourceSpec, *, sleep: Callable[[float], None] = time.sleep) -> CompiledSource:
+    """Build the dlt source for `spec`, resolving secrets now (raises MissingSecretError)."""
+    install_log_redaction()
+    client = resolve_secrets(spec.name, spec.client)
+    base_url = str(resolve_setting(spec.name, "base_url", client["base_url"]))
+    auth_config = client.get("auth") or {}
+    token_url = _token_url(spec.name, auth_config)
+    session = _build_session(spec, base_url, token_url, sleep)
+    max_pages = client.get("max_pages")
+    dlt_client: dict[str, Any] = {
+        "base_url": base_url,
+        "session": session,
+        "auth": build_auth(spec.name, auth_config, session, token_url),
+    }
+    if client.get("headers"):
+        dlt_client["headers"] = client["headers"]
+    if client.get("paginator"):
+        dlt_client["paginator"] = build_paginator(client["paginator"], max_pages)
+    resources = [_compile_resource(spec, r, session, token_url, max_pages) for r in spec.resources]
+    source = rest_api_source({"client": dlt_client, "resources": resources}, name=spec.name)
+    return CompiledSource(source=source, session=session)
+
+
+def _token_url(source: str, auth: dict[str, Any]) -> str | None:
+    configured = auth.get("token_url") or auth.get("access_token_url")
+    if not configured:
+        return None
+    return str(resolve_setting(source, "token_url", configured))
+
+
+def _build_session(spec: SourceSpec, base_url: str, token_url: str | None,
+                   sleep: Callable[[float], None]) -> GuardedSession:
+    base_path = urlsplit(base_url).path
+    routes = [
+        EndpointRoute.for_path(r.name, base_path, r.path, RetryPolicy.from_spec(r.endpoint.get("error_handler")))
+        for r in spec.resources
+    ]
+    hosts = {urlsplit(base_url).netloc}
+    if token_url:
+        hosts.add(urlsplit(token_url).netloc)
+    return GuardedSession(
+        source=spec.name,
+        allowed_hosts=hosts,
+        routes=routes,
+        default_policy=RetryPolicy(),
+        timeout=float(spec.client.get("timeout", DEFAULT_TIMEOUT_SECONDS)),
+        sleep=sleep,
+    )
+
+
+def _compile_resource(spec: SourceSpec, resource: ResourceSpec, session: GuardedSession,
+                      token_url: str | None, max_pages: int | None) -> dict[str, Any]:
+    config = resolve_secrets(spec.name, copy.deepcopy(resource.config))
+    for key in _RESOURCE_EXTENSIONS:
+        config.pop(key, None)
+    endpoint = config["endpoint"]
+    for key in _ENDPOINT_EXTENSIONS:
+        endpoint.pop(key, None)
+    if "paginator" in endpoint:
+        endpoint["paginator"] = build_paginator(endpoint["paginator"], max_pages)
+    if "auth" in endpoint:
+        endpoint["auth"] = build_auth(spec.name, endpoint["auth"], session, token_url)
+    validator = response_validator(spec.name, resource.name, endpoint.get("data_selector"))
+    endpoint["response_actions"] = [*endpoint.get("response_actions", []), validator]
+    return config

@@ -1,0 +1,1 @@
+"""Dagster layer: SourceSpecs → assets, checks, schedules, sensors, resources."""

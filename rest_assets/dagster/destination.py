@@ -1,0 +1,61 @@
+"""Where data lands and where dlt keeps its working state (the environment, read in one place)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import dlt
+
+DESTINATION_ENV = "REST_ASSETS_DESTINATION"
+DUCKDB_CREDENTIALS_ENV = "DESTINATION__DUCKDB__CREDENTIALS"
+DEFAULT_DUCKDB_PATH = Path("data") / "rest_assets.duckdb"
+
+
+def destination_name() -> str:
+    """The dlt destination name (`REST_ASSETS_DESTINATION`, default duckdb)."""
+    return os.environ.get(DESTINATION_ENV, "").strip() or "duckdb"
+
+
+def duckdb_path() -> Path:
+    """The DuckDB file: `DESTINATION__DUCKDB__CREDENTIALS` or data/rest_assets.duckdb under the cwd."""
+    configured = os.environ.get(DUCKDB_CREDENTIALS_ENV, "").strip()
+    return Path(configured).expanduser().resolve() if configured else (Path.cwd() / DEFAULT_DUCKDB_PATH).resolve()
+
+
+def make_destination() -> Any:
+    """A dlt destination object; credentials for others come from dlt's own settings."""
+    name = destination_name()
+    if name == "duckdb":
+        path = duckdb_path()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return dlt.destinations.duckdb(credentials=str(path))
+    return name
+
+
+def loader_file_format() -> str | None:
+    """Parquet where the destination loads it natively (much faster than SQL inserts)."""
+    return "parquet" if destination_name() in ("duckdb", "motherduck", "filesystem") else None
+
+
+def state_root() -> Path:
+    """dlt's working folders: `DLT_DATA_DIR`, else .rest_assets/dlt under the cwd."""
+    configured = os.environ.get("DLT_DATA_DIR", "").strip()
+    return Path(configured).expanduser().resolve() if configured else (Path.cwd() / ".rest_assets" / "dlt").resolve()
+
+
+def pipeline_name(source: str) -> str:
+    """One dlt pipeline name per source; its state is kept in the destination."""
+    return f"rest_assets_{source}"
+
+
+def make_pipeline(source: str, working_folder: str) -> dlt.Pipeline:
+    """A dlt pipeline for `source` whose local state lives in its own working folder."""
+    return dlt.pipeline(
+        pipeline_name=pipeline_name(source),
+        pipelines_dir=str(state_root() / working_folder),
+        destination=make_destination(),
+        dataset_name=source,
+        progress="log",
+    )

@@ -1,0 +1,30 @@
+"""The code location: `defs` is what `dagster dev` and `dagster definitions validate` load."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+
+from dagster import Definitions, in_process_executor, multiprocess_executor
+from dagster_dlt import DagsterDltResource
+
+from rest_assets.dagster.assets import build_source_assets
+from rest_assets.dagster.destination import destination_name
+from rest_assets.spec import load_spec_dirs, spec_dirs_from_env
+from rest_assets.spec.model import Freshness
+
+# Project-wide policy, applied here once: a resource without `freshness` must be
+# loaded at least daily.
+DEFAULT_FRESHNESS = Freshness(fail_window=timedelta(days=1), warn_window=timedelta(hours=12))
+
+
+def build_definitions(spec_dirs: list[Path] | None = None) -> Definitions:
+    """Load every spec and wire its assets into one Definitions object."""
+    specs = load_spec_dirs(spec_dirs if spec_dirs is not None else spec_dirs_from_env())
+    assets = [build_source_assets(spec, DEFAULT_FRESHNESS) for spec in specs]
+    # DuckDB is one file that one process may write at a time: run steps in-process.
+    executor = in_process_executor if destination_name() == "duckdb" else multiprocess_executor
+    return Definitions(assets=assets, resources={"dlt": DagsterDltResource()}, executor=executor)
+
+
+defs = build_definitions()

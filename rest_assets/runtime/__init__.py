@@ -1,0 +1,1 @@
+"""Runtime pieces the compiler plugs into dlt: HTTP policy, auth, paginators, secrets."""

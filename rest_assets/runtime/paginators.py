@@ -1,0 +1,203 @@
+"""Paginators of the spec dialect, and the registry that builds them by type.
+
+dlt's own paginators are used as they are where the dialect means what dlt
+means; `offset`, `page_number` and `cursor` are extended:
+
+* offset / page_number stop on a short or empty page, use `total` only when
+  the API returns one, and never stop early while a full page came back;
+  page_number also sends the page size as `limit_param` (e.g. `page[size]`);
+* cursor follows the value at `cursor_path` as the next URL when it is a URL,
+  else sends it as `cursor_param`; `stop_condition` (a safe expression) ends
+  the paging; a cursor seen twice is an error instead of an endless loop.
+
+Every paginator stops with an error after `max_pages` pages, when set.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+from urllib.parse import urljoin
+
+from dlt.common import jsonpath
+from dlt.sources.helpers.rest_client.paginators import (
+    BasePaginator,
+    OffsetPaginator,
+    PageNumberPaginator,
+)
+from dlt.sources.rest_api.config_setup import create_paginator
+from requests import Request, Response
+
+from rest_assets.errors import PaginationError
+from rest_assets.spec.stop_condition import StopCondition, parse_stop_condition
+
+
+def _page_length(data: Any) -> int:
+    if isinstance(data, list):
+        return len(data)
+    return 1 if data else 0
+
+
+def _first_value(path: Any, body: Any) -> Any:
+    values = jsonpath.find_values(path, body) if path else []
+    return values[0] if values else None
+
+
+class _ShortPageMixin:
+    """Range paginators that stop on a short page and tolerate a missing total."""
+
+    limit: int | None
+    total_path: Any
+    has_more_path: Any
+    maximum_value: int | None
+    current_value: int
+    value_step: int
+    base_index: int
+    stop_after_empty_page: bool
+    _has_next_page: bool
+
+    def update_state(self, response: Response, data: list[Any] | None = None) -> None:
+        count = _page_length(data)
+        if (count == 0 and self.stop_after_empty_page) or (self.limit and count < self.limit):
+            self._has_next_page = False
+            return
+        self.current_value += self.value_step
+        body = response.json() if (self.total_path or self.has_more_path) else None
+        total = _first_value(self.total_path, body)
+        if total is not None and self.current_value >= int(total) + self.base_index:
+            self._has_next_page = False
+        if self.maximum_value is not None and self.current_value >= self.maximum_value:
+            self._has_next_page = False
+        if self.has_more_path and _first_value(self.has_more_path, body) in (False, "false", "False", 0):
+            self._has_next_page = False
+
+
+class ShortPageOffsetPaginator(_ShortPageMixin, OffsetPaginator):
+    """dlt's offset paginator, stopping on a short page; `total` is optional."""
+
+    def __init__(self, limit: int, total_path: Any = None, **kwargs: Any) -> None:
+        super().__init__(limit=limit, total_path=total_path, **kwargs)
+
+
+class LimitedPageNumberPaginator(_ShortPageMixin, PageNumberPaginator):
+    """dlt's page-number paginator plus a page size sent as `limit_param`."""
+
+    def __init__(self, limit: int | None = None, limit_param: str = "limit", total_path: Any = None, **kwargs: Any) -> None:
+        super().__init__(total_path=total_path, **kwargs)
+        self.limit = limit
+        self.limit_param = limit_param
+
+    def init_request(self, request: Request) -> None:
+        super().init_request(request)
+        if self.limit:
+            request.params = {**(request.params or {}), self.limit_param: self.limit}
+
+
+class CursorPaginator(BasePaginator):
+    """Follows a cursor (URL or opaque token) found in the body until a stop condition holds."""
+
+    def __init__(
+        self,
+        cursor_path: str | None = None,
+        cursor_param: str = "cursor",
+        stop_condition: str | None = None,
+        limit: int | None = None,
+        limit_param: str = "limit",
+        stop_after_empty_page: bool = False,
+        has_more_path: str | None = None,
+        cursor_body_path: str | None = None,
+    ) -> None:
+        super().__init__()
+        self.stop: StopCondition | None = parse_stop_condition(stop_condition) if stop_condition else None
+        derived = self.stop.single_path if self.stop else None
+        self.cursor_path = jsonpath.compile_path(cursor_path or derived)  # validated at load time
+        self.cursor_param = cursor_param
+        self.cursor_body_path = cursor_body_path
+        self.limit, self.limit_param = limit, limit_param
+        self.stop_after_empty_page = stop_after_empty_page
+        self.has_more_path = jsonpath.compile_path(has_more_path) if has_more_path else None
+        self._cursor: Any = None
+        self._seen: set[str] = set()
+
+    def init_request(self, request: Request) -> None:
+        self._seen = set()
+        self._has_next_page = True
+        if self.limit:
+            request.params = {**(request.params or {}), self.limit_param: self.limit}
+
+    def update_state(self, response: Response, data: list[Any] | None = None) -> None:
+        body = response.json()
+        self._cursor = _first_value(self.cursor_path, body)
+        done = (
+            (self.stop is not None and self.stop.should_stop(body))
+            or self._cursor in (None, "", {}, [])
+            or (self.stop_after_empty_page and _page_length(data) == 0)
+            or (self.has_more_path is not None and _first_value(self.has_more_path, body) in (False, "false", 0))
+        )
+        self._has_next_page = not done
+        if done:
+            return
+        key = str(self._cursor)
+        if key in self._seen:
+            raise PaginationError(
+                f"the API returned the same cursor twice ({self.cursor_path}); stopping instead of looping forever"
+            )
+        self._seen.add(key)
+
+    def update_request(self, request: Request) -> None:
+        cursor = str(self._cursor)
+        if cursor.startswith(("http://", "https://", "/")):
+            request.url = urljoin(request.url, cursor)
+            request.params = None  # the next URL carries its own query
+        elif self.cursor_body_path:
+            request.json = {**(request.json or {})}
+            jsonpath.set_value_at_path(request.json, self.cursor_body_path, cursor)
+        else:
+            request.params = {**(request.params or {}), self.cursor_param: cursor}
+
+
+class PageCap(BasePaginator):
+    """Wraps a paginator and fails once more than `max_pages` pages were requested."""
+
+    def __init__(self, inner: BasePaginator, max_pages: int) -> None:
+        super().__init__()
+        self.inner, self.max_pages, self.pages = inner, max_pages, 0
+
+    @property
+    def has_next_page(self) -> bool:
+        return self.inner.has_next_page
+
+    def init_request(self, request: Request) -> None:
+        self.pages = 0
+        self.inner.init_request(request)
+
+    def update_state(self, response: Response, data: list[Any] | None = None) -> None:
+        self.pages += 1
+        self.inner.update_state(response, data)
+        if self.inner.has_next_page and self.pages >= self.max_pages:
+            raise PaginationError(f"more than max_pages={self.max_pages} pages; raise client.max_pages if that is expected")
+
+    def update_request(self, request: Request) -> None:
+        self.inner.update_request(request)
+
+
+PaginatorBuilder = Callable[..., BasePaginator]
+PAGINATORS: dict[str, PaginatorBuilder] = {
+    "offset": ShortPageOffsetPaginator,
+    "page_number": LimitedPageNumberPaginator,
+    "cursor": CursorPaginator,
+}
+
+
+def build_paginator(config: Any, max_pages: int | None = None) -> Any:
+    """A paginator object for a spec `paginator` value (dlt's own types pass through)."""
+    if config is None:
+        return None
+    if isinstance(config, str):
+        config = {"type": config}
+    kind = config.get("type", "auto")
+    builder = PAGINATORS.get(kind)
+    params = {k: v for k, v in config.items() if k != "type"}
+    paginator = builder(**params) if builder else create_paginator(config)
+    if max_pages and paginator is not None:
+        return PageCap(paginator, max_pages)
+    return paginator

@@ -1,0 +1,48 @@
+"""Resolve `{secret: KEY}` values at run time through dlt's config providers."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import dlt
+
+from rest_assets.errors import MissingSecretError
+from rest_assets.runtime.redaction import register_secret
+from rest_assets.spec.model import SecretRef
+
+
+def secret_lookup_keys(source: str, key: str) -> list[str]:
+    """Where a secret is looked up, most specific first."""
+    return [f"sources.{source}.{key}", key]
+
+
+def resolve_secret(source: str, key: str) -> str:
+    """The value of secret `key` for `source`; raises MissingSecretError naming what to set."""
+    for name in secret_lookup_keys(source, key):
+        value = dlt.secrets.get(name)
+        if value is not None and str(value) != "":
+            text = str(value)
+            register_secret(text)
+            return text
+    env_name = f"SOURCES__{source.upper()}__{key.upper()}"
+    raise MissingSecretError(
+        f"source '{source}' needs the secret '{key}': set the environment variable {env_name} "
+        f"(or {key.upper()}), or `{key} = \"...\"` under [sources.{source}] in .dlt/secrets.toml"
+    )
+
+
+def resolve_secrets(source: str, value: Any) -> Any:
+    """A copy of `value` with every SecretRef replaced by its resolved value."""
+    if isinstance(value, SecretRef):
+        return resolve_secret(source, value.key)
+    if isinstance(value, dict):
+        return {k: resolve_secrets(source, v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [resolve_secrets(source, v) for v in value]
+    return value
+
+
+def resolve_setting(source: str, key: str, default: Any) -> Any:
+    """A plain (non-secret) override from `sources.<source>.<key>` (env or config.toml)."""
+    value = dlt.config.get(f"sources.{source}.{key}")
+    return default if value in (None, "") else value
