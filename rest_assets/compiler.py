@@ -57,9 +57,51 @@ def compile_source(spec: SourceSpec, *, sleep: Callable[[float], None] = time.sl
         dlt_client["headers"] = client["headers"]
     if client.get("paginator"):
         dlt_client["paginator"] = build_paginator(client["paginator"], max_pages)
-    resources = [_compile_resource(spec, r, session, token_url, max_pages) for r in spec.resources]
-    source = rest_api_source({"client": dlt_client, "resources": resources}, name=spec.name)
+    resources = {r.name: _compile_resource(spec, r, session, token_url, max_pages) for r in spec.resources}
+    source = rest_api_source({"client": dlt_client, "resources": _with_private_parents(spec, resources)}, name=spec.name)
     return CompiledSource(source=source, session=session)
+
+
+def _with_private_parents(spec: SourceSpec, compiled: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+    """Give each child of an incremental parent its own, unselected copy of that parent.
+
+    dlt feeds a child from its parent's stream, so they would share one
+    incremental cursor: after a parent-only run, a child-only run would see no
+    changed parents and miss their children. A private copy has its own cursor,
+    so every selection (parent, child, or both) fetches exactly what changed.
+    """
+    resources = list(compiled.values())
+    for resource in spec.resources:
+        link = resource.parent
+        if not link or "incremental" not in compiled[link.parent]["endpoint"]:
+            continue
+        private = f"{link.parent}__for__{resource.name}"
+        resources.append({**copy.deepcopy(compiled[link.parent]), "name": private, "selected": False})
+        child = compiled[resource.name]
+        _point_at_parent(child["endpoint"], link.parent, private)
+        renames = {f"_{private}_{key}": f"_{link.parent}_{key}" for key in child.get("include_from_parent", [])}
+        child["processing_steps"] = [*child.get("processing_steps", []), {"map": _renamer(renames)}]
+    return resources
+
+
+def _point_at_parent(endpoint: dict[str, Any], parent: str, private: str) -> None:
+    old, new = "{resources.%s." % parent, "{resources.%s." % private
+    endpoint["path"] = endpoint["path"].replace(old, new)
+    for key, value in (endpoint.get("params") or {}).items():
+        if isinstance(value, str):
+            endpoint["params"][key] = value.replace(old, new)
+        elif isinstance(value, dict) and value.get("type") == "resolve" and value.get("resource") == parent:
+            endpoint["params"][key] = {**value, "resource": private}
+
+
+def _renamer(renames: dict[str, str]) -> Callable[[dict[str, Any]], dict[str, Any]]:
+    def rename(record: dict[str, Any]) -> dict[str, Any]:
+        for old, new in renames.items():
+            if old in record:
+                record[new] = record.pop(old)
+        return record
+
+    return rename
 
 
 def _token_url(source: str, auth: dict[str, Any]) -> str | None:

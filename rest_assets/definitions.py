@@ -1,7 +1,5 @@
 """The code location: `defs` is what `dagster dev` and `dagster definitions validate` load."""
 
-from __future__ import annotations
-
 from datetime import timedelta
 from pathlib import Path
 
@@ -9,7 +7,10 @@ from dagster import Definitions, in_process_executor, multiprocess_executor
 from dagster_dlt import DagsterDltResource
 
 from rest_assets.dagster.assets import build_source_assets
+from rest_assets.dagster.checks import build_freshness_checks, build_primary_key_checks
 from rest_assets.dagster.destination import destination_name
+from rest_assets.dagster.schedules import build_schedule
+from rest_assets.dagster.sensors import build_freshness_sensor, build_parent_child_sensor
 from rest_assets.spec import load_spec_dirs, spec_dirs_from_env
 from rest_assets.spec.model import Freshness
 
@@ -19,12 +20,22 @@ DEFAULT_FRESHNESS = Freshness(fail_window=timedelta(days=1), warn_window=timedel
 
 
 def build_definitions(spec_dirs: list[Path] | None = None) -> Definitions:
-    """Load every spec and wire its assets into one Definitions object."""
+    """Load every spec and wire assets, checks, schedules and sensors into one Definitions."""
     specs = load_spec_dirs(spec_dirs if spec_dirs is not None else spec_dirs_from_env())
     assets = [build_source_assets(spec, DEFAULT_FRESHNESS) for spec in specs]
+    checks = [c for c in (build_primary_key_checks(spec) for spec in specs) if c is not None]
+    checks += build_freshness_checks(specs, DEFAULT_FRESHNESS)
+    schedules = [s for s in (build_schedule(spec) for spec in specs) if s is not None]
+    sensors = [build_freshness_sensor(specs, DEFAULT_FRESHNESS)]
+    parent_child = build_parent_child_sensor(specs)
+    if parent_child is not None:
+        sensors.append(parent_child)
     # DuckDB is one file that one process may write at a time: run steps in-process.
     executor = in_process_executor if destination_name() == "duckdb" else multiprocess_executor
-    return Definitions(assets=assets, resources={"dlt": DagsterDltResource()}, executor=executor)
+    return Definitions(
+        assets=assets, asset_checks=checks, schedules=schedules, sensors=sensors,
+        resources={"dlt": DagsterDltResource()}, executor=executor,
+    )
 
 
 defs = build_definitions()

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from dagster import AssetKey, AssetSpec, FreshnessPolicy, TableColumn, TableColumnConstraints, TableSchema
+from dagster import AssetKey, AssetSpec, AutomationCondition, FreshnessPolicy, TableColumn, TableColumnConstraints, TableSchema
 from dagster._core.definitions.metadata.metadata_set import TableMetadataSet
 from dagster_dlt import DagsterDltTranslator
 from dagster_dlt.translator import DltResourceTranslatorData
@@ -41,6 +41,8 @@ class RestAssetsTranslator(DagsterDltTranslator):
                 if freshness else None
             ),
             tags={"rest_assets/source": self.spec.name},
+            # a child is refreshed whenever its parent was materialized without it
+            automation_condition=AutomationCondition.eager() if resource.parent else None,
         )
 
 

@@ -1,0 +1,146 @@
+"""Sensors that keep assets fresh.
+
+* The freshness sensor requests, per source, one incremental run of exactly
+  the assets whose last materialization is older than their freshness window
+  allows (or will be by the next tick). It keeps a cursor and a stable
+  run_key so the same work is never requested twice, never stacks a run on a
+  source while one is in flight, and says why it skipped.
+* Parent → child: children carry `AutomationCondition.eager()` (set by the
+  translator); the automation sensor here evaluates it, so a child is
+  refreshed whenever its parent was materialized without it.
+"""
+
+import hashlib
+import json
+import time
+from dataclasses import dataclass
+from datetime import timedelta
+
+from dagster import (
+    AssetKey,
+    AssetSelection,
+    AutomationConditionSensorDefinition,
+    DagsterRunStatus,
+    DefaultSensorStatus,
+    RunRequest,
+    RunsFilter,
+    SensorDefinition,
+    SensorEvaluationContext,
+    SensorResult,
+    SkipReason,
+    sensor,
+)
+
+from rest_assets.dagster.translator import asset_key
+from rest_assets.spec.model import Freshness, SourceSpec
+
+FRESHNESS_SENSOR = "rest_assets_freshness_sensor"
+PARENT_CHILD_SENSOR = "rest_assets_parent_child_sensor"
+SENSOR_INTERVAL_SECONDS = 60
+IN_FLIGHT = [DagsterRunStatus.QUEUED, DagsterRunStatus.NOT_STARTED, DagsterRunStatus.STARTING, DagsterRunStatus.STARTED]
+
+
+@dataclass(frozen=True)
+class WatchedAsset:
+    """An asset the freshness sensor watches, with the age it may reach."""
+
+    key: AssetKey
+    source: str
+    fail_window: timedelta
+
+
+def watched_assets(specs: list[SourceSpec], default: Freshness | None) -> list[WatchedAsset]:
+    """Every asset with a freshness window (its own, else the project default)."""
+    watched = []
+    for spec in specs:
+        for resource in spec.resources:
+            freshness = resource.freshness or default
+            if freshness:
+                watched.append(WatchedAsset(asset_key(spec.name, resource.name), spec.name, freshness.fail_window))
+    return watched
+
+
+def build_freshness_sensor(specs: list[SourceSpec], default: Freshness | None) -> SensorDefinition:
+    """The freshness sensor over all spec'd assets (starts running)."""
+    watched = watched_assets(specs, default)
+
+    @sensor(
+        name=FRESHNESS_SENSOR,
+        minimum_interval_seconds=SENSOR_INTERVAL_SECONDS,
+        default_status=DefaultSensorStatus.RUNNING,
+        target=AssetSelection.assets(*[w.key for w in watched]),
+        description="Requests an incremental run per source for the assets that are (or are about to be) stale.",
+    )
+    def _freshness_sensor(context: SensorEvaluationContext) -> SensorResult | SkipReason:
+        return evaluate_freshness(context, watched, now=time.time())
+
+    return _freshness_sensor
+
+
+def evaluate_freshness(context: SensorEvaluationContext, watched: list[WatchedAsset], now: float) -> SensorResult | SkipReason:
+    """One tick of the freshness sensor (a plain function so it is easy to test)."""
+    cursor = json.loads(context.cursor) if context.cursor else {}
+    busy = _sources_in_flight(context, watched)
+    requests, reasons = [], []
+    for source in sorted({w.source for w in watched}):
+        stale = [w for w in watched if w.source == source and _is_stale(context, w, now)]
+        if not stale:
+            reasons.append(f"{source}: every asset is fresh")
+            continue
+        if source in busy:
+            reasons.append(f"{source}: {len(stale)} stale asset(s), but a run of this source is in flight")
+            continue
+        run_key = _run_key(context, source, stale)
+        if cursor.get(source) == run_key:
+            reasons.append(f"{source}: already requested a run for these {len(stale)} stale asset(s)")
+            continue
+        cursor[source] = run_key
+        requests.append(RunRequest(
+            run_key=run_key,
+            asset_selection=[w.key for w in stale],
+            tags={"rest_assets/source": source, "rest_assets/trigger": "freshness"},
+        ))
+    if not requests:
+        return SkipReason("; ".join(reasons) or "no assets are watched")
+    return SensorResult(run_requests=requests, cursor=json.dumps(cursor, sort_keys=True))
+
+
+def _is_stale(context: SensorEvaluationContext, watched: WatchedAsset, now: float) -> bool:
+    event = context.instance.get_latest_materialization_event(watched.key)
+    if event is None:
+        return True
+    age_at_next_tick = now + SENSOR_INTERVAL_SECONDS - event.timestamp
+    return age_at_next_tick >= watched.fail_window.total_seconds()
+
+
+def _run_key(context: SensorEvaluationContext, source: str, stale: list[WatchedAsset]) -> str:
+    """Stable for one staleness state: the stale keys and their last materialization."""
+    parts = []
+    for w in sorted(stale, key=lambda w: w.key.to_user_string()):
+        event = context.instance.get_latest_materialization_event(w.key)
+        parts.append(f"{w.key.to_user_string()}@{event.storage_id if event else 'never'}")
+    digest = hashlib.sha1("|".join(parts).encode()).hexdigest()[:16]
+    return f"freshness:{source}:{digest}"
+
+
+def _sources_in_flight(context: SensorEvaluationContext, watched: list[WatchedAsset]) -> set[str]:
+    source_of = {w.key: w.source for w in watched}
+    busy = set()
+    for run in context.instance.get_runs(filters=RunsFilter(statuses=IN_FLIGHT)):
+        for key in run.asset_selection or []:
+            if key in source_of:
+                busy.add(source_of[key])
+    return busy
+
+
+def build_parent_child_sensor(specs: list[SourceSpec]) -> AutomationConditionSensorDefinition | None:
+    """Evaluates the children's eager automation condition (starts running)."""
+    children = [asset_key(s.name, r.name) for s in specs for r in s.resources if r.parent]
+    if not children:
+        return None
+    return AutomationConditionSensorDefinition(
+        PARENT_CHILD_SENSOR,
+        target=AssetSelection.assets(*children),
+        default_status=DefaultSensorStatus.RUNNING,
+        description="Refreshes child assets after their parent was materialized without them.",
+    )
