@@ -58,19 +58,30 @@ def parse_yaml(text: str, file: str) -> YamlDocument:
     return YamlDocument(file=file, data=data, lines=lines)
 
 
-def _collect_lines(node: yaml.Node, path: Path, lines: dict[Path, int], file: str) -> None:
+def _collect_lines(node: yaml.Node, path: Path, lines: dict[Path, int], file: str, resource: str | None = None) -> None:
     lines[path] = node.start_mark.line + 1
     if isinstance(node, yaml.MappingNode):
+        if len(path) == 2 and path[0] == "resources":
+            resource = _resource_name(node)
         seen: set[str] = set()
         for key_node, value_node in node.value:
             key = key_node.value if isinstance(key_node, yaml.ScalarNode) else str(key_node.start_mark)
             if key in seen:
+                dotted = (*path, key)[2:] if resource is not None else (*path, key)
                 raise SpecError(
                     f"duplicate key '{key}'", file=file, line=key_node.start_mark.line + 1,
-                    key=".".join(str(p) for p in (*path, key)),
+                    resource=resource, key=".".join(str(p) for p in dotted),
                 )
             seen.add(key)
-            _collect_lines(value_node, (*path, key), lines, file)
+            _collect_lines(value_node, (*path, key), lines, file, resource)
     elif isinstance(node, yaml.SequenceNode):
         for index, item in enumerate(node.value):
-            _collect_lines(item, (*path, index), lines, file)
+            _collect_lines(item, (*path, index), lines, file, resource)
+
+
+def _resource_name(node: yaml.MappingNode) -> str | None:
+    """The `name` of a resource mapping node, so errors inside it can name the resource."""
+    for key_node, value_node in node.value:
+        if isinstance(key_node, yaml.ScalarNode) and key_node.value == "name" and isinstance(value_node, yaml.ScalarNode):
+            return str(value_node.value)
+    return None
