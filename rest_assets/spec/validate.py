@@ -125,6 +125,9 @@ def _check_client(check: _Checker, client: Any) -> dict[str, Any]:
 
 def _check_auth(check: _Checker, auth: Any, path: Path, resource: str | None) -> None:
     if isinstance(auth, str):
+        if auth not in vocab.AUTH_KEYS:  # never echo it: a token written as `auth: <token>` must not leak
+            raise check.fail(path, f"a plain-string auth must be one of {', '.join(sorted(vocab.AUTH_KEYS))}; "
+                                   "put a token under auth.token as {secret: KEY}", resource)
         auth = {"type": auth}
     auth = check.mapping(auth, path, resource)
     auth_type = auth.get("type", "bearer")
