@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import os
 import re
+from collections import Counter
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -22,7 +24,7 @@ import duckdb
 import pytest
 
 from rest_assets.demo import QUIET_RUN_CONFIG, emulator_environment
-from rest_assets.emulator import Emulator, EmulatorConfig
+from rest_assets.emulator import DEMO_CREDENTIALS, Emulator, EmulatorConfig
 
 E2E_SIZE = 40
 BUNDLED_SOURCES_DIR = Path(__file__).resolve().parents[1] / "rest_assets" / "sources"
@@ -136,16 +138,21 @@ def materialization_metadata(result: Any) -> dict[str, dict[str, Any]]:
     return out
 
 
-def failure_messages(result: Any) -> list[str]:
-    """The error messages (with causes) of every failed step of a run."""
-    messages = []
+def failure_errors(result: Any) -> list[tuple[str, str]]:
+    """(class name, message) of every error of every failed step, outer error first, causes after."""
+    errors = []
     for event in result.all_events:
         if event.is_step_failure:
             error = event.step_failure_data.error
             while error is not None:
-                messages.append(error.message)
+                errors.append((error.cls_name, error.message))
                 error = error.cause
-    return messages
+    return errors
+
+
+def failure_messages(result: Any) -> list[str]:
+    """The messages of `failure_errors`."""
+    return [message for _, message in failure_errors(result)]
 
 
 def write_fast_retry_specs(target: Path, sources: tuple[str, ...] = SOURCES, backoff_factor: float = 0.01) -> Path:
@@ -157,3 +164,74 @@ def write_fast_retry_specs(target: Path, sources: tuple[str, ...] = SOURCES, bac
         assert replaced, f"{source}.yaml has no backoff_factor to rewrite"
         (target / f"{source}.yaml").write_text(fast)
     return target
+
+
+# Child resource → (parent resource, the column dlt adds to the child with the parent's key).
+CHILDREN = {
+    ("help_desk", "conversation_threads"): ("conversations", "_conversations_id"),
+    ("help_desk", "inbox_custom_fields"): ("inboxes", "_inboxes_id"),
+    ("help_desk", "inbox_folders"): ("inboxes", "_inboxes_id"),
+    ("help_desk", "team_members"): ("teams", "_teams_id"),
+}
+DLT_COLUMNS = {"_dlt_load_id", "_dlt_id"}
+
+
+def _timestamp(value: str) -> datetime:
+    return datetime.fromisoformat(value.replace("Z", "+00:00"))
+
+
+def expected_row(record: dict[str, Any]) -> dict[str, Any]:
+    """A truth record as dlt stores it: nested objects flattened with `__`, `*_at` as timestamps."""
+    row: dict[str, Any] = {}
+    for key, value in record.items():
+        if key == "parent_id":
+            continue
+        if isinstance(value, dict):
+            row.update({f"{key}__{k}": v for k, v in value.items()})
+        elif key.endswith("_at") and isinstance(value, str):
+            row[key] = _timestamp(value)
+        else:
+            row[key] = value
+    return row
+
+
+def row_key(source: str, resource: str, row: dict[str, Any], truth: bool) -> tuple[Any, ...]:
+    """(id,) for top-level rows, (id, parent key) for child rows."""
+    child = CHILDREN.get((source, resource))
+    if child is None:
+        return (row["id"],)
+    return (row["id"], row["parent_id"] if truth else row[child[1]])
+
+
+def assert_table_equals_truth(emulator: Any, source: str, resource: str) -> None:
+    truth = emulator.truth(source, resource)
+    rows = read_table(source, resource)
+    where = f"{source}.{resource}"
+    assert len(rows) == len(truth), f"{where}: {len(rows)} rows in DuckDB, the API serves {len(truth)}"
+
+    truth_keys = [row_key(source, resource, r, truth=True) for r in truth]
+    table_keys = [row_key(source, resource, r, truth=False) for r in rows]
+    assert not [k for k, n in Counter(table_keys).items() if n > 1], f"{where}: duplicate rows"
+    assert set(table_keys) == set(truth_keys), f"{where}: keys differ from the API's"
+    assert {r["id"] for r in rows} == {r["id"] for r in truth}
+
+    child = CHILDREN.get((source, resource))
+    if child is not None:
+        parent_ids = {r["id"] for r in emulator.truth(source, child[0])}
+        assert all(r[child[1]] in parent_ids for r in rows), f"{where}: a row points at no {child[0]} record"
+
+    expected_columns = set().union(*(expected_row(r) for r in truth))
+    extra = set(rows[0]) - expected_columns - DLT_COLUMNS - ({child[1]} if child else set())
+    assert not extra, f"{where}: unexpected columns {sorted(extra)}"
+
+    by_key = {k: r for k, r in zip(table_keys, rows)}
+    for key, record in zip(truth_keys, truth):
+        expected = expected_row(record)
+        stored = by_key[key]
+        # dlt creates no column for a field that is null in every record.
+        actual = {name: stored.get(name) for name in expected}
+        assert actual == expected, f"{where} {key}: stored {actual} != served {expected}"
+        assert isinstance(stored["updated_at"], datetime) and stored["updated_at"].tzinfo is not None
+
+
+DEMO_SECRET_VALUES = sorted({value for secrets in DEMO_CREDENTIALS.values() for value in secrets.values()})
