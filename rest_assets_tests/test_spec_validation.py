@@ -307,7 +307,7 @@ BAD_SPECS = {
         """, SpecError, r"needs 'cursor_path' or a 'stop_condition'", 5, "orders", "endpoint.paginator"),
     # ---- YAML itself ----
     "malformed-yaml": Bad("client: {base_url: https://api.example.com\nresources: [x]\n", SpecError,
-                          r"invalid YAML: expected ',' or '}'", 2),
+                          r"invalid YAML: .*expected ',' or '}'", 2),
     "yaml-python-tag": Bad('client: !!python/object/apply:os.system ["echo pwned"]\nresources: [x]\n', SpecError,
                            r"invalid YAML: .*python/object/apply:os\.system.*tags that construct objects are refused", 1),
     "yaml-python-name-tag": Bad("client: !!python/name:os.system\nresources: [x]\n", SpecError,

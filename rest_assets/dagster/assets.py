@@ -14,7 +14,9 @@ from dagster_dlt import DagsterDltResource, dlt_assets
 from dlt.common.schema import Schema
 from dlt.extract.source import DltSource
 
-from rest_assets.dagster.destination import destination_name, make_pipeline
+from functools import lru_cache
+
+from rest_assets.dagster.destination import destination_name, state_root
 from rest_assets.dagster.execution import materialize_source
 from rest_assets.dagster.translator import RestAssetsTranslator
 from rest_assets.spec.model import Freshness, SourceSpec
@@ -26,13 +28,24 @@ def skeleton_source(spec: SourceSpec) -> DltSource:
     return DltSource.from_data(Schema(spec.name), spec.name, resources)
 
 
+@lru_cache(maxsize=1)
+def placeholder_pipeline() -> dlt.Pipeline:
+    """The pipeline object `@dlt_assets` wants at definition time.
+
+    Runs never use it (each run builds its own pipeline with its own working
+    folder), so one shared instance without a destination is enough, and it
+    skips resolving destination capabilities five times at import.
+    """
+    return dlt.pipeline(pipeline_name="rest_assets_definitions", pipelines_dir=str(state_root() / "definitions"))
+
+
 def build_source_assets(spec: SourceSpec, default_freshness: Freshness | None = None) -> AssetsDefinition:
     """The multi-asset (one asset per resource, subsettable) for one source."""
     translator = RestAssetsTranslator(spec=spec, destination=destination_name(), default_freshness=default_freshness)
 
     @dlt_assets(
         dlt_source=skeleton_source(spec),
-        dlt_pipeline=make_pipeline(spec.name, "definitions"),
+        dlt_pipeline=placeholder_pipeline(),
         name=spec.name,
         dagster_dlt_translator=translator,
         pool=f"rest_assets/{spec.name}",
