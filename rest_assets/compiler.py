@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any, Callable
 from urllib.parse import urlsplit
 
+from dlt.common import jsonpath
 from dlt.extract.source import DltSource
 from dlt.sources.rest_api import rest_api_source
 
@@ -143,6 +144,10 @@ def _compile_resource(spec: SourceSpec, resource: ResourceSpec, session: Guarded
         endpoint["paginator"] = build_paginator(endpoint["paginator"], max_pages)
     if "auth" in endpoint:
         endpoint["auth"] = build_auth(spec.name, endpoint["auth"], session, token_url)
-    validator = response_validator(spec.name, resource.name, endpoint.get("data_selector"))
+    selector = endpoint.get("data_selector")
+    if isinstance(selector, str):
+        # dlt would re-parse a string selector on every page; a compiled path is parsed once
+        endpoint["data_selector"] = jsonpath.compile_path(selector)
+    validator = response_validator(spec.name, resource.name, selector)
     endpoint["response_actions"] = [*endpoint.get("response_actions", []), validator]
     return config
