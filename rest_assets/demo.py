@@ -102,9 +102,13 @@ def _figures(result: Any, seconds: float) -> list[AssetFigures]:
 
 
 def _failure_message(result: Any) -> str:
+    """The root cause of the first failed step (Dagster wraps it in a generic step-execution error)."""
     for event in result.all_events:
         if event.is_step_failure:
-            return event.step_failure_data.error.message.strip()
+            error = event.step_failure_data.error
+            while error.cause is not None:
+                error = error.cause
+            return error.message.strip()
     return "the run failed"
 
 

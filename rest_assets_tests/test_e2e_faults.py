@@ -11,6 +11,7 @@ import pytest
 from conftest import (DEMO_SECRET_VALUES, assert_table_equals_truth, failure_errors, failure_messages, materialization_metadata,
                       materialize_source, read_table, table_names, write_fast_retry_specs)
 
+from rest_assets.demo import _failure_message
 from rest_assets.emulator import DEMO_CREDENTIALS
 from rest_assets.emulator.schema import SPECS
 
@@ -104,6 +105,8 @@ def test_retries_exhausted_fails_cleanly_and_keeps_the_last_good_tables(own_emul
     assert len(load_errors) == 1, errors
     assert "resource 'contacts'" in load_errors[0] and "HTTP 500" in load_errors[0], load_errors[0]
     messages = [message for _, message in errors]
+    # what `rest-assets demo` prints for a failed source is that clean message, not Dagster's wrapper
+    assert _failure_message(bad) == load_errors[0].strip()
     contacts_tries = [e for e in _api_entries(own_emulator, "chat_analytics", "/v1/contacts") if e["status"] == 500]
     assert len(contacts_tries) == 4  # first try + max_retries (3)
     api_key = DEMO_CREDENTIALS["chat_analytics"]["api_key"]
