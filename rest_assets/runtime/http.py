@@ -27,7 +27,7 @@ from urllib.parse import urljoin, urlsplit
 import requests
 from requests.exceptions import ChunkedEncodingError, ConnectionError, HTTPError, Timeout
 
-from rest_assets.errors import CredentialScopeError, HttpError
+from rest_assets.errors import CredentialScopeError, HttpError, ResponseFormatError
 from rest_assets.runtime.redaction import redact
 
 DEFAULT_TIMEOUT_SECONDS = 60.0
@@ -184,7 +184,7 @@ class GuardedSession(requests.Session):
                 error: Exception | None = None
             except HTTPError as exc:  # raised by dlt's response hooks
                 response, error = exc.response, exc
-            except _TRANSIENT_ERRORS as exc:
+            except (*_TRANSIENT_ERRORS, ResponseFormatError) as exc:  # a 200 with an HTML/truncated body
                 response, error = None, exc
             if response is not None and response.is_redirect and redirects < _MAX_REDIRECTS:
                 request, redirects = self._follow_redirect(request, response), redirects + 1
@@ -198,6 +198,8 @@ class GuardedSession(requests.Session):
                     self.stats.add("pages", resource)
                 return response  # type: ignore[return-value]
             if attempt >= policy.max_retries:
+                if isinstance(error, ResponseFormatError):
+                    raise error  # it already names source, resource, URL and what is wrong
                 raise self._give_up(resource, request, status, error, attempt) from None
             attempt += 1
             self.stats.add("retries", resource)
