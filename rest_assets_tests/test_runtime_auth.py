@@ -93,7 +93,8 @@ def serve_me(http, *statuses):
         ({"type": "api_key", "name": "api_key", "api_key": "key_abc123", "location": "header"}, {"api_key": "key_abc123"}, {}),
         ({"type": "api_key", "name": "X-Key", "api_key": "key_abc123"}, {"X-Key": "key_abc123"}, {}),
         ({"type": "api_key", "name": "api_key", "api_key": "key_abc123", "location": "query"}, {}, {"api_key": "key_abc123"}),
-        ({"type": "api_key", "name": "session", "api_key": "key_abc123", "location": "cookie"}, {"Cookie": "session=key_abc123"}, {}),
+        ({"type": "api_key", "name": "session", "api_key": "key_abc123", "location": "cookie"},
+         {"Cookie": "session=key_abc123"}, {}),
         ({"type": "http_basic", "username": "ann", "password": "pw_abc123"},
          {"Authorization": "Basic " + base64.b64encode(b"ann:pw_abc123").decode()}, {}),
     ],
@@ -215,7 +216,8 @@ def test_token_endpoint_errors_are_clear_and_secret_free(http, session, status, 
         http.post(TOKEN_URL, body=body, status=status, content_type="text/html")
     else:
         http.post(TOKEN_URL, json=body, status=status)
-    with pytest.raises(HttpError, match=r"source 'portal': the token endpoint https://id\.example\.com/oauth/token " + message) as info:
+    where = r"source 'portal': the token endpoint https://id\.example\.com/oauth/token "
+    with pytest.raises(HttpError, match=where + message) as info:
         get(session, oauth2(session, refresh_token=REFRESH))
     text = str(info.value)
     for secret in (CLIENT_ID, CLIENT_SECRET, REFRESH):

@@ -135,7 +135,8 @@ def test_cursor_follows_a_url_value_as_the_next_url(http, sleeps):
     next_url = f"{ORDERS}?cursor=abc&per_page=2"
     http.get(ORDERS, json={"data": rows(1, 2), "links": {"next": next_url}},
              match=[matchers.query_param_matcher({"limit": "2"})])
-    http.get(ORDERS, json={"data": rows(3), "links": {}}, match=[matchers.query_param_matcher({"cursor": "abc", "per_page": "2"})])
+    http.get(ORDERS, json={"data": rows(3), "links": {}},
+             match=[matchers.query_param_matcher({"cursor": "abc", "per_page": "2"})])
     paginator = build_paginator({"type": "cursor", "cursor_param": "next", "limit": 2,
                                  "stop_condition": "not response.get('links', {}).get('next', {})"})
     assert fetch(make_session(sleeps), paginator) == [rows(1, 2), rows(3)]
@@ -371,4 +372,5 @@ def test_a_second_allowed_host_is_reachable(http, sleeps):
     http.get("https://id.example.com/v1/orders", json={"data": rows(1)})
     session = make_session(sleeps, hosts=("api.example.com", "id.example.com"))
     client = RESTClient("https://id.example.com", session=session)
-    assert [list(p) for p in client.paginate("/v1/orders", paginator=build_paginator("single_page"), data_selector="data")] == [rows(1)]
+    pages = client.paginate("/v1/orders", paginator=build_paginator("single_page"), data_selector="data")
+    assert [list(page) for page in pages] == [rows(1)]
