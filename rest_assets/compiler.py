@@ -29,7 +29,7 @@ from rest_assets.spec.model import ResourceSpec, SourceSpec
 # Keys of the dialect that dlt does not know; they are compiled into objects.
 _RESOURCE_EXTENSIONS = ("freshness", "description")
 _ENDPOINT_EXTENSIONS = ("error_handler", "partition_router")
-_CLIENT_EXTENSIONS = ("timeout", "max_pages", "child_concurrency")
+_CLIENT_EXTENSIONS = ("timeout", "max_pages", "child_concurrency", "allow_insecure_http")
 
 
 @dataclass
@@ -129,7 +129,14 @@ def _build_session(spec: SourceSpec, base_url: str, token_url: str | None,
         default_policy=RetryPolicy(),
         timeout=float(spec.client.get("timeout", DEFAULT_TIMEOUT_SECONDS)),
         sleep=sleep,
+        allow_insecure_http=bool(spec.client.get("allow_insecure_http", False)),
+        sends_credentials=_sends_credentials(spec),
     )
+
+
+def _sends_credentials(spec: SourceSpec) -> bool:
+    """Whether requests of `spec` carry anything secret (an auth, or any `{secret: KEY}` value)."""
+    return bool(spec.secret_keys or spec.client.get("auth") or any(r.endpoint.get("auth") for r in spec.resources))
 
 
 def _compile_resource(spec: SourceSpec, resource: ResourceSpec, session: GuardedSession,

@@ -10,13 +10,16 @@ adds what the spec dialect promises and dlt's client does not do per endpoint:
 * a default request timeout;
 * credential scoping: every request of a source carries its credentials, so
   requests (next-page URLs and redirects included) may only go to the API
-  host or the token host; anything else is refused before it is sent;
+  host or the token host; anything else is refused before it is sent; and
+  credentials never travel over plain `http://` to a host that is not a
+  loopback address unless the spec opts in (`client.allow_insecure_http`);
 * counters (requests, retries, 429s, seconds waited) for run metadata.
 """
 
 from __future__ import annotations
 
 import email.utils
+import ipaddress
 import re
 import threading
 import time
@@ -117,6 +120,19 @@ class HostGate:
         return 0.0
 
 
+def is_loopback_host(host: str | None) -> bool:
+    """Whether `host` (a hostname or IP literal) is this machine: localhost or a loopback address."""
+    if not host:
+        return False
+    host = host.lower().rstrip(".")
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
 def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
     """Seconds to wait from a Retry-After header (delta-seconds or HTTP date)."""
     if not value:
@@ -146,10 +162,14 @@ class GuardedSession(requests.Session):
         default_policy: RetryPolicy,
         timeout: float = DEFAULT_TIMEOUT_SECONDS,
         sleep: Callable[[float], None] = time.sleep,
+        allow_insecure_http: bool = False,
+        sends_credentials: bool = True,
     ) -> None:
         super().__init__()
         self.source = source
         self.allowed_hosts = {h.lower() for h in allowed_hosts}
+        self.allow_insecure_http = allow_insecure_http
+        self.sends_credentials = sends_credentials
         self.routes = routes
         self.default_policy = default_policy
         self.timeout = timeout
@@ -232,11 +252,18 @@ class GuardedSession(requests.Session):
 
     def _check_scope(self, url: str) -> None:
         """Every request of a source carries its credentials, so only its own hosts are reachable."""
-        netloc = urlsplit(url).netloc.lower()
+        parts = urlsplit(url)
+        netloc = parts.netloc.lower()
         if netloc not in self.allowed_hosts:
             raise CredentialScopeError(
                 f"source '{self.source}': refused a request to {redact(url)}: credentials are only sent to "
                 f"{', '.join(sorted(self.allowed_hosts))} (a next-page URL or redirect pointed elsewhere)"
+            )
+        insecure = parts.scheme.lower() == "http" and not is_loopback_host(parts.hostname)
+        if insecure and self.sends_credentials and not self.allow_insecure_http:
+            raise CredentialScopeError(
+                f"source '{self.source}': refused to send credentials over plain http:// to {parts.hostname} "
+                f"({redact(url)}): use https://, or set client.allow_insecure_http: true in the spec"
             )
 
     def _follow_redirect(self, request: requests.PreparedRequest,

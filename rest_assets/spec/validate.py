@@ -120,6 +120,8 @@ def _check_client(check: _Checker, client: Any) -> dict[str, Any]:
     for key in ("timeout", "max_pages", "child_concurrency"):
         if key in client and (not isinstance(client[key], (int, float)) or isinstance(client[key], bool) or client[key] <= 0):
             raise check.fail(("client", key), "must be a positive number")
+    if "allow_insecure_http" in client and not isinstance(client["allow_insecure_http"], bool):
+        raise check.fail(("client", "allow_insecure_http"), "must be true or false (true lets credentials go over plain http://)")
     return client
 
 

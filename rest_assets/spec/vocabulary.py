@@ -19,7 +19,7 @@ def _keys(typed_dict: Any) -> frozenset[str]:
 _PYTHON_ONLY = frozenset({"session", "processing_steps", "convert", "last_value_func"})
 
 TOP_LEVEL_KEYS = (_keys(dlt_typing.RESTAPIConfig) | {"name", "description", "schedule"}) - _PYTHON_ONLY
-CLIENT_KEYS = (_keys(dlt_typing.ClientConfig) | {"timeout", "max_pages", "child_concurrency"}) - _PYTHON_ONLY
+CLIENT_KEYS = (_keys(dlt_typing.ClientConfig) | {"timeout", "max_pages", "child_concurrency", "allow_insecure_http"}) - _PYTHON_ONLY
 RESOURCE_KEYS = (_keys(dlt_typing.EndpointResource) | {"freshness", "description"}) - _PYTHON_ONLY
 RESOURCE_DEFAULT_KEYS = RESOURCE_KEYS - {"name"}
 ENDPOINT_KEYS = _keys(dlt_typing.Endpoint) | {"error_handler", "partition_router"}
