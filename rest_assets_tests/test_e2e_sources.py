@@ -7,8 +7,8 @@ rows must point at their parent, and a second run must change nothing.
 from __future__ import annotations
 
 import pytest
-from conftest import (CHILDREN, SOURCES, assert_table_equals_truth, expected_row, materialization_metadata,
-                      materialize_source, read_table, table_names)
+from conftest import (CHILDREN, DEMO_SECRET_VALUES, SOURCES, assert_table_equals_truth, expected_row,
+                      materialization_metadata, materialize_source, read_table, stored_value, table_names)
 
 from rest_assets.emulator.schema import SPECS
 
@@ -37,6 +37,10 @@ def test_source_loads_exactly_what_the_api_serves_and_reruns_idempotently(source
         if child_source == source:  # one request per parent record at least
             assert meta[f"{source}/{child}"]["requests"] >= len(emulator.truth(source, parent))
 
+    said = "\n".join(str(event.message) for event in first.all_events) + repr(meta)
+    leaked = [secret for secret in DEMO_SECRET_VALUES if secret in said]
+    assert not leaked, f"secrets in run events or metadata: {leaked}"
+
     second = materialize_source(source)
     assert second.success, f"second run of {source} failed"
     assert set(materialization_metadata(second)) == set(meta)
@@ -51,4 +55,30 @@ def test_single_object_endpoint_is_one_row(emulator, workdir):
     (company,) = emulator.truth("client_portal", "company")
     rows = read_table("client_portal", "company")
     assert len(rows) == 1
-    assert {k: rows[0].get(k) for k in expected_row(company)} == expected_row(company)
+    expected = expected_row(company)
+    assert {name: stored_value(rows[0], name, value) for name, value in expected.items()} == expected
+
+
+def test_incremental_rerun_after_data_changes_merges_new_and_updated_records(own_emulator, workdir):
+    """After the API's data moves on, a rerun fetches only what changed and merges it in place."""
+    workdir.point_at(own_emulator)
+    assert materialize_source("help_desk").success
+    own_emulator.advance(update_fraction=0.3, add=4)
+    own_emulator.clear_requests()
+
+    result = materialize_source("help_desk")
+
+    assert result.success
+    meta = materialization_metadata(result)
+    top_level = sorted(r for r in SPECS["help_desk"] if ("help_desk", r) not in CHILDREN)
+    for resource in top_level:
+        assert_table_equals_truth(own_emulator, "help_desk", resource)
+        # incremental: only the changed and the new records travelled
+        assert 4 <= meta[f"help_desk/{resource}"]["rows_loaded"] < len(own_emulator.truth("help_desk", resource))
+    first_page = next(e for e in own_emulator.requests() if e["path"].endswith("/v2/conversations"))
+    assert first_page["query"]["updated_since"] > "1970-01-01T00:00:00Z"
+    # Children are fetched for the parents that came back, so new parents bring their children and
+    # nothing doubles. Known limitation: a child updated under an unchanged parent is not re-fetched
+    # (the parent is incremental), so only the children's keys are compared here.
+    for (source, child) in CHILDREN:
+        assert_table_equals_truth(own_emulator, source, child, values=False)
