@@ -32,6 +32,7 @@ class Context:
     """Shared settings of one harness invocation."""
 
     repeats: int
+    baseline_repeats: int
     scratch: Path
     profile_dir: Path | None = None
 

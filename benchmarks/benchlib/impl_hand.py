@@ -70,7 +70,7 @@ class Stager:
         self.con.execute(f"ALTER TABLE {self.target} ADD PRIMARY KEY (id)")
         self.con.execute(f"INSERT OR REPLACE INTO {self.target} BY NAME SELECT {select} FROM {self.staging}")
         self.con.execute(f"DROP TABLE {self.staging}")
-        return int(self.con.execute(f"SELECT count(*) FROM {self.target}").fetchone()[0])
+        return int(self.con.execute(f"SELECT count(*) FROM {self.target}").fetchall()[0][0])
 
 
 def bulk_loop(base_url: str, api_key: str, duckdb_file: str, limit: int = 100) -> dict[str, Any]:

@@ -31,10 +31,18 @@ HELP_DESK_CHILDREN = {"conversation_threads": "conversations", "inbox_custom_fie
 
 def alternate(ctx: Context, emulator: EmulatorProcess, impls: list[str],
               check: Callable[[Path], str]) -> dict[str, list[dict[str, Any]]]:
-    """Run every implementation ``ctx.repeats`` times, alternating; each run verified by ``check``."""
+    """Run the implementations in alternating rounds (A B C D, A B C D, ...), each run verified by ``check``.
+
+    rest_assets and the hand-written baselines run ``ctx.repeats`` rounds, the
+    dlt baselines ``ctx.baseline_repeats`` (fewer with --quick: they are the
+    slowest runs and their ratios are far from 1); a round runs every
+    implementation that still has runs left, always in the same order.
+    """
     samples: dict[str, list[dict[str, Any]]] = {impl: [] for impl in impls}
-    for rep in range(ctx.repeats):
-        for impl in impls:
+    wanted = {impl: ctx.baseline_repeats if impl.startswith("dlt_") else ctx.repeats for impl in impls}
+    rounds = max(wanted.values())
+    for rep in range(rounds):
+        for impl in (i for i in impls if wanted[i] > rep):
             workdir = ctx.workdir(impl)
             emulator.clear_requests()
             sample = ctx.run(impl, ctx.run_env(emulator.url, workdir), workdir)
@@ -45,7 +53,7 @@ def alternate(ctx: Context, emulator: EmulatorProcess, impls: list[str],
                     sample.ok, sample.error = False, f"wrong result: {problem}"
             samples[impl].append(asdict(sample))
             status = "ok" if sample.ok else f"FAILED {sample.error[-300:]}"
-            ctx.say(f"  [{rep + 1}/{ctx.repeats}] {impl:<24} {sample.wall_s:7.2f} s {sample.peak_mib:6.0f} MiB "
+            ctx.say(f"  [{rep + 1}/{wanted[impl]}] {impl:<24} {sample.wall_s:7.2f} s {sample.peak_mib:6.0f} MiB "
                     f"{sample.detail['requests']:5d} requests  {status}")
     return samples
 
