@@ -133,7 +133,7 @@ def _check_auth(check: _Checker, auth: Any, path: Path, resource: str | None) ->
         auth = {"type": auth}
     auth = check.mapping(auth, path, resource)
     auth_type = auth.get("type", "bearer")
-    if auth_type not in vocab.AUTH_KEYS:
+    if not isinstance(auth_type, str) or auth_type not in vocab.AUTH_KEYS:
         raise check.fail((*path, "type"), f"unknown auth type '{auth_type}'; allowed: {', '.join(sorted(vocab.AUTH_KEYS))}", resource)
     check.keys(auth, vocab.AUTH_KEYS[auth_type], path, resource)
     required = {"oauth2": ("client_id", "client_secret", "token_url"), "api_key": ("api_key",),
@@ -152,7 +152,7 @@ def _check_paginator(check: _Checker, paginator: Any, path: Path, resource: str 
         paginator = {"type": paginator}
     paginator = check.mapping(paginator, path, resource)
     kind = paginator.get("type", "auto")
-    if kind not in vocab.PAGINATOR_KEYS:
+    if not isinstance(kind, str) or kind not in vocab.PAGINATOR_KEYS:
         raise check.fail((*path, "type"), f"unknown paginator type '{kind}'; allowed: {', '.join(sorted(vocab.PAGINATOR_KEYS))}", resource)
     check.keys(paginator, vocab.PAGINATOR_KEYS[kind], path, resource)
     if "stop_condition" in paginator:
@@ -202,10 +202,10 @@ def _check_resource_body(check: _Checker, body: Any, path: Path, resource: str |
     endpoint = body.get("endpoint")
     if isinstance(endpoint, str):
         body = {**body, "endpoint": {"path": endpoint}}
-    elif endpoint is not None:
+    elif "endpoint" in body:  # `endpoint:` left empty is an error too, not a crash later
         _check_endpoint(check, endpoint, (*path, "endpoint"), resource)
     wd = body.get("write_disposition")
-    if wd is not None and not (isinstance(wd, dict) or wd in vocab.WRITE_DISPOSITIONS):
+    if wd is not None and not (isinstance(wd, dict) or (isinstance(wd, str) and wd in vocab.WRITE_DISPOSITIONS)):
         raise check.fail((*path, "write_disposition"), f"must be one of {', '.join(sorted(vocab.WRITE_DISPOSITIONS))} (or dlt's mapping form)", resource)
     if "freshness" in body:
         _check_freshness(check, body["freshness"], (*path, "freshness"), resource)
