@@ -15,11 +15,13 @@ from dataclasses import dataclass
 from typing import Any, Callable
 from urllib.parse import quote, urlsplit
 
+import pyarrow as pa
 from dlt.common import jsonpath
 from dlt.extract.source import DltSource
 from dlt.sources.rest_api import rest_api_source
 
 from rest_assets.errors import LoadError
+from rest_assets.runtime.arrow_pages import use_arrow_pages
 from rest_assets.runtime.auth import build_auth
 from rest_assets.runtime.http import DEFAULT_TIMEOUT_SECONDS, EndpointRoute, GuardedSession, RetryPolicy
 from rest_assets.runtime.paginators import build_paginator
@@ -42,8 +44,12 @@ class CompiledSource:
     session: GuardedSession
 
 
-def compile_source(spec: SourceSpec, *, sleep: Callable[[float], None] = time.sleep) -> CompiledSource:
-    """Build the dlt source for `spec`, resolving secrets now (raises MissingSecretError)."""
+def compile_source(spec: SourceSpec, *, sleep: Callable[[float], None] = time.sleep,
+                   arrow_pages: bool = True) -> CompiledSource:
+    """Build the dlt source for `spec`, resolving secrets now (raises MissingSecretError).
+
+    With `arrow_pages` each page reaches dlt as one Arrow table (see runtime.arrow_pages).
+    """
     install_log_redaction()
     client = resolve_secrets(spec.name, spec.client)
     base_url = str(resolve_setting(spec.name, "base_url", client["base_url"]))
@@ -62,6 +68,9 @@ def compile_source(spec: SourceSpec, *, sleep: Callable[[float], None] = time.sl
         dlt_client["paginator"] = build_paginator(client["paginator"], max_pages)
     resources = {r.name: _compile_resource(spec, r, session, token_url, max_pages) for r in spec.resources}
     source = rest_api_source({"client": dlt_client, "resources": _with_private_parents(spec, resources)}, name=spec.name)
+    if arrow_pages:
+        for name, config in resources.items():
+            use_arrow_pages(source.resources[name], config.get("columns"))
     return CompiledSource(source=source, session=session)
 
 
@@ -146,12 +155,16 @@ def _path_encoder(fields: list[str], parent: str, child: str) -> Callable[[dict[
     return encode
 
 
-def _renamer(renames: dict[str, str]) -> Callable[[dict[str, Any]], dict[str, Any]]:
-    def rename(record: dict[str, Any]) -> dict[str, Any]:
+def _renamer(renames: dict[str, str]) -> Callable[[Any], Any]:
+    """Renames columns of a record (dict) or of a batch (Arrow table)."""
+
+    def rename(item: Any) -> Any:
+        if isinstance(item, pa.Table):
+            return item.rename_columns([renames.get(name, name) for name in item.column_names])
         for old, new in renames.items():
-            if old in record:
-                record[new] = record.pop(old)
-        return record
+            if old in item:
+                item[new] = item.pop(old)
+        return item
 
     return rename
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import re
 
+import pyarrow as pa
 import pytest
 import responses
 from responses import matchers
@@ -126,8 +127,10 @@ def test_bare_key_secret_is_a_fallback(monkeypatch):
 # ---------------------------------------------------------------- extraction against mocked HTTP
 
 def extract(compiled, *names, resource=None):
+    """The records extracted, whether dlt hands them over as dicts or as Arrow batches."""
     source = compiled.source.with_resources(*names)
-    return list(source.resources[resource]) if resource else list(source)
+    items = list(source.resources[resource]) if resource else list(source)
+    return [row for item in items for row in (item.to_pylist() if isinstance(item, pa.Table) else [item])]
 
 
 def test_sales_crm_sends_headers_page_params_and_incremental_start(monkeypatch, http):
