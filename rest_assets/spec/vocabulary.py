@@ -50,9 +50,3 @@ AUTH_KEYS: dict[str, frozenset[str]] = {
 }
 
 WRITE_DISPOSITIONS = frozenset({"append", "replace", "merge", "skip"})
-
-# Values under these keys are never shown in an error message.
-SECRET_LOOKING_KEYS = frozenset({
-    "api_key", "token", "password", "client_secret", "refresh_token", "access_token", "client_id",
-    "secret", "authorization",
-})
