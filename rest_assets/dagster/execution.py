@@ -28,7 +28,9 @@ def materialize_source(context: AssetExecutionContext, dlt: DagsterDltResource, 
     """Extract and load the selected resources of `spec`, yielding one result per asset."""
     folder = f"{spec.name}-{context.run_id}-{uuid.uuid4().hex[:8]}"
     try:
-        compiled = compile_source(spec)
+        # Arrow pages only where the destination loads parquet: elsewhere (postgres: insert
+        # statements) dlt cannot write their nested struct columns, while plain rows load.
+        compiled = compile_source(spec, arrow_pages=loader_file_format() == "parquet")
         pipeline = make_pipeline(spec.name, folder)
         fmt = loader_file_format()
         results = dlt.run(context=context, dlt_source=compiled.source, dlt_pipeline=pipeline,
@@ -68,10 +70,19 @@ def _cursor_values(pipeline: Any, source: str) -> dict[str, Any]:
 
 
 def _clean_error(source: str, exc: BaseException) -> LoadError:
-    """The first rest_assets error in the chain, else the outer one, redacted, with no chain."""
+    """The first rest_assets error in the chain, else the outer one, redacted, with no chain.
+
+    An error raised where the resource is unknown (a paginator's) is prefixed
+    with the source and the resource dlt was extracting when it happened.
+    """
     current: BaseException | None = exc
+    resource: str | None = None
     while current is not None:
+        resource = getattr(current, "pipe_name", None) or getattr(current, "resource_name", None) or resource
         if isinstance(current, RestAssetsError):
-            return LoadError(redact(current))
+            message = redact(current)
+            if resource and "resource '" not in message:
+                message = f"source '{source}', resource '{resource}': {message}"
+            return LoadError(message)
         current = current.__cause__ or current.__context__
     return LoadError(f"source '{source}' failed: {type(exc).__name__}: {redact(exc)}")
