@@ -23,6 +23,7 @@ from dlt.sources.rest_api import rest_api_source
 from rest_assets.errors import LoadError
 from rest_assets.runtime.arrow_pages import use_arrow_pages
 from rest_assets.runtime.auth import build_auth
+from rest_assets.runtime.fanout import DEFAULT_CHILD_CONCURRENCY, fan_out
 from rest_assets.runtime.http import DEFAULT_TIMEOUT_SECONDS, EndpointRoute, GuardedSession, RetryPolicy
 from rest_assets.runtime.paginators import build_paginator
 from rest_assets.runtime.redaction import install_log_redaction
@@ -68,9 +69,13 @@ def compile_source(spec: SourceSpec, *, sleep: Callable[[float], None] = time.sl
         dlt_client["paginator"] = build_paginator(client["paginator"], max_pages)
     resources = {r.name: _compile_resource(spec, r, session, token_url, max_pages) for r in spec.resources}
     source = rest_api_source({"client": dlt_client, "resources": _with_private_parents(spec, resources)}, name=spec.name)
-    if arrow_pages:
-        for name, config in resources.items():
-            use_arrow_pages(source.resources[name], config.get("columns"))
+    workers = _child_concurrency(spec)
+    for resource in spec.resources:
+        pipe = source.resources[resource.name]._pipe
+        if resource.parent:
+            pipe.replace_gen(fan_out(pipe.gen, workers))
+        if arrow_pages:
+            use_arrow_pages(source.resources[resource.name], resources[resource.name].get("columns"))
     return CompiledSource(source=source, session=session)
 
 
@@ -195,7 +200,12 @@ def _build_session(spec: SourceSpec, base_url: str, token_url: str | None,
         sleep=sleep,
         allow_insecure_http=bool(spec.client.get("allow_insecure_http", False)),
         sends_credentials=_sends_credentials(spec),
+        connections_per_host=_child_concurrency(spec),
     )
+
+
+def _child_concurrency(spec: SourceSpec) -> int:
+    return int(spec.client.get("child_concurrency", DEFAULT_CHILD_CONCURRENCY))
 
 
 def _sends_credentials(spec: SourceSpec) -> bool:

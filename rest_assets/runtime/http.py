@@ -28,6 +28,7 @@ from typing import Any, Callable
 from urllib.parse import urljoin, urlsplit
 
 import requests
+from requests.adapters import HTTPAdapter
 from requests.exceptions import ChunkedEncodingError, ConnectionError, HTTPError, Timeout
 
 from rest_assets.errors import CredentialScopeError, HttpError, ResponseFormatError
@@ -164,8 +165,12 @@ class GuardedSession(requests.Session):
         sleep: Callable[[float], None] = time.sleep,
         allow_insecure_http: bool = False,
         sends_credentials: bool = True,
+        connections_per_host: int = 10,
     ) -> None:
         super().__init__()
+        adapter = HTTPAdapter(pool_connections=4, pool_maxsize=max(10, connections_per_host))
+        self.mount("http://", adapter)
+        self.mount("https://", adapter)
         self.source = source
         self.allowed_hosts = {h.lower() for h in allowed_hosts}
         self.allow_insecure_http = allow_insecure_http
