@@ -42,8 +42,8 @@ def test_children_come_back_in_parent_order_with_bounded_concurrency():
 
 
 def test_one_worker_is_the_plain_sequential_generator():
-    api = ChildApi()
-    assert fan_out(api.generate, workers=1) is api.generate
+    generate = ChildApi().generate
+    assert fan_out(generate, workers=1) is generate
 
 
 def test_a_failing_child_request_fails_the_whole_fan_out():
