@@ -75,8 +75,8 @@ def run_source(name: str, instance: Any = None) -> Any:
 
 
 def snapshot(dataset: str, tables: list[str]) -> dict[str, list[dict[str, Any]]]:
-    """Every row of each table, sorted by dlt's row id (comparable across reads)."""
-    return {t: sorted(read_table(dataset, t), key=lambda row: row["_dlt_id"]) for t in tables}
+    """Every row of each table, in a stable order (comparable across reads)."""
+    return {t: sorted(read_table(dataset, t), key=lambda row: repr(sorted(row.items()))) for t in tables}
 
 
 @dataclass
