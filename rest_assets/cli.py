@@ -1,4 +1,4 @@
-"""The `rest-assets` command: `emulator` and `demo`."""
+"""The `rest-assets` command: `emulator`, `demo` and `selftest`."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--ui", action="store_true", help="start `dagster dev` against the emulator instead")
     demo.add_argument("--size", type=int, default=120, help="records per top-level resource (default 120)")
     demo.add_argument("--port", type=int, default=3000, help="dagster dev port for --ui (default 3000)")
+    commands.add_parser("selftest", help="run a compact fault matrix against the emulator and print a reliability report")
     commands.add_parser("emulator", help="serve the bundled APIs locally (see `rest-assets emulator --help`)", add_help=False)
     return parser
 
@@ -26,6 +27,10 @@ def main(argv: list[str] | None = None) -> int:
 
         return emulator_main(argv[1:])
     args = build_parser().parse_args(argv)
+    if args.command == "selftest":
+        from rest_assets.selftest import run_selftest
+
+        return run_selftest()
     from rest_assets.demo import run_demo
 
     return run_demo(size=args.size, ui=args.ui, port=args.port)
