@@ -3,7 +3,7 @@
 from datetime import timedelta
 from pathlib import Path
 
-from dagster import Definitions, in_process_executor, multiprocess_executor
+from dagster import Definitions, ExecutorDefinition, in_process_executor, multiprocess_executor
 from dagster_dlt import DagsterDltResource
 
 from rest_assets.dagster.assets import build_source_assets
@@ -19,8 +19,11 @@ from rest_assets.spec.model import Freshness
 DEFAULT_FRESHNESS = Freshness(fail_window=timedelta(days=1), warn_window=timedelta(hours=12))
 
 
-def build_definitions(spec_dirs: list[Path] | None = None) -> Definitions:
-    """Load every spec and wire assets, checks, schedules and sensors into one Definitions."""
+def build_definitions(spec_dirs: list[Path] | None = None, executor: ExecutorDefinition | None = None) -> Definitions:
+    """Load every spec and wire assets, checks, schedules and sensors into one Definitions.
+
+    `executor` replaces the default one (e.g. dagster-k8s's `k8s_job_executor` in deploy/k8s_definitions.py).
+    """
     specs = load_spec_dirs(spec_dirs if spec_dirs is not None else spec_dirs_from_env())
     assets = [build_source_assets(spec, DEFAULT_FRESHNESS) for spec in specs]
     checks = [c for c in (build_primary_key_checks(spec) for spec in specs) if c is not None]
@@ -31,7 +34,8 @@ def build_definitions(spec_dirs: list[Path] | None = None) -> Definitions:
     if parent_child is not None:
         sensors.append(parent_child)
     # DuckDB is one file that one process may write at a time: run steps in-process.
-    executor = in_process_executor if destination_name() == "duckdb" else multiprocess_executor
+    if executor is None:
+        executor = in_process_executor if destination_name() == "duckdb" else multiprocess_executor
     return Definitions(
         assets=assets, asset_checks=checks, schedules=schedules, sensors=sensors,
         resources={"dlt": DagsterDltResource()}, executor=executor,
