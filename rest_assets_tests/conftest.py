@@ -156,15 +156,27 @@ def failure_messages(result: Any) -> list[str]:
     return [message for _, message in failure_errors(result)]
 
 
-def write_fast_retry_specs(target: Path, sources: tuple[str, ...] = SOURCES, backoff_factor: float = 0.01) -> Path:
-    """Copies of the bundled specs with `backoff_factor` made tiny so retry tests stay fast."""
+def write_spec_copies(target: Path, sources: tuple[str, ...] = SOURCES, *, backoff_factor: float | None = 0.01,
+                      child_concurrency: int | None = None) -> Path:
+    """Copies of bundled specs: `backoff_factor` made tiny (retry tests stay fast), optionally a
+    `client.child_concurrency`."""
     target.mkdir(parents=True, exist_ok=True)
     for source in sources:
         text = (BUNDLED_SOURCES_DIR / f"{source}.yaml").read_text()
-        fast, replaced = re.subn(r"backoff_factor:\s*[0-9.]+", f"backoff_factor: {backoff_factor}", text)
-        assert replaced, f"{source}.yaml has no backoff_factor to rewrite"
-        (target / f"{source}.yaml").write_text(fast)
+        if backoff_factor is not None:
+            text, replaced = re.subn(r"backoff_factor:\s*[0-9.]+", f"backoff_factor: {backoff_factor}", text)
+            assert replaced, f"{source}.yaml has no backoff_factor to rewrite"
+        if child_concurrency is not None:
+            text, replaced = re.subn(r"^client:\n", f"client:\n  child_concurrency: {child_concurrency}\n", text,
+                                     flags=re.MULTILINE)
+            assert replaced == 1, f"{source}.yaml has no top-level client block"
+        (target / f"{source}.yaml").write_text(text)
     return target
+
+
+def write_fast_retry_specs(target: Path, sources: tuple[str, ...] = SOURCES, backoff_factor: float = 0.01) -> Path:
+    """Copies of the bundled specs with `backoff_factor` made tiny so retry tests stay fast."""
+    return write_spec_copies(target, sources, backoff_factor=backoff_factor)
 
 
 # Child resource → (parent resource, the column dlt adds to the child with the parent's key).
