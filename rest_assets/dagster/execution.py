@@ -28,11 +28,11 @@ def materialize_source(context: AssetExecutionContext, dlt: DagsterDltResource, 
     """Extract and load the selected resources of `spec`, yielding one result per asset."""
     folder = f"{spec.name}-{context.run_id}-{uuid.uuid4().hex[:8]}"
     try:
+        fmt = loader_file_format()
         # Arrow pages only where the destination loads parquet: elsewhere (postgres: insert
         # statements) dlt cannot write their nested struct columns, while plain rows load.
-        compiled = compile_source(spec, arrow_pages=loader_file_format() == "parquet")
+        compiled = compile_source(spec, arrow_pages=fmt == "parquet")
         pipeline = make_pipeline(spec.name, folder)
-        fmt = loader_file_format()
         results = dlt.run(context=context, dlt_source=compiled.source, dlt_pipeline=pipeline,
                           **({"loader_file_format": fmt} if fmt else {}))
         for result in results:
