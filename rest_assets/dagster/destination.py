@@ -3,8 +3,14 @@
 from __future__ import annotations
 
 import os
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, Iterator
+
+try:
+    import fcntl
+except ImportError:  # not POSIX: no cross-process lock
+    fcntl = None  # type: ignore[assignment]
 
 import dlt
 
@@ -32,6 +38,34 @@ def make_destination() -> Any:
         path.parent.mkdir(parents=True, exist_ok=True)
         return dlt.destinations.duckdb(credentials=str(path))
     return name
+
+
+@contextmanager
+def destination_lock(log: Callable[[str], None] | None = None) -> Iterator[None]:
+    """Hold the DuckDB file for this process (a no-op for other destinations).
+
+    DuckDB lets one process at a time open a file for writing, and separate
+    runs are separate processes (the freshness sensor starts one per source at
+    once): without this, all but one fail with "Could not set lock on file".
+    The lock file sits beside the DuckDB file and is released when the holder
+    exits, crashed or not.
+    """
+    if destination_name() != "duckdb" or fcntl is None:
+        yield
+        return
+    path = duckdb_path()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(f"{path}.lock", "a") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            if log is not None:
+                log(f"waiting for {path.name}: another run is using it")
+            fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def loader_file_format() -> str | None:

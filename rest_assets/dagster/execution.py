@@ -17,7 +17,7 @@ from dagster import AssetExecutionContext, MaterializeResult, MetadataValue
 from dagster_dlt import DagsterDltResource
 
 from rest_assets.compiler import compile_source
-from rest_assets.dagster.destination import loader_file_format, make_pipeline, state_root
+from rest_assets.dagster.destination import destination_lock, loader_file_format, make_pipeline, state_root
 from rest_assets.errors import LoadError, RestAssetsError
 from rest_assets.runtime.http import TransportStats
 from rest_assets.runtime.redaction import redact
@@ -33,10 +33,11 @@ def materialize_source(context: AssetExecutionContext, dlt: DagsterDltResource, 
         # statements) dlt cannot write their nested struct columns, while plain rows load.
         compiled = compile_source(spec, arrow_pages=fmt == "parquet")
         pipeline = make_pipeline(spec.name, folder)
-        results = dlt.run(context=context, dlt_source=compiled.source, dlt_pipeline=pipeline,
-                          **({"loader_file_format": fmt} if fmt else {}))
-        for result in results:
-            yield _with_run_figures(result, compiled.session.stats, _cursor_values(pipeline, spec.name))
+        with destination_lock(context.log.info):
+            results = dlt.run(context=context, dlt_source=compiled.source, dlt_pipeline=pipeline,
+                              **({"loader_file_format": fmt} if fmt else {}))
+            for result in results:
+                yield _with_run_figures(result, compiled.session.stats, _cursor_values(pipeline, spec.name))
     except Exception as exc:
         raise _clean_error(spec.name, exc) from None
     shutil.rmtree(state_root() / folder, ignore_errors=True)
