@@ -79,7 +79,7 @@ def bulk(ctx: Context) -> dict[str, Any]:
             for offset in range(0, BULK_SIZE + 1, 100)]
         ctx.say("bulk: warming the emulator (generates 100k rows, fills its page cache)")
         cold = pages_per_second(emulator.url, targets)
-        warm = pages_per_second(emulator.url, targets)
+        warm = max(pages_per_second(emulator.url, targets) for _ in range(2))  # best of 2: the machine is shared
         emulator.clear_requests()
         samples = alternate(ctx, emulator, BULK_IMPLS,
                             lambda db: verify(db, "chat_analytics", {"contacts": BULK_SIZE}))
@@ -106,8 +106,8 @@ def fanout(ctx: Context) -> dict[str, Any]:
         auth = {"Authorization": f"Bearer {_token(emulator.url)}"}
         ctx.say(f"fanout: probing the emulator ({len(targets)} child pages, {FANOUT_LATENCY_MS:g} ms latency)")
         pages_per_second(emulator.url, targets, connections=64, headers=auth)  # warm the page cache
-        probe = {f"cached_{n}conn": pages_per_second(emulator.url, targets, connections=n, headers=auth)
-                 for n in (8, 64)}
+        probe = {f"cached_{n}conn": max(pages_per_second(emulator.url, targets, connections=n, headers=auth)
+                                        for _ in range(3)) for n in (8, 64)}  # best of 3: the machine is shared
         emulator.configure(latency_ms=0)
         probe["cached_8conn_no_latency"] = pages_per_second(emulator.url, targets, connections=8, headers=auth)
         emulator.configure(latency_ms=FANOUT_LATENCY_MS)  # the latency switch, back on for the clients
