@@ -117,8 +117,9 @@ def _run_key(context: SensorEvaluationContext, source: str, stale: list[WatchedA
     """Stable for one staleness state: the stale keys and their last materialization."""
     parts = []
     for w in sorted(stale, key=lambda w: w.key.to_user_string()):
-        event = context.instance.get_latest_materialization_event(w.key)
-        parts.append(f"{w.key.to_user_string()}@{event.storage_id if event else 'never'}")
+        # an EventLogRecord (not the EventLogEntry of get_latest_materialization_event) has the storage id
+        records = context.instance.fetch_materializations(w.key, limit=1).records
+        parts.append(f"{w.key.to_user_string()}@{records[0].storage_id if records else 'never'}")
     digest = hashlib.sha1("|".join(parts).encode()).hexdigest()[:16]
     return f"freshness:{source}:{digest}"
 
