@@ -15,6 +15,7 @@ Every paginator stops with an error after `max_pages` pages, when set.
 
 from __future__ import annotations
 
+import copy
 from typing import Any, Callable
 from urllib.parse import urljoin
 
@@ -117,6 +118,13 @@ class CursorPaginator(BasePaginator):
         self.has_more_path = jsonpath.compile_path(has_more_path) if has_more_path else None
         self._cursor: Any = None
         self._seen: set[str] = set()
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> "CursorPaginator":
+        # dlt copies the paginator for every parent record of a child resource; the
+        # compiled path and stop condition are immutable, so share them and reset state.
+        clone = copy.copy(self)
+        clone._cursor, clone._seen = None, set()
+        return clone
 
     def init_request(self, request: Request) -> None:
         self._seen = set()
