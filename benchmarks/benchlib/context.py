@@ -9,22 +9,11 @@ from pathlib import Path
 
 from benchlib.measure import Sample, new_workdir, run_impl
 
-# The demo secrets, as the env vars rest_assets reads (same values as rest_assets.emulator.DEMO_CREDENTIALS).
-TOKEN_PATHS = {"client_portal": "/oauth2/token", "help_desk": "/v2/oauth2/token"}
-
-
 def emulator_env(url: str) -> dict[str, str]:
-    """SOURCES__<SOURCE>__BASE_URL / TOKEN_URL / secrets pointing every source at the emulator."""
-    from rest_assets.emulator import DEMO_CREDENTIALS
+    """SOURCES__<SOURCE>__BASE_URL / TOKEN_URL / demo secrets pointing every source at the emulator."""
+    from rest_assets.demo import emulator_environment
 
-    env = {"BENCH_EMULATOR_URL": url}
-    for source, secrets in DEMO_CREDENTIALS.items():
-        prefix = f"SOURCES__{source.upper()}__"
-        env[prefix + "BASE_URL"] = f"{url}/{source}"
-        if source in TOKEN_PATHS:
-            env[prefix + "TOKEN_URL"] = f"{url}/{source}{TOKEN_PATHS[source]}"
-        env.update({prefix + key.upper(): value for key, value in secrets.items()})
-    return env
+    return {"BENCH_EMULATOR_URL": url, **emulator_environment(url)}
 
 
 @dataclass
