@@ -9,22 +9,20 @@ dlt's config in place of the dialect's extension keys.
 from __future__ import annotations
 
 import copy
-import re
 import time
 from dataclasses import dataclass
 from typing import Any, Callable
-from urllib.parse import quote, urlsplit
+from urllib.parse import urlsplit
 
-import pyarrow as pa
 from dlt.common import jsonpath
 from dlt.extract.source import DltSource
 from dlt.sources.rest_api import rest_api_source
 
-from rest_assets.errors import LoadError
 from rest_assets.runtime.arrow_pages import use_arrow_pages
 from rest_assets.runtime.auth import build_auth
 from rest_assets.runtime.fanout import DEFAULT_CHILD_CONCURRENCY, fan_out
 from rest_assets.runtime.http import DEFAULT_TIMEOUT_SECONDS, EndpointRoute, GuardedSession, RetryPolicy
+from rest_assets.parent_streams import with_private_parents
 from rest_assets.runtime.paginators import build_paginator
 from rest_assets.runtime.redaction import install_log_redaction
 from rest_assets.runtime.responses import response_validator
@@ -34,7 +32,6 @@ from rest_assets.spec.model import ResourceSpec, SourceSpec
 # Keys of the dialect that dlt does not know; they are compiled into objects.
 _RESOURCE_EXTENSIONS = ("freshness", "description")
 _ENDPOINT_EXTENSIONS = ("error_handler", "partition_router")
-_CLIENT_EXTENSIONS = ("timeout", "max_pages", "child_concurrency", "allow_insecure_http")
 
 
 @dataclass
@@ -68,7 +65,7 @@ def compile_source(spec: SourceSpec, *, sleep: Callable[[float], None] = time.sl
     if client.get("paginator"):
         dlt_client["paginator"] = build_paginator(client["paginator"], max_pages)
     resources = {r.name: _compile_resource(spec, r, session, token_url, max_pages) for r in spec.resources}
-    source = rest_api_source({"client": dlt_client, "resources": _with_private_parents(spec, resources)}, name=spec.name)
+    source = rest_api_source({"client": dlt_client, "resources": with_private_parents(spec, resources)}, name=spec.name)
     workers = _child_concurrency(spec)
     for resource in spec.resources:
         pipe = source.resources[resource.name]._pipe
@@ -77,101 +74,6 @@ def compile_source(spec: SourceSpec, *, sleep: Callable[[float], None] = time.sl
         if arrow_pages:
             use_arrow_pages(source.resources[resource.name], resources[resource.name].get("columns"))
     return CompiledSource(source=source, session=session)
-
-
-def _with_private_parents(spec: SourceSpec, compiled: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
-    """Give each child its own, unselected copy of its parent stream.
-
-    dlt feeds a child from its parent's stream, so they would share one
-    incremental cursor: after a parent-only run, a child-only run would see no
-    changed parents and miss their children. A private copy has its own cursor,
-    so every selection (parent, child, or both) fetches exactly what changed.
-
-    The copy also carries every parent field the child's path uses
-    percent-encoded (see `_path_encoder`): dlt formats parent values into the
-    path unencoded, so an id like `a/../b?c#d` would leave the intended path.
-    The child's `_<parent>_<key>` column keeps the raw value.
-    """
-    resources = list(compiled.values())
-    for resource in spec.resources:
-        link = resource.parent
-        if not link:
-            continue
-        private = f"{link.parent}__for__{resource.name}"
-        child = compiled[resource.name]
-        encoded = _point_at_parent(child["endpoint"], link.parent, private)
-        parent_copy = {**copy.deepcopy(compiled[link.parent]), "name": private, "selected": False}
-        parent_copy["processing_steps"] = [*parent_copy.get("processing_steps", []), {"map": _path_encoder(encoded, link.parent, resource.name)}]
-        resources.append(parent_copy)
-        renames = {f"_{private}_{key}": f"_{link.parent}_{key}" for key in child.get("include_from_parent", [])}
-        child["processing_steps"] = [*child.get("processing_steps", []), {"map": _renamer(renames)}]
-    return resources
-
-
-_ENCODED_PREFIX = "_rest_assets_path_"
-_PATH_FIELD = re.compile(r"\{resources\.([A-Za-z0-9_]+)\.([A-Za-z_][A-Za-z0-9_]*)\}")
-
-
-def _point_at_parent(endpoint: dict[str, Any], parent: str, private: str) -> list[str]:
-    """Make the child read `private` instead of `parent`; return the parent fields its path must get encoded."""
-    encoded: list[str] = []
-
-    def to_private(match: re.Match[str]) -> str:
-        if match.group(1) != parent:
-            return match.group(0)
-        encoded.append(match.group(2))
-        return "{resources.%s.%s%s}" % (private, _ENCODED_PREFIX, match.group(2))
-
-    endpoint["path"] = _PATH_FIELD.sub(to_private, endpoint["path"])
-    old, new = "{resources.%s." % parent, "{resources.%s." % private
-    endpoint["path"] = endpoint["path"].replace(old, new)
-    for key, value in (endpoint.get("params") or {}).items():
-        if isinstance(value, str):
-            endpoint["params"][key] = value.replace(old, new)
-        elif isinstance(value, dict) and value.get("type") == "resolve" and value.get("resource") == parent:
-            field = str(value.get("field"))
-            in_path = "{%s}" % key in endpoint["path"] and re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", field)
-            if in_path:
-                encoded.append(field)
-            endpoint["params"][key] = {**value, "resource": private,
-                                       "field": _ENCODED_PREFIX + field if in_path else field}
-    return encoded
-
-
-def _path_encoder(fields: list[str], parent: str, child: str) -> Callable[[dict[str, Any]], dict[str, Any]]:
-    """A map step adding `_rest_assets_path_<field>`: the field's value percent-encoded as one path segment.
-
-    `.` and `..` are refused: in any encoding they mean "this/the parent
-    folder" (RFC 3986 6.2.2.2), so no request could stay on the intended path.
-    """
-
-    def encode(record: dict[str, Any]) -> dict[str, Any]:
-        for name in fields:
-            if name not in record:
-                continue
-            value = str(record[name])
-            if value.strip(".") == "" and value:
-                raise LoadError(
-                    f"resource '{parent}': the value {value!r} of '{name}' cannot be a URL path segment of "
-                    f"child resource '{child}' ('.' and '..' would move the request to another path)")
-            record[_ENCODED_PREFIX + name] = quote(value, safe="")
-        return record
-
-    return encode
-
-
-def _renamer(renames: dict[str, str]) -> Callable[[Any], Any]:
-    """Renames columns of a record (dict) or of a batch (Arrow table)."""
-
-    def rename(item: Any) -> Any:
-        if isinstance(item, pa.Table):
-            return item.rename_columns([renames.get(name, name) for name in item.column_names])
-        for old, new in renames.items():
-            if old in item:
-                item[new] = item.pop(old)
-        return item
-
-    return rename
 
 
 def _token_url(source: str, auth: dict[str, Any]) -> str | None:

@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Any, Callable
 
 import pytest
-import requests
 import responses
 from conftest import failure_errors, failure_messages, read_table
 from reliability_support import Recorded, RecordingServer, Reply, json_reply, run_source
