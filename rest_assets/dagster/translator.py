@@ -48,7 +48,7 @@ class RestAssetsTranslator(DagsterDltTranslator):
 
 def _static_metadata(spec: SourceSpec, resource: ResourceSpec, destination: str) -> dict[str, Any]:
     metadata: dict[str, Any] = {
-        "endpoint": resource.path,
+        "endpoint": resource.display_path,
         "paginator": resource.paginator_type,
         "primary_key": str(resource.primary_key or ""),
         "write_disposition": str(resource.write_disposition),

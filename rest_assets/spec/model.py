@@ -56,6 +56,7 @@ class ResourceSpec:
     parent: ParentLink | None = None
     freshness: Freshness | None = None
     line: int | None = None
+    spec_path: str | None = None  # the path as the spec wrote it, before placeholders were rewritten
 
     @property
     def endpoint(self) -> dict[str, Any]:
@@ -64,6 +65,11 @@ class ResourceSpec:
     @property
     def path(self) -> str:
         return str(self.endpoint.get("path", self.name))
+
+    @property
+    def display_path(self) -> str:
+        """The endpoint path as written in the spec (for people: UI metadata, descriptions)."""
+        return self.spec_path or self.path
 
     @property
     def primary_key(self) -> Any:
@@ -75,7 +81,7 @@ class ResourceSpec:
 
     @property
     def description(self) -> str:
-        return self.config.get("description") or f"GET {self.path}"
+        return self.config.get("description") or f"GET {self.display_path}"
 
     @property
     def paginator_type(self) -> str:

@@ -293,6 +293,7 @@ def _bind_parents(check: _Checker, resources: list[ResourceSpec]) -> None:
         fields = _stream_partition_fields(endpoint)
         router = endpoint.pop("partition_router", None)
         if fields:
+            resource.spec_path = endpoint.get("path")
             resource.parent = _partition_parent(check, resource, fields, router, names, path)
             _rewrite_stream_partition(endpoint, resource.parent)
             include = resource.config.setdefault("include_from_parent", [])
