@@ -11,8 +11,13 @@ $(STAMP): pyproject.toml constraints.txt
 	$(BIN)/pip install --quiet -c constraints.txt -e '.[test]'
 	touch $(STAMP)
 
-.PHONY: install demo ui test emulator validate
+.PHONY: install browser demo ui test emulator validate
 install: $(STAMP)
+
+# The browser test drives Debian's Chromium through Playwright (no browser download is possible).
+browser:
+	@command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium >/dev/null) \
+	  || echo "could not install chromium (needs root and Debian's packages): the browser test will fail" >&2
 
 demo: $(STAMP)
 	$(BIN)/rest-assets demo
@@ -20,7 +25,7 @@ demo: $(STAMP)
 ui: $(STAMP)
 	$(BIN)/rest-assets demo --ui
 
-test: $(STAMP)
+test: $(STAMP) browser
 	$(BIN)/python -m pytest
 
 emulator: $(STAMP)
