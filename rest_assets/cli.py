@@ -15,6 +15,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--size", type=int, default=120, help="records per top-level resource (default 120)")
     demo.add_argument("--port", type=int, default=3000, help="dagster dev port for --ui (default 3000)")
     commands.add_parser("selftest", help="run a compact fault matrix against the emulator and print a reliability report")
+    commands.add_parser("list", help="print every asset with its parents, freshness and checks, plus schedules and sensors")
     commands.add_parser("emulator", help="serve the bundled APIs locally (see `rest-assets emulator --help`)", add_help=False)
     return parser
 
@@ -27,6 +28,12 @@ def main(argv: list[str] | None = None) -> int:
 
         return emulator_main(argv[1:])
     args = build_parser().parse_args(argv)
+    if args.command == "list":
+        from rest_assets.definitions import defs
+        from rest_assets.listing import describe_definitions
+
+        print(describe_definitions(defs))
+        return 0
     if args.command == "selftest":
         from rest_assets.selftest import run_selftest
 
