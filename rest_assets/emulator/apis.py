@@ -218,13 +218,10 @@ class Apis:
         def build() -> dict[str, Any]:
             number = int_param(params, "page[number]", 1, 1)
             size = int_param(params, "page[size]", 10, 1, 100)
-            rows = self._rows(route, params)
-            pages = -(-len(rows) // size)
-            kept = [p for p in request.params if p[0] != "page[number]"]
-            nxt = absolute(request, kept + [("page[number]", str(number + 1))]) if number < pages else None
-            return {"data": rows[(number - 1) * size:number * size],
-                    "meta": {"page": {"number": number, "size": size, "total_pages": pages}},
-                    "links": {"next": nxt}}
+            page = numbered_page(request, self._rows(route, params), "page[number]", number, size)
+            return {"data": page.rows,
+                    "meta": {"page": {"number": number, "size": size, "total_pages": page.pages}},
+                    "links": {"next": page.next_url}}
         return self._cached(request, route, build)
 
     def _client_portal_token(self, request: Request, route: Route) -> Response:
@@ -260,15 +257,31 @@ class Apis:
         def build() -> dict[str, Any]:
             number = int_param(params, "page", 1, 1)
             limit = int_param(params, "limit", 50, 1, 1000)
-            rows = self._rows(route, params)
-            pages = -(-len(rows) // limit)
-            kept = [p for p in request.params if p[0] != "page"]
+            page = numbered_page(request, self._rows(route, params), "page", number, limit)
             links: dict[str, Any] = {"self": {"href": absolute(request, request.params)}}
-            if number < pages:
-                links["next"] = {"href": absolute(request, kept + [("page", str(number + 1))])}
-            return {"_embedded": {route.data_key: rows[(number - 1) * limit:number * limit]}, "_links": links,
-                    "page": {"size": limit, "totalElements": len(rows), "totalPages": pages, "number": number}}
+            if page.next_url:
+                links["next"] = {"href": page.next_url}
+            return {"_embedded": {route.data_key: page.rows}, "_links": links,
+                    "page": {"size": limit, "totalElements": page.total, "totalPages": page.pages, "number": number}}
         return self._cached(request, route, build)
+
+
+@dataclass(frozen=True)
+class NumberedPage:
+    """One page of a page-number paginated list."""
+
+    rows: list[dict[str, Any]]
+    total: int
+    pages: int
+    next_url: str | None
+
+
+def numbered_page(request: Request, rows: list[dict[str, Any]], page_param: str, number: int, size: int) -> NumberedPage:
+    """Page `number` (1-based) of `rows`, with the absolute URL of the next page (same query otherwise)."""
+    pages = -(-len(rows) // size)
+    kept = [p for p in request.params if p[0] != page_param]
+    next_url = absolute(request, kept + [(page_param, str(number + 1))]) if number < pages else None
+    return NumberedPage(rows[(number - 1) * size:number * size], len(rows), pages, next_url)
 
 
 def not_found() -> Response:

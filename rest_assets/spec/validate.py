@@ -125,17 +125,24 @@ def _check_client(check: _Checker, client: Any) -> dict[str, Any]:
     return client
 
 
+def _typed_mapping(check: _Checker, value: Any, path: Path, resource: str | None, what: str,
+                   keys_by_type: dict[str, frozenset[str]], default: str) -> tuple[dict[str, Any], str]:
+    """A mapping whose `type` picks its allowed keys from a registry; returns it and the type."""
+    value = check.mapping(value, path, resource)
+    kind = value.get("type", default)
+    if not isinstance(kind, str) or kind not in keys_by_type:
+        raise check.fail((*path, "type"), f"unknown {what} type '{kind}'; allowed: {', '.join(sorted(keys_by_type))}", resource)
+    check.keys(value, keys_by_type[kind], path, resource)
+    return value, kind
+
+
 def _check_auth(check: _Checker, auth: Any, path: Path, resource: str | None) -> None:
     if isinstance(auth, str):
         if auth not in vocab.AUTH_KEYS:  # never echo it: a token written as `auth: <token>` must not leak
             raise check.fail(path, f"a plain-string auth must be one of {', '.join(sorted(vocab.AUTH_KEYS))}; "
                                    "put a token under auth.token as {secret: KEY}", resource)
         auth = {"type": auth}
-    auth = check.mapping(auth, path, resource)
-    auth_type = auth.get("type", "bearer")
-    if not isinstance(auth_type, str) or auth_type not in vocab.AUTH_KEYS:
-        raise check.fail((*path, "type"), f"unknown auth type '{auth_type}'; allowed: {', '.join(sorted(vocab.AUTH_KEYS))}", resource)
-    check.keys(auth, vocab.AUTH_KEYS[auth_type], path, resource)
+    auth, auth_type = _typed_mapping(check, auth, path, resource, "auth", vocab.AUTH_KEYS, default="bearer")
     required = {"oauth2": ("client_id", "client_secret", "token_url"), "api_key": ("api_key",),
                 "http_basic": ("username", "password")}.get(auth_type, ())
     for key in required:
@@ -150,11 +157,7 @@ def _check_auth(check: _Checker, auth: Any, path: Path, resource: str | None) ->
 def _check_paginator(check: _Checker, paginator: Any, path: Path, resource: str | None) -> None:
     if isinstance(paginator, str):
         paginator = {"type": paginator}
-    paginator = check.mapping(paginator, path, resource)
-    kind = paginator.get("type", "auto")
-    if not isinstance(kind, str) or kind not in vocab.PAGINATOR_KEYS:
-        raise check.fail((*path, "type"), f"unknown paginator type '{kind}'; allowed: {', '.join(sorted(vocab.PAGINATOR_KEYS))}", resource)
-    check.keys(paginator, vocab.PAGINATOR_KEYS[kind], path, resource)
+    paginator, kind = _typed_mapping(check, paginator, path, resource, "paginator", vocab.PAGINATOR_KEYS, default="auto")
     if "stop_condition" in paginator:
         try:
             parse_stop_condition(paginator["stop_condition"])
