@@ -23,6 +23,7 @@ from typing import Any, Iterator
 
 import duckdb
 import pytest
+import requests
 
 from rest_assets.demo import QUIET_RUN_CONFIG, emulator_environment
 from rest_assets.emulator import DEMO_CREDENTIALS, Emulator, EmulatorConfig
@@ -44,10 +45,15 @@ def emulator() -> Iterator[Emulator]:
 @pytest.fixture()
 def own_emulator() -> Iterator[Emulator]:
     """A private emulator for a test that injects faults or changes emulator state."""
-    emu = Emulator(EmulatorConfig(seed=3, default_size=20))
-    emu.start()
-    yield emu
-    emu.stop()
+    with Emulator(EmulatorConfig(seed=3, default_size=20)) as emu:
+        yield emu
+
+
+@pytest.fixture()
+def http() -> Iterator[requests.Session]:
+    """A plain HTTP session for talking to an emulator directly."""
+    with requests.Session() as session:
+        yield session
 
 
 @dataclass

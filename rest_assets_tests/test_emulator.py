@@ -4,7 +4,6 @@ from __future__ import annotations
 
 
 import pytest
-import requests
 
 from rest_assets.emulator import DEMO_CREDENTIALS, FIELDS, Emulator, EmulatorConfig
 
@@ -22,16 +21,8 @@ def emu():
 
 @pytest.fixture()
 def fresh():
-    emulator = Emulator(EmulatorConfig(seed=3, default_size=30))
-    emulator.start()
-    yield emulator
-    emulator.stop()
-
-
-@pytest.fixture()
-def http():
-    with requests.Session() as session:
-        yield session
+    with Emulator(EmulatorConfig(seed=3, default_size=30)) as emulator:
+        yield emulator
 
 
 def strip_parent(rows):

@@ -25,16 +25,8 @@ ROOT = Path(__file__).resolve().parents[1]
 
 @pytest.fixture()
 def emu():
-    emulator = Emulator(EmulatorConfig(seed=5, default_size=40))
-    emulator.start()
-    yield emulator
-    emulator.stop()
-
-
-@pytest.fixture()
-def http():
-    with requests.Session() as session:
-        yield session
+    with Emulator(EmulatorConfig(seed=5, default_size=40)) as emulator:
+        yield emulator
 
 
 def contacts(emu, http, **kw):
