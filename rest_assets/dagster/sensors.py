@@ -22,6 +22,7 @@ from dagster import (
     AutomationConditionSensorDefinition,
     DagsterRunStatus,
     DefaultSensorStatus,
+    EventLogRecord,
     RunRequest,
     RunsFilter,
     SensorDefinition,
@@ -81,16 +82,17 @@ def evaluate_freshness(context: SensorEvaluationContext, watched: list[WatchedAs
     """One tick of the freshness sensor (a plain function so it is easy to test)."""
     cursor = json.loads(context.cursor) if context.cursor else {}
     busy = _sources_in_flight(context, watched)
+    latest = {w.key: _latest_materialization(context, w.key) for w in watched}
     requests, reasons = [], []
     for source in sorted({w.source for w in watched}):
-        stale = [w for w in watched if w.source == source and _is_stale(context, w, now)]
+        stale = [w for w in watched if w.source == source and _is_stale(latest[w.key], w, now)]
         if not stale:
             reasons.append(f"{source}: every asset is fresh")
             continue
         if source in busy:
             reasons.append(f"{source}: {len(stale)} stale asset(s), but a run of this source is in flight")
             continue
-        run_key = _run_key(context, source, stale)
+        run_key = _run_key(source, stale, latest)
         if cursor.get(source) == run_key:
             reasons.append(f"{source}: already requested a run for these {len(stale)} stale asset(s)")
             continue
@@ -105,21 +107,25 @@ def evaluate_freshness(context: SensorEvaluationContext, watched: list[WatchedAs
     return SensorResult(run_requests=requests, cursor=json.dumps(cursor, sort_keys=True))
 
 
-def _is_stale(context: SensorEvaluationContext, watched: WatchedAsset, now: float) -> bool:
-    event = context.instance.get_latest_materialization_event(watched.key)
-    if event is None:
+def _latest_materialization(context: SensorEvaluationContext, key: AssetKey) -> EventLogRecord | None:
+    """The asset's last materialization record (it carries both timestamp and storage id)."""
+    records = context.instance.fetch_materializations(key, limit=1).records
+    return records[0] if records else None
+
+
+def _is_stale(record: EventLogRecord | None, watched: WatchedAsset, now: float) -> bool:
+    if record is None:
         return True
-    age_at_next_tick = now + SENSOR_INTERVAL_SECONDS - event.timestamp
+    age_at_next_tick = now + SENSOR_INTERVAL_SECONDS - record.timestamp
     return age_at_next_tick >= watched.fail_window.total_seconds()
 
 
-def _run_key(context: SensorEvaluationContext, source: str, stale: list[WatchedAsset]) -> str:
+def _run_key(source: str, stale: list[WatchedAsset], latest: dict[AssetKey, EventLogRecord | None]) -> str:
     """Stable for one staleness state: the stale keys and their last materialization."""
     parts = []
     for w in sorted(stale, key=lambda w: w.key.to_user_string()):
-        # an EventLogRecord (not the EventLogEntry of get_latest_materialization_event) has the storage id
-        records = context.instance.fetch_materializations(w.key, limit=1).records
-        parts.append(f"{w.key.to_user_string()}@{records[0].storage_id if records else 'never'}")
+        record = latest[w.key]
+        parts.append(f"{w.key.to_user_string()}@{record.storage_id if record else 'never'}")
     digest = hashlib.sha1("|".join(parts).encode()).hexdigest()[:16]
     return f"freshness:{source}:{digest}"
 
