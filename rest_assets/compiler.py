@@ -20,9 +20,9 @@ from dlt.sources.rest_api import rest_api_source
 
 from rest_assets.runtime.arrow_pages import use_arrow_pages
 from rest_assets.runtime.auth import build_auth
-from rest_assets.runtime.fanout import DEFAULT_CHILD_CONCURRENCY, fan_out
+from rest_assets.runtime.fanout import DEFAULT_CHILD_CONCURRENCY, fan_out, read_ahead
 from rest_assets.runtime.http import DEFAULT_TIMEOUT_SECONDS, EndpointRoute, GuardedSession, RetryPolicy
-from rest_assets.parent_streams import with_private_parents
+from rest_assets.parent_streams import private_parent_name, with_private_parents
 from rest_assets.runtime.paginators import build_paginator
 from rest_assets.runtime.redaction import install_log_redaction
 from rest_assets.runtime.responses import response_validator
@@ -32,6 +32,8 @@ from rest_assets.spec.model import ResourceSpec, SourceSpec
 # Keys of the dialect that dlt does not know; they are compiled into objects.
 _RESOURCE_EXTENSIONS = ("freshness", "description")
 _ENDPOINT_EXTENSIONS = ("error_handler", "partition_router")
+# Parents handed to a child's worker pool at once: enough that the last, partly idle round is a small share.
+PARENTS_PER_WORKER = 8
 
 
 @dataclass
@@ -71,9 +73,19 @@ def compile_source(spec: SourceSpec, *, sleep: Callable[[float], None] = time.sl
         pipe = source.resources[resource.name]._pipe
         if resource.parent:
             pipe.replace_gen(fan_out(pipe.gen, workers))
+            _read_parent_ahead(spec, source, resource, workers)
         if arrow_pages:
             use_arrow_pages(source.resources[resource.name], resources[resource.name].get("columns"))
     return CompiledSource(source=source, session=session)
+
+
+def _read_parent_ahead(spec: SourceSpec, source: DltSource, child: ResourceSpec, workers: int) -> None:
+    """Fetch a top-level parent's pages ahead on a thread, in batches that keep `workers` busy (see runtime.fanout)."""
+    assert child.parent is not None
+    if workers <= 1 or spec.resource(child.parent.parent).parent:
+        return
+    pipe = source.resources[private_parent_name(child.parent.parent, child.name)]._pipe
+    pipe.replace_gen(read_ahead(pipe.gen, min_records=workers * PARENTS_PER_WORKER))
 
 
 def _token_url(source: str, auth: dict[str, Any]) -> str | None:

@@ -37,7 +37,7 @@ def with_private_parents(spec: SourceSpec, compiled: dict[str, dict[str, Any]]) 
         link = resource.parent
         if not link:
             continue
-        private = f"{link.parent}__for__{resource.name}"
+        private = private_parent_name(link.parent, resource.name)
         child = compiled[resource.name]
         encoded = _point_at_parent(child["endpoint"], link.parent, private)
         parent_copy = {**copy.deepcopy(compiled[link.parent]), "name": private, "selected": False}
@@ -46,6 +46,11 @@ def with_private_parents(spec: SourceSpec, compiled: dict[str, dict[str, Any]]) 
         renames = {f"_{private}_{key}": f"_{link.parent}_{key}" for key in child.get("include_from_parent", [])}
         child["processing_steps"] = [*child.get("processing_steps", []), {"map": _renamer(renames)}]
     return resources
+
+
+def private_parent_name(parent: str, child: str) -> str:
+    """The name of `child`'s private, unselected copy of `parent`."""
+    return f"{parent}__for__{child}"
 
 
 _ENCODED_PREFIX = "_rest_assets_path_"

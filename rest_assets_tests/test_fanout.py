@@ -1,4 +1,4 @@
-"""Concurrent child fetching: parent order kept, concurrency bounded, errors not swallowed."""
+"""Concurrent child fetching: parent order kept, concurrency bounded, errors not swallowed; parent read-ahead."""
 
 import inspect
 import threading
@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from rest_assets.runtime.fanout import fan_out
+from rest_assets.runtime.fanout import fan_out, read_ahead
 
 
 class ChildApi:
@@ -54,3 +54,67 @@ def test_a_failing_child_request_fails_the_whole_fan_out():
 
 def test_the_wrapper_keeps_the_signature_dlt_binds_arguments_by():
     assert list(inspect.signature(fan_out(ChildApi().generate, 4)).parameters) == ["items", "path", "limit"]
+
+
+class ParentStream:
+    """A fake parent page generator that records how far it was read and whether it was closed."""
+
+    def __init__(self, pages, fail_after=None):
+        self.pages, self.fail_after = pages, fail_after
+        self.produced = 0
+        self.closed = threading.Event()
+        self.threads = set()
+
+    def generate(self, path, limit=50):
+        try:
+            for number, page in enumerate(self.pages, start=1):
+                self.threads.add(threading.current_thread().name)
+                yield page
+                self.produced = number
+                if number == self.fail_after:
+                    raise RuntimeError(f"parent page {number + 1} failed")
+        finally:
+            self.closed.set()
+
+
+def _pages(count, size):
+    return [[{"id": page * size + k} for k in range(size)] for page in range(count)]
+
+
+def test_read_ahead_hands_on_every_record_in_order_in_batches_of_at_least_min_records():
+    stream = ParentStream(_pages(7, 50))
+    batches = list(read_ahead(stream.generate, min_records=120)("/parents"))
+    assert [len(b) for b in batches] == [150, 150, 50]  # whole pages joined; the rest flushed at the end
+    assert [r["id"] for b in batches for r in b] == list(range(350))
+    assert stream.threads and threading.current_thread().name not in stream.threads  # fetched on its own thread
+    assert all(name.startswith("dlt-pool-") for name in stream.threads)  # dlt state resolves there
+
+
+def test_read_ahead_raises_the_streams_error_after_the_records_before_it():
+    stream = ParentStream(_pages(5, 10), fail_after=3)
+    seen = []
+    with pytest.raises(RuntimeError, match="parent page 4 failed"):
+        for batch in read_ahead(stream.generate, min_records=1)("/parents"):
+            seen.extend(r["id"] for r in batch)
+    assert seen == list(range(30))
+
+
+def test_read_ahead_stays_a_bounded_number_of_pages_ahead_and_stops_when_the_consumer_does():
+    stream = ParentStream(_pages(1_000, 1))
+    batches = read_ahead(stream.generate, min_records=1, depth=3)("/parents")
+    assert next(batches) == [{"id": 0}]
+    time.sleep(0.2)
+    assert stream.produced <= 1 + 3 + 1  # the page handed on, the queue, and one waiting to be put
+    batches.close()
+    assert stream.closed.wait(5)
+    assert stream.produced < 1_000
+
+
+def test_read_ahead_passes_other_items_through_in_order():
+    marker = object()
+    stream = ParentStream([[{"id": 1}], marker, [{"id": 2}], [{"id": 3}]])
+    assert list(read_ahead(stream.generate, min_records=5)("/parents")) == [[{"id": 1}], marker, [{"id": 2}, {"id": 3}]]
+
+
+def test_read_ahead_keeps_the_signature_dlt_binds_arguments_by():
+    assert list(inspect.signature(read_ahead(ParentStream([]).generate, 10)).parameters) == ["path", "limit"]

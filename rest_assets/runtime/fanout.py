@@ -1,21 +1,37 @@
-"""Fetch the children of a parent page concurrently, in order, with bounded memory.
+"""Fetch the children of parent records concurrently, in order, with bounded memory.
 
-dlt calls a child resource's generator once per parent page and, inside,
-requests each parent's children one after the other: one request in flight.
-Wrapping that generator, we call it per parent record on a small thread pool
-and yield the child pages in parent order. At most one parent page's children
-are held at a time, so memory does not grow with the number of parents; rate
-limits still hold because every request goes through the source's one
-transport (a Retry-After pauses the whole host, all workers included).
+dlt calls a child resource's generator once per batch of parent records and,
+inside, requests each parent's children one after the other: one request in
+flight, and nothing fetched while dlt waits for the next parent page. Two
+wrappers fix that:
+
+* `read_ahead` runs the (private) parent stream on a background thread, a few
+  pages ahead, and hands the child batches of at least `min_records` parents:
+  parent pages arrive while children are fetched, and the pool is not left
+  half idle at the end of every 50-record page.
+* `fan_out` calls the child generator per parent record on a small thread
+  pool and yields the child pages in parent order.
+
+Memory is bounded by the read-ahead depth and one batch of parents' children,
+whatever the number of parents. Rate limits still hold: every request goes
+through the source's one transport (a Retry-After pauses the whole host, all
+workers included). Threads are named with dlt's pool prefix, so dlt state
+(incremental cursors) resolves in them as in the extracting thread.
 """
 
 from __future__ import annotations
 
 import functools
+import queue
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable, Iterator
 
-DEFAULT_CHILD_CONCURRENCY = 8
+from dlt.common.configuration.container import Container
+
+DEFAULT_CHILD_CONCURRENCY = 16
+READ_AHEAD_PAGES = 4
+_END = object()
 
 
 def fan_out(child_generator: Callable[..., Iterator[Any]], workers: int = DEFAULT_CHILD_CONCURRENCY) -> Callable[..., Iterator[Any]]:
@@ -33,8 +49,84 @@ def fan_out(child_generator: Callable[..., Iterator[Any]], workers: int = DEFAUL
         def children_of(parent: Any) -> list[Any]:
             return list(child_generator([parent], *args, **kwargs))
 
-        with ThreadPoolExecutor(max_workers=min(workers, len(parents)), thread_name_prefix="rest_assets_child") as pool:
+        with ThreadPoolExecutor(max_workers=min(workers, len(parents)),
+                                thread_name_prefix=Container.thread_pool_prefix() + "rest_assets_child") as pool:
             for pages in pool.map(children_of, parents):
                 yield from pages
 
     return concurrent_children
+
+
+def read_ahead(generator_function: Callable[..., Iterator[Any]], min_records: int,
+               depth: int = READ_AHEAD_PAGES) -> Callable[..., Iterator[Any]]:
+    """Wrap a page generator to run `depth` pages ahead on a thread, yielding batches of >= `min_records` records.
+
+    Pages (lists) are concatenated, in order, until a batch holds `min_records`
+    records or the stream ends; anything else passes through in order. An
+    error of the stream is raised after the records that came before it; when
+    the consumer stops early, the stream is closed on its thread.
+    """
+
+    @functools.wraps(generator_function)
+    def prefetched(*args: Any, **kwargs: Any) -> Iterator[Any]:
+        pages: queue.Queue[tuple[Any, BaseException | None]] = queue.Queue(maxsize=depth)
+        stop = threading.Event()
+        producer = threading.Thread(target=_produce, args=(generator_function(*args, **kwargs), pages, stop),
+                                    name=Container.thread_pool_prefix() + "rest_assets_parent", daemon=True)
+        producer.start()
+        try:
+            yield from _batches(pages, min_records)
+        finally:
+            stop.set()
+            producer.join()
+
+    return prefetched
+
+
+def _produce(stream: Iterator[Any], pages: queue.Queue[tuple[Any, BaseException | None]], stop: threading.Event) -> None:
+    """Feed `stream`'s items into `pages` until it ends, fails, or `stop` is set; always ends with `_END`."""
+    error: BaseException | None = None
+    try:
+        for item in stream:
+            if not _put(pages, (item, None), stop):
+                return
+    except BaseException as failure:  # handed to the consumer, which raises it
+        error = failure
+    finally:
+        if hasattr(stream, "close"):
+            stream.close()
+    _put(pages, (_END, error), stop)
+
+
+def _put(pages: queue.Queue[tuple[Any, BaseException | None]], entry: tuple[Any, BaseException | None],
+         stop: threading.Event) -> bool:
+    """Put `entry`, waiting for room; False when the consumer stopped first."""
+    while not stop.is_set():
+        try:
+            pages.put(entry, timeout=0.05)
+            return True
+        except queue.Full:
+            continue
+    return False
+
+
+def _batches(pages: queue.Queue[tuple[Any, BaseException | None]], min_records: int) -> Iterator[Any]:
+    batch: list[Any] = []
+    while True:
+        item, error = pages.get()
+        if item is _END:
+            break
+        if not isinstance(item, list):
+            if batch:
+                yield batch
+                batch = []
+            yield item
+            continue
+        batch.extend(item)
+        if len(batch) >= min_records:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+    if error is not None:
+        raise error
