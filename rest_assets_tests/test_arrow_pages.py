@@ -60,3 +60,12 @@ def test_caster_applies_spec_types_and_leaves_other_columns_alone():
     assert cast.schema.field("address").type == pa.struct([("city", pa.string())])
     assert cast.column("note").null_count == 2
     assert caster({"id": 1}) == {"id": 1}
+
+
+def test_caster_marks_not_null_columns_without_nulls_non_nullable_and_leaves_others():
+    table = pa.Table.from_pylist([{"id": 1, "name": "a", "note": None}, {"id": 2, "name": None, "note": "x"}])
+    cast = ColumnCaster({"id": {"nullable": False}, "name": {"nullable": False}, "note": {}})(table)
+    assert not cast.schema.field("id").nullable  # agrees with the spec: dlt has no hint conflict to warn about
+    assert cast.schema.field("name").nullable  # holds a null: left for the destination's NOT NULL to refuse
+    assert cast.schema.field("note").nullable
+    assert cast.to_pylist() == table.to_pylist()

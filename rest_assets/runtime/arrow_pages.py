@@ -68,7 +68,13 @@ def batch_pages(generator_function: Callable[..., Iterator[Any]], rows_per_batch
 
 
 class ColumnCaster(ItemTransform[Any, dict[str, Any]]):
-    """Casts Arrow columns to the spec's `columns` data types; other items pass through."""
+    """Casts Arrow columns to the spec's `columns` data types and nullability; other items pass through.
+
+    A `nullable: false` column without nulls is marked non-nullable, so the
+    batch's schema agrees with the spec and dlt has no hint conflict to warn
+    about on every batch; a column that does hold nulls keeps its nullable
+    field and fails the load on the destination's NOT NULL constraint.
+    """
 
     # dlt keeps incremental (affinity 1) last; cast after it, so cursors stay the API's strings
     placement_affinity = 1.05
@@ -80,6 +86,8 @@ class ColumnCaster(ItemTransform[Any, dict[str, Any]]):
             for name, hints in (columns or {}).items()
             if isinstance(hints, dict) and hints.get("data_type") in _ARROW_TYPES
         }
+        self.required = [name for name, hints in (columns or {}).items()
+                         if isinstance(hints, dict) and hints.get("nullable") is False]
 
     def __call__(self, item: Any, meta: Any = None) -> Any:
         if not isinstance(item, pa.Table):
@@ -88,7 +96,17 @@ class ColumnCaster(ItemTransform[Any, dict[str, Any]]):
             index = item.schema.get_field_index(name)
             if index >= 0 and item.schema.field(index).type != arrow_type:
                 item = item.set_column(index, name, pc.cast(item.column(index), arrow_type))
-        return item
+        return _mark_required(item, self.required)
+
+
+def _mark_required(table: pa.Table, names: list[str]) -> pa.Table:
+    """`table` with the fields of `names` that hold no nulls marked non-nullable (no data copied)."""
+    schema, changed = table.schema, False
+    for name in names:
+        index = schema.get_field_index(name)
+        if index >= 0 and schema.field(index).nullable and table.column(index).null_count == 0:
+            schema, changed = schema.set(index, schema.field(index).with_nullable(False)), True
+    return pa.Table.from_arrays(table.columns, schema=schema) if changed else table
 
 
 def use_arrow_pages(resource: Any, columns: dict[str, Any] | None) -> None:
