@@ -69,23 +69,31 @@ def compile_source(spec: SourceSpec, *, sleep: Callable[[float], None] = time.sl
     resources = {r.name: _compile_resource(spec, r, session, token_url, max_pages) for r in spec.resources}
     source = rest_api_source({"client": dlt_client, "resources": with_private_parents(spec, resources)}, name=spec.name)
     workers = _child_concurrency(spec)
-    for resource in spec.resources:
-        pipe = source.resources[resource.name]._pipe
-        if resource.parent:
-            pipe.replace_gen(fan_out(pipe.gen, workers))
-            _read_parent_ahead(spec, source, resource, workers)
-        if arrow_pages:
+    if workers > 1:
+        _fetch_concurrently(spec, source, workers)
+    if arrow_pages:
+        for resource in spec.resources:
             use_arrow_pages(source.resources[resource.name], resources[resource.name].get("columns"))
     return CompiledSource(source=source, session=session)
 
 
-def _read_parent_ahead(spec: SourceSpec, source: DltSource, child: ResourceSpec, workers: int) -> None:
-    """Fetch a top-level parent's pages ahead on a thread, in batches that keep `workers` busy (see runtime.fanout)."""
-    assert child.parent is not None
-    if workers <= 1 or spec.resource(child.parent.parent).parent:
-        return
-    pipe = source.resources[private_parent_name(child.parent.parent, child.name)]._pipe
-    pipe.replace_gen(read_ahead(pipe.gen, min_records=workers * PARENTS_PER_WORKER))
+def _fetch_concurrently(spec: SourceSpec, source: DltSource, workers: int) -> None:
+    """Overlap requests with dlt's processing (see runtime.fanout).
+
+    Top-level resources fetch their next pages on a thread while dlt
+    processes the current one; a child fetches `workers` parents' children
+    at once, from its private parent stream read ahead in batches that keep
+    the workers busy.
+    """
+    for resource in spec.resources:
+        pipe = source.resources[resource.name]._pipe
+        if not resource.parent:
+            pipe.replace_gen(read_ahead(pipe.gen, min_records=1))
+            continue
+        pipe.replace_gen(fan_out(pipe.gen, workers))
+        if not spec.resource(resource.parent.parent).parent:  # a grandchild's parent stream is itself a child
+            parent_pipe = source.resources[private_parent_name(resource.parent.parent, resource.name)]._pipe
+            parent_pipe.replace_gen(read_ahead(parent_pipe.gen, min_records=workers * PARENTS_PER_WORKER))
 
 
 def _token_url(source: str, auth: dict[str, Any]) -> str | None:
