@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import re
@@ -27,6 +28,18 @@ import requests
 
 from rest_assets.demo import QUIET_RUN_CONFIG, emulator_environment
 from rest_assets.emulator import DEMO_CREDENTIALS, Emulator, EmulatorConfig
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """Thaw the heap the first load in this process froze (see rest_assets.dagster.execution).
+
+    A run process imports DuckDB after that freeze; this one imported it
+    before, so without a thaw its objects outlive shutdown and DuckDB's
+    bindings report them as leaked.
+    """
+    gc.unfreeze()
+    gc.collect()
+
 
 E2E_SIZE = 40
 BUNDLED_SOURCES_DIR = Path(__file__).resolve().parents[1] / "rest_assets" / "sources"

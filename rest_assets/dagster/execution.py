@@ -9,6 +9,8 @@ secret-free LoadError.
 
 from __future__ import annotations
 
+import functools
+import gc
 import shutil
 import uuid
 from typing import Any, Iterator
@@ -26,6 +28,7 @@ from rest_assets.spec.model import SourceSpec
 
 def materialize_source(context: AssetExecutionContext, dlt: DagsterDltResource, spec: SourceSpec) -> Iterator[MaterializeResult]:
     """Extract and load the selected resources of `spec`, yielding one result per asset."""
+    _freeze_import_heap()
     folder = f"{spec.name}-{context.run_id}-{uuid.uuid4().hex[:8]}"
     try:
         fmt = loader_file_format()
@@ -41,6 +44,21 @@ def materialize_source(context: AssetExecutionContext, dlt: DagsterDltResource, 
     except Exception as exc:
         raise _clean_error(spec.name, exc) from None
     shutil.rmtree(state_root() / folder, ignore_errors=True)
+
+
+@functools.cache
+def _freeze_import_heap() -> None:
+    """Move what the process holds before its first load out of the cyclic GC's sight, once.
+
+    That is mostly Dagster's and dlt's import-time heap (modules, classes,
+    functions): it lives as long as the process, yet every full collection
+    during the load re-scans it, and so does interpreter shutdown. Frozen, a
+    run spends less than half the time in the GC and its process exits at
+    once (issue 6: ~0.9 s of a 5 s fan-out run). Garbage is collected first,
+    so only live objects are frozen; objects made later are collected as usual.
+    """
+    gc.collect()
+    gc.freeze()
 
 
 def _with_run_figures(result: Any, stats: TransportStats, cursors: dict[str, Any]) -> MaterializeResult:
