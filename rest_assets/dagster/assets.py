@@ -6,15 +6,13 @@ secrets) waits until a run. `@dlt_assets` is therefore given a skeleton
 source: one empty dlt resource per spec resource.
 """
 
-
+from functools import lru_cache
 
 import dlt
 from dagster import AssetExecutionContext, AssetsDefinition
 from dagster_dlt import DagsterDltResource, dlt_assets
 from dlt.common.schema import Schema
 from dlt.extract.source import DltSource
-
-from functools import lru_cache
 
 from rest_assets.dagster.destination import destination_name, state_root
 from rest_assets.dagster.execution import materialize_source

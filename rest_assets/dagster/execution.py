@@ -9,26 +9,30 @@ secret-free LoadError.
 
 from __future__ import annotations
 
-import functools
-import gc
 import shutil
 import uuid
-from typing import Any, Iterator
+from typing import TYPE_CHECKING, Any, Iterator
 
 from dagster import AssetExecutionContext, MaterializeResult, MetadataValue
 from dagster_dlt import DagsterDltResource
 
-from rest_assets.compiler import compile_source
 from rest_assets.dagster.destination import destination_lock, loader_file_format, make_pipeline, state_root
 from rest_assets.errors import LoadError, RestAssetsError
-from rest_assets.runtime.http import TransportStats
+from rest_assets.heap import freeze_before_first_load
 from rest_assets.runtime.redaction import redact
 from rest_assets.spec.model import SourceSpec
+
+if TYPE_CHECKING:
+    from rest_assets.runtime.http import TransportStats
 
 
 def materialize_source(context: AssetExecutionContext, dlt: DagsterDltResource, spec: SourceSpec) -> Iterator[MaterializeResult]:
     """Extract and load the selected resources of `spec`, yielding one result per asset."""
-    _freeze_import_heap()
+    # Imported here: the compiler pulls in dlt's rest_api, requests and pyarrow, which
+    # only a run needs; loading the code location stays cheap (issue 6).
+    from rest_assets.compiler import compile_source
+
+    freeze_before_first_load()
     folder = f"{spec.name}-{context.run_id}-{uuid.uuid4().hex[:8]}"
     try:
         fmt = loader_file_format()
@@ -44,21 +48,6 @@ def materialize_source(context: AssetExecutionContext, dlt: DagsterDltResource, 
     except Exception as exc:
         raise _clean_error(spec.name, exc) from None
     shutil.rmtree(state_root() / folder, ignore_errors=True)
-
-
-@functools.cache
-def _freeze_import_heap() -> None:
-    """Move what the process holds before its first load out of the cyclic GC's sight, once.
-
-    That is mostly Dagster's and dlt's import-time heap (modules, classes,
-    functions): it lives as long as the process, yet every full collection
-    during the load re-scans it, and so does interpreter shutdown. Frozen, a
-    run spends less than half the time in the GC and its process exits at
-    once (issue 6: ~0.9 s of a 5 s fan-out run). Garbage is collected first,
-    so only live objects are frozen; objects made later are collected as usual.
-    """
-    gc.collect()
-    gc.freeze()
 
 
 def _with_run_figures(result: Any, stats: TransportStats, cursors: dict[str, Any]) -> MaterializeResult:
