@@ -118,6 +118,17 @@ def test_query_api_key_keeps_other_params(http, session):
     assert get(session, auth, url=f"{ME}?page=2") == []
 
 
+@pytest.mark.parametrize("url", ["https://h/p", "https://h/p?a=1", "https://h/p/?a=1&b=%2F#frag", "https://h/p#x"])
+@pytest.mark.parametrize("key", ["key_abc123", "a b&c=d/é+%#?"])
+def test_query_api_key_encodes_like_requests_and_keeps_the_fragment_last(url, key):
+    expected = requests.PreparedRequest()
+    expected.prepare_url(url, {"api_key": key})
+    request = requests.PreparedRequest()
+    request.prepare_url(url, None)
+    auth = build_auth("portal", {"type": "api_key", "name": "api_key", "api_key": key, "location": "query"}, None)
+    assert auth(request).url == expected.url
+
+
 def test_no_auth_config_gives_no_authenticator(session):
     assert build_auth("portal", None, session) is None
     assert build_auth("portal", {}, session) is None

@@ -10,6 +10,7 @@ from __future__ import annotations
 import threading
 import time
 from typing import Any
+from urllib.parse import urlencode
 
 import requests
 from dlt.sources.helpers.rest_client.auth import AuthConfigBase, HttpBasicAuth
@@ -59,12 +60,23 @@ class ApiKeyAuth(_ResolvedAuth):
         if self.location == "header":
             request.headers[self.name] = self.api_key
         elif self.location in ("query", "param"):
-            request.prepare_url(request.url, {self.name: self.api_key})
+            request.url = _with_query_param(request.url or "", self.name, self.api_key)
         else:
             cookie = f"{self.name}={self.api_key}"
             existing = request.headers.get("Cookie")
             request.headers["Cookie"] = f"{existing}; {cookie}" if existing else cookie
         return request
+
+
+def _with_query_param(url: str, name: str, value: str) -> str:
+    """`url` with `name=value` (form-encoded) added to its query, before any fragment.
+
+    What `PreparedRequest.prepare_url(url, {name: value})` does, without
+    parsing and re-encoding the whole URL again on every request.
+    """
+    base, hash_mark, fragment = url.partition("#")
+    separator = "&" if "?" in base else "?"
+    return f"{base}{separator}{urlencode({name: value})}{hash_mark}{fragment}"
 
 
 class OAuth2Auth(_ResolvedAuth):
