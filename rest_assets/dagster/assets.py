@@ -6,6 +6,9 @@ secrets) waits until a run. `@dlt_assets` is therefore given a skeleton
 source: one empty dlt resource per spec resource.
 """
 
+import atexit
+import shutil
+import tempfile
 from functools import lru_cache
 
 import dlt
@@ -32,9 +35,16 @@ def placeholder_pipeline() -> dlt.Pipeline:
 
     Runs never use it (each run builds its own pipeline with its own working
     folder), so one shared instance without a destination is enough, and it
-    skips resolving destination capabilities five times at import.
+    skips resolving destination capabilities five times at import. Its folder
+    is this process's own (removed at exit): processes that load the code
+    location at the same moment (code server, run workers) would otherwise
+    race to create one shared folder, and all but one fail.
     """
-    return dlt.pipeline(pipeline_name="rest_assets_definitions", pipelines_dir=str(state_root() / "definitions"))
+    root = state_root() / "definitions"
+    root.mkdir(parents=True, exist_ok=True)
+    folder = tempfile.mkdtemp(prefix="process-", dir=root)
+    atexit.register(shutil.rmtree, folder, True)
+    return dlt.pipeline(pipeline_name="rest_assets_definitions", pipelines_dir=folder)
 
 
 def build_source_assets(spec: SourceSpec, default_freshness: Freshness | None = None) -> AssetsDefinition:
