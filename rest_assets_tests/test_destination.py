@@ -1,0 +1,46 @@
+"""The destination a run holds: one DuckDB connection and the file lock, both released however the block ends."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from rest_assets.dagster.destination import held_destination, make_pipeline
+
+
+@pytest.fixture
+def duckdb_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    path = tmp_path / "warehouse.duckdb"
+    monkeypatch.setenv("REST_ASSETS_DESTINATION", "duckdb")
+    monkeypatch.setenv("DESTINATION__DUCKDB__CREDENTIALS", str(path))
+    monkeypatch.setenv("DLT_DATA_DIR", str(tmp_path / "dlt"))
+    return path
+
+
+def _count_in_another_process(path: Path) -> str:
+    """DuckDB lets one process write a file: this fails while ours still holds it."""
+    code = f"import duckdb; print(duckdb.connect({str(path)!r}).sql('select count(*) from shop.items').fetchall()[0][0])"
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60).stdout.strip()
+
+
+def test_loads_in_one_block_share_the_connection_and_the_file_is_free_after(duckdb_file: Path):
+    pipeline = make_pipeline("shop", "work")
+    with held_destination() as destination:
+        pipeline.run([{"id": 1}, {"id": 2}], table_name="items", destination=destination)
+        pipeline.run([{"id": 3}], table_name="items", destination=destination)
+        assert _count_in_another_process(duckdb_file) == ""  # held for the whole block
+    assert _count_in_another_process(duckdb_file) == "3"
+
+
+def test_the_file_is_released_when_the_block_fails(duckdb_file: Path):
+    with pytest.raises(RuntimeError, match="boom"):
+        with held_destination() as destination:
+            make_pipeline("shop", "work", destination).run([{"id": 1}], table_name="items")
+            raise RuntimeError("boom")
+    assert _count_in_another_process(duckdb_file) == "1"
+    with held_destination() as destination:  # the lock is free too: this would wait forever
+        make_pipeline("shop", "work-2", destination).run([{"id": 2}], table_name="items")
+    assert _count_in_another_process(duckdb_file) == "2"
