@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from rest_assets.dagster.destination import held_destination, make_pipeline
+from rest_assets.dagster.destination import pipeline_with_held_destination
 
 
 @pytest.fixture
@@ -27,20 +27,20 @@ def _count_in_another_process(path: Path) -> str:
 
 
 def test_loads_in_one_block_share_the_connection_and_the_file_is_free_after(duckdb_file: Path):
-    pipeline = make_pipeline("shop", "work")
-    with held_destination() as destination:
+    with pipeline_with_held_destination("shop", "work") as (pipeline, destination):
         pipeline.run([{"id": 1}, {"id": 2}], table_name="items", destination=destination)
         pipeline.run([{"id": 3}], table_name="items", destination=destination)
         assert _count_in_another_process(duckdb_file) == ""  # held for the whole block
+    assert not pipeline.is_active  # released: dlt's process-wide context no longer holds it
     assert _count_in_another_process(duckdb_file) == "3"
 
 
 def test_the_file_is_released_when_the_block_fails(duckdb_file: Path):
     with pytest.raises(RuntimeError, match="boom"):
-        with held_destination() as destination:
-            make_pipeline("shop", "work", destination).run([{"id": 1}], table_name="items")
+        with pipeline_with_held_destination("shop", "work") as (pipeline, destination):
+            pipeline.run([{"id": 1}], table_name="items", destination=destination)
             raise RuntimeError("boom")
     assert _count_in_another_process(duckdb_file) == "1"
-    with held_destination() as destination:  # the lock is free too: this would wait forever
-        make_pipeline("shop", "work-2", destination).run([{"id": 2}], table_name="items")
+    with pipeline_with_held_destination("shop", "work-2") as (pipeline, destination):  # the lock is free too
+        pipeline.run([{"id": 2}], table_name="items", destination=destination)
     assert _count_in_another_process(duckdb_file) == "2"

@@ -17,7 +17,7 @@ from dagster import (
     multi_asset_check,
 )
 
-from rest_assets.dagster.destination import held_destination, make_pipeline, state_root
+from rest_assets.dagster.destination import destination_lock, make_pipeline, state_root
 from rest_assets.dagster.translator import asset_key
 from rest_assets.spec.model import Freshness, ResourceSpec, SourceSpec
 
@@ -64,8 +64,9 @@ def build_primary_key_checks(spec: SourceSpec) -> AssetChecksDefinition | None:
 def run_primary_key_checks(spec: SourceSpec, resources: list[ResourceSpec]) -> Iterator[AssetCheckResult]:
     """Query the destination for each resource's table and report duplicates and nulls."""
     folder = f"checks-{spec.name}-{uuid.uuid4().hex[:8]}"
+    pipeline = make_pipeline(spec.name, folder)
     try:
-        with held_destination() as destination, make_pipeline(spec.name, folder, destination).sql_client() as client:
+        with destination_lock(), pipeline.sql_client() as client:
             for resource in resources:
                 yield _check_table(client, spec, resource)
     finally:

@@ -113,12 +113,30 @@ def pipeline_name(source: str) -> str:
     return f"rest_assets_{source}"
 
 
-def make_pipeline(source: str, working_folder: str, destination: Any = None) -> dlt.Pipeline:
+@contextmanager
+def pipeline_with_held_destination(source: str, working_folder: str,
+                                   log: Callable[[str], None] | None = None) -> Iterator[tuple[dlt.Pipeline, Any]]:
+    """A run's pipeline (its working folder made at once) and the destination held for the block.
+
+    The pipeline is given the destination per run (`pipeline.run(destination=...)`),
+    and deactivated at the end: dlt keeps the active pipeline in a
+    process-wide context, where it would keep DuckDB's objects alive to the end.
+    """
+    pipeline = make_pipeline(source, working_folder)
+    try:
+        with held_destination(log) as destination:
+            yield pipeline, destination
+    finally:
+        if pipeline.is_active:
+            pipeline.deactivate()
+
+
+def make_pipeline(source: str, working_folder: str) -> dlt.Pipeline:
     """A dlt pipeline for `source` whose local state lives in its own working folder."""
     return dlt.pipeline(
         pipeline_name=pipeline_name(source),
         pipelines_dir=str(state_root() / working_folder),
-        destination=destination if destination is not None else make_destination(),
+        destination=make_destination(),
         dataset_name=source,
         progress="log",
     )

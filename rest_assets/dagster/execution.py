@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, Iterator
 from dagster import AssetExecutionContext, MaterializeResult, MetadataValue
 from dagster_dlt import DagsterDltResource
 
-from rest_assets.dagster.destination import held_destination, loader_file_format, make_pipeline, state_root
+from rest_assets.dagster.destination import loader_file_format, pipeline_with_held_destination, state_root
 from rest_assets.errors import LoadError, RestAssetsError
 from rest_assets.heap import freeze_before_first_load
 from rest_assets.runtime.redaction import redact
@@ -39,8 +39,7 @@ def materialize_source(context: AssetExecutionContext, dlt: DagsterDltResource, 
         # Arrow pages only where the destination loads parquet: elsewhere (postgres: insert
         # statements) dlt cannot write their nested struct columns, while plain rows load.
         compiled = compile_source(spec, arrow_pages=fmt == "parquet")
-        pipeline = make_pipeline(spec.name, folder)
-        with held_destination(context.log.info) as destination:
+        with pipeline_with_held_destination(spec.name, folder, context.log.info) as (pipeline, destination):
             results = dlt.run(context=context, dlt_source=compiled.source, dlt_pipeline=pipeline,
                               destination=destination, **({"loader_file_format": fmt} if fmt else {}))
             for result in results:
