@@ -24,7 +24,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from dlt.extract.items_transform import ItemTransform
 
-ROWS_PER_BATCH = 10_000
+ROWS_PER_BATCH = 5_000
 _ARROW_TYPES: dict[str, pa.DataType] = {
     "text": pa.string(),
     "bigint": pa.int64(),
