@@ -228,6 +228,21 @@ def _dismiss_dialog(page: Any) -> None:
         skip.first.wait_for(state="detached", timeout=10_000)
 
 
+def _click_past_dialog(page: Any, target: Any, timeout_s: float = 90.0) -> None:
+    """Click `target`; the first-visit dialog may open late, over it, so dismiss it and retry until it works."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
+
+    deadline = time.monotonic() + timeout_s
+    while True:
+        _dismiss_dialog(page)
+        try:
+            target.click(timeout=5_000)
+            return
+        except PlaywrightTimeoutError:
+            if time.monotonic() > deadline:
+                raise
+
+
 def test_asset_graph_lineage_and_materialize_all_in_a_real_browser(dagster_dev, browser, emu, tmp_path):
     page = browser.new_page(viewport={"width": 1600, "height": 2400})
 
@@ -235,8 +250,7 @@ def test_asset_graph_lineage_and_materialize_all_in_a_real_browser(dagster_dev, 
     _open_group(page, dagster_dev, "client_portal")
     page.wait_for_selector('svg foreignObject [data-tooltip="clients"]', timeout=60_000)
     before = {r["runId"] for r in dagster_dev.runs()}
-    _dismiss_dialog(page)
-    page.locator("button", has_text="Materialize all").first.click()
+    _click_past_dialog(page, page.locator("button", has_text="Materialize all").first)
     launched: list[dict[str, Any]] = []
     deadline = time.monotonic() + 30
     while not launched and time.monotonic() < deadline:
