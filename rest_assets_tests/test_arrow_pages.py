@@ -28,6 +28,14 @@ def test_every_row_comes_out_once_in_order_however_the_pages_end(pages):
     assert rows(batched("/x")) == [row for page in pages for row in page]
 
 
+def test_a_field_that_first_appears_in_a_later_row_is_kept():
+    # APIs often omit empty fields; pyarrow's from_pylist would take the columns from the first row only
+    pages = [[{"id": 1}, {"id": 2, "phone": "555"}], [{"id": 3, "address": {"city": "Oslo"}, "phone": None}]]
+    out = rows(batch_pages(pages_of(*pages), rows_per_batch=10)("/x"))
+    assert out == [{"id": 1, "phone": None, "address": None}, {"id": 2, "phone": "555", "address": None},
+                   {"id": 3, "phone": None, "address": {"city": "Oslo"}}]
+
+
 def test_batches_hold_at_most_rows_per_batch_rows():
     pages = [[{"id": i} for i in range(n, n + 3)] for n in range(0, 12, 3)]
     tables = list(batch_pages(pages_of(*pages), rows_per_batch=5)("/x"))

@@ -39,6 +39,19 @@ def _is_page_of_records(item: Any) -> bool:
     return isinstance(item, list) and all(isinstance(row, dict) for row in item)
 
 
+def rows_to_table(rows: list[dict[str, Any]]) -> pa.Table:
+    """An Arrow table with a column for every key of any row (None where a row lacks it).
+
+    `pa.Table.from_pylist` takes its columns from the first row alone, so a
+    field that first appears later in a batch (APIs often omit empty fields)
+    would be dropped without a word.
+    """
+    names = list(rows[0]) if rows else []
+    if len(set().union(*rows)) != len(names):
+        names = list(dict.fromkeys(key for row in rows for key in row))
+    return pa.Table.from_arrays([pa.array([row.get(name) for row in rows]) for name in names], names=names)
+
+
 def batch_pages(generator_function: Callable[..., Iterator[Any]], rows_per_batch: int = ROWS_PER_BATCH) -> Callable[..., Iterator[Any]]:
     """Wrap a resource's page generator so it yields Arrow tables of up to `rows_per_batch` rows.
 
@@ -53,16 +66,16 @@ def batch_pages(generator_function: Callable[..., Iterator[Any]], rows_per_batch
         for page in generator_function(*args, **kwargs):
             if not _is_page_of_records(page):
                 if rows:
-                    yield pa.Table.from_pylist(rows)
+                    yield rows_to_table(rows)
                     rows = []
                 yield page
                 continue
             rows.extend(page)
             if len(rows) >= rows_per_batch:
-                yield pa.Table.from_pylist(rows)
+                yield rows_to_table(rows)
                 rows = []
         if rows:
-            yield pa.Table.from_pylist(rows)
+            yield rows_to_table(rows)
 
     return batched
 
