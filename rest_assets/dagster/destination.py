@@ -30,19 +30,14 @@ def duckdb_path() -> Path:
     return Path(configured).expanduser().resolve() if configured else (Path.cwd() / DEFAULT_DUCKDB_PATH).resolve()
 
 
-def make_destination(duckdb_connection: Any = None) -> Any:
-    """A dlt destination object; credentials for others come from dlt's own settings.
-
-    For DuckDB, an open `duckdb_connection` is used as it is (dlt then never closes it).
-    """
+def make_destination() -> Any:
+    """A dlt destination object; credentials for others come from dlt's own settings."""
     name = destination_name()
-    if name != "duckdb":
-        return name
-    if duckdb_connection is not None:
-        return dlt.destinations.duckdb(credentials=duckdb_connection)
-    path = duckdb_path()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    return dlt.destinations.duckdb(credentials=str(path))
+    if name == "duckdb":
+        path = duckdb_path()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return dlt.destinations.duckdb(credentials=str(path))
+    return name
 
 
 @contextmanager
@@ -64,7 +59,7 @@ def held_destination(log: Callable[[str], None] | None = None) -> Iterator[Any]:
         path.parent.mkdir(parents=True, exist_ok=True)
         connection = duckdb.connect(str(path))
         try:
-            yield make_destination(connection)
+            yield dlt.destinations.duckdb(credentials=connection)  # an open connection: dlt never closes it
         finally:
             connection.close()
 
