@@ -78,18 +78,17 @@ def compile_source(spec: SourceSpec, *, sleep: Callable[[float], None] = time.sl
 
 
 def _fetch_concurrently(spec: SourceSpec, source: DltSource, workers: int) -> None:
-    """Overlap requests with dlt's processing (see runtime.fanout).
+    """Fetch children concurrently (see runtime.fanout).
 
-    Top-level resources fetch their next pages on a thread while dlt
-    processes the current one; a child fetches `workers` parents' children
-    at once, from its private parent stream read ahead in batches that keep
-    the workers busy.
+    A child fetches `workers` parents' children at once, from its private
+    parent stream read ahead in batches that keep the workers busy. Top-level
+    resources stay on dlt's thread: with one request in flight, a read-ahead
+    thread only adds hand-offs (a bulk load measured 10% slower with one).
     """
     for resource in spec.resources:
-        pipe = source.resources[resource.name]._pipe
         if not resource.parent:
-            pipe.replace_gen(read_ahead(pipe.gen, min_records=1))
             continue
+        pipe = source.resources[resource.name]._pipe
         pipe.replace_gen(fan_out(pipe.gen, workers))
         if not spec.resource(resource.parent.parent).parent:  # a grandchild's parent stream is itself a child
             parent_pipe = source.resources[private_parent_name(resource.parent.parent, resource.name)]._pipe
