@@ -44,3 +44,15 @@ def test_the_file_is_released_when_the_block_fails(duckdb_file: Path):
     with pipeline_with_held_destination("shop", "work-2") as (pipeline, destination):  # the lock is free too
         pipeline.run([{"id": 2}], table_name="items", destination=destination)
     assert _count_in_another_process(duckdb_file) == "2"
+
+
+def test_a_merge_leaves_no_second_copy_in_the_staging_dataset(duckdb_file: Path):
+    rows = [{"id": 1, "name": "a"}, {"id": 2, "name": "b"}]
+    with pipeline_with_held_destination("shop", "work") as (pipeline, destination):
+        pipeline.run(rows, table_name="items", destination=destination, write_disposition="merge", primary_key="id")
+        pipeline.run(rows[:1], table_name="items", destination=destination, write_disposition="merge", primary_key="id")
+    import duckdb
+
+    with duckdb.connect(str(duckdb_file), read_only=True) as connection:
+        assert connection.sql("select count(*) from shop.items").fetchall() == [(2,)]
+        assert connection.sql("select count(*) from shop_staging.items").fetchall() == [(0,)]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 from contextlib import contextmanager
 from pathlib import Path
@@ -17,6 +18,7 @@ import dlt
 DESTINATION_ENV = "REST_ASSETS_DESTINATION"
 DUCKDB_CREDENTIALS_ENV = "DESTINATION__DUCKDB__CREDENTIALS"
 DEFAULT_DUCKDB_PATH = Path("data") / "rest_assets.duckdb"
+TRUNCATE_STAGING = "load.truncate_staging_dataset"
 
 
 def destination_name() -> str:
@@ -113,11 +115,13 @@ def pipeline_with_held_destination(source: str, working_folder: str,
                                    log: Callable[[str], None] | None = None) -> Iterator[tuple[dlt.Pipeline, Any]]:
     """A run's pipeline (its working folder made at once) and the destination held for the block.
 
-    The pipeline is given the destination per run (`pipeline.run(destination=...)`),
+    The pipeline is made without a destination (resolving one costs tens of
+    milliseconds, and the run brings its own: `pipeline.run(destination=...)`)
     and deactivated at the end: dlt keeps the active pipeline in a
     process-wide context, where it would keep DuckDB's objects alive to the end.
     """
-    pipeline = make_pipeline(source, working_folder)
+    _empty_staging_after_loads()
+    pipeline = make_pipeline(source, working_folder, with_destination=False)
     try:
         with held_destination(log) as destination:
             yield pipeline, destination
@@ -126,12 +130,26 @@ def pipeline_with_held_destination(source: str, working_folder: str,
             pipeline.deactivate()
 
 
-def make_pipeline(source: str, working_folder: str) -> dlt.Pipeline:
-    """A dlt pipeline for `source` whose local state lives in its own working folder."""
+@functools.cache
+def _empty_staging_after_loads() -> None:
+    """Have dlt empty its staging tables once a merge is done, unless the user configured it.
+
+    dlt otherwise keeps a second copy of every merged batch; in DuckDB that copy
+    is written to the file again at every checkpoint (issue 6).
+    """
+    if dlt.config.get(TRUNCATE_STAGING) is None:
+        dlt.config[TRUNCATE_STAGING] = True
+
+
+def make_pipeline(source: str, working_folder: str, *, with_destination: bool = True) -> dlt.Pipeline:
+    """A dlt pipeline for `source` whose local state lives in its own working folder.
+
+    Without `with_destination`, each `pipeline.run` names the destination.
+    """
     return dlt.pipeline(
         pipeline_name=pipeline_name(source),
         pipelines_dir=str(state_root() / working_folder),
-        destination=make_destination(),
+        destination=make_destination() if with_destination else None,
         dataset_name=source,
         progress="log",
     )
