@@ -6,8 +6,10 @@ with `responses`, and waits go to a fake `sleep`.
 
 from __future__ import annotations
 
+import json
 import os
 import re
+import threading
 
 import pyarrow as pa
 import pytest
@@ -161,6 +163,29 @@ def test_help_desk_child_rows_carry_the_parent_key(monkeypatch, http):
     token_form = http.calls[0].request.body
     assert "grant_type=client_credentials" in token_form
     assert all(call.request.headers["Authorization"] == "Bearer at_hd_1" for call in http.calls[1:])
+
+
+def _threads_fetching_items(http, monkeypatch, tmp_path, extracted):
+    """The names of the threads that requested the plain spec's `items` pages."""
+    path = tmp_path / "shop.yaml"
+    path.write_text(PLAIN_DLT_SPEC, encoding="utf-8")
+    monkeypatch.setenv("SOURCES__SHOP__TOKEN", PLAIN_TOKEN)
+    threads: list[str] = []
+
+    def page(request):
+        threads.append(threading.current_thread().name)
+        return 200, {}, json.dumps({"data": [{"id": 1}], "links": {"next": None}})
+
+    http.add_callback(responses.GET, "https://api.example.com/v1/items", callback=page)
+    compiled = compile_source(load_spec_file(path), sleep=Sleeps(), extracted=extracted)
+    assert extract(compiled, "items") == [{"id": 1}]
+    return threads
+
+
+def test_top_level_pages_are_read_ahead_only_when_the_run_extracts_several_resources(http, monkeypatch, tmp_path):
+    assert _threads_fetching_items(http, monkeypatch, tmp_path, extracted=["items"]) == [threading.main_thread().name]
+    ahead = _threads_fetching_items(http, monkeypatch, tmp_path, extracted=None)  # every resource: items and item_notes
+    assert len(ahead) == 1 and ahead[0] != threading.main_thread().name and ahead[0].endswith("rest_assets_parent")
 
 
 PLAIN_DLT_SPEC = """

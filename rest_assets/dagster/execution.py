@@ -38,7 +38,8 @@ def materialize_source(context: AssetExecutionContext, dlt: DagsterDltResource, 
         fmt = loader_file_format()
         # Arrow pages only where the destination loads parquet: elsewhere (postgres: insert
         # statements) dlt cannot write their nested struct columns, while plain rows load.
-        compiled = compile_source(spec, arrow_pages=fmt == "parquet")
+        compiled = compile_source(spec, arrow_pages=fmt == "parquet",
+                                  extracted=[key.path[-1] for key in context.selected_asset_keys])
         with pipeline_with_held_destination(spec.name, folder, context.log.info) as (pipeline, destination):
             results = dlt.run(context=context, dlt_source=compiled.source, dlt_pipeline=pipeline,
                               destination=destination, **({"loader_file_format": fmt} if fmt else {}))
