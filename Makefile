@@ -9,6 +9,9 @@ $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -c constraints.txt -e '.[test]'
+	@# pip compiles installed packages, not an editable one: without this, every Dagster process
+	@# compiles rest_assets again where PYTHONDONTWRITEBYTECODE is set.
+	$(BIN)/python -m compileall -q rest_assets >/dev/null
 	touch $(STAMP)
 
 .PHONY: install browser demo ui test emulator validate
