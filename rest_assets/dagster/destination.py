@@ -115,9 +115,8 @@ def pipeline_with_held_destination(source: str, working_folder: str,
                                    log: Callable[[str], None] | None = None) -> Iterator[tuple[dlt.Pipeline, Any]]:
     """A run's pipeline (its working folder made at once) and the destination held for the block.
 
-    The pipeline is made without a destination (resolving one costs tens of
-    milliseconds, and the run brings its own: `pipeline.run(destination=...)`)
-    and deactivated at the end: dlt keeps the active pipeline in a
+    The pipeline is made without a destination (the run brings the held one:
+    `pipeline.run(destination=...)`) and deactivated at the end: dlt keeps the active pipeline in a
     process-wide context, where it would keep DuckDB's objects alive to the end.
     """
     _empty_staging_after_loads()

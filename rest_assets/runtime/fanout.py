@@ -1,4 +1,4 @@
-"""Keep requests in flight while dlt works: children fetched concurrently, in order, from parents read ahead.
+"""Keep requests in flight while dlt works: pages read ahead, children fetched concurrently, in order.
 
 dlt asks a resource for its next page only after processing the last one,
 and calls a child resource's generator once per batch of parent records,
@@ -6,10 +6,11 @@ requesting each parent's children one after the other: one request in flight,
 and nothing fetched while dlt waits for the next parent page. Two wrappers fix
 that:
 
-* `read_ahead` runs a child's (private) parent stream on a background thread,
-  a few pages ahead, and hands on batches of at least `min_records` parents:
-  parent pages arrive while children are fetched, and the pool is not left
-  half idle at the end of every 50-record page.
+* `read_ahead` runs a page stream on a background thread, a few pages ahead
+  (top-level resources, when a run extracts several). For a child's
+  (private) parent stream it also hands on batches of at least `min_records`
+  parents: parent pages arrive while children are fetched, and the pool is
+  not left half idle at the end of every 50-record page.
 * `fan_out` calls the child generator per parent record on a small thread
   pool and yields the child pages in parent order.
 
