@@ -32,7 +32,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="fewer repeats (the <~5 minute run)")
     parser.add_argument("--repeats", type=int,
-                        help="timed runs of rest_assets and the hand baselines (default: 2 quick, 5 full)")
+                        help="timed runs of rest_assets and the hand baselines (default: 3 quick, 5 full)")
     parser.add_argument("--baseline-repeats", type=int,
                         help="timed runs of the plain dlt baselines (default: 1 quick, same as --repeats full)")
     parser.add_argument("--workloads", default=",".join(ALL), help=f"comma-separated subset of {','.join(ALL)}")
@@ -50,7 +50,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     """Run the selected workloads, print the report, write the JSON; non-zero when a run failed its check."""
     args = parse_args(argv)
-    repeats = args.repeats or (2 if args.quick else 5)
+    repeats = args.repeats or (3 if args.quick else 5)
     baseline_repeats = args.baseline_repeats or (1 if args.quick else repeats)
     scratch = Path(tempfile.mkdtemp(prefix="rest_assets_bench-"))
     if args.profile:

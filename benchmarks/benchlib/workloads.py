@@ -40,6 +40,7 @@ def alternate(ctx: Context, emulator: EmulatorProcess, impls: list[str],
     """
     samples: dict[str, list[dict[str, Any]]] = {impl: [] for impl in impls}
     wanted = {impl: ctx.baseline_repeats if impl.startswith("dlt_") else ctx.repeats for impl in impls}
+    warm_up(ctx, emulator, [impl for impl in impls if not impl.startswith("dlt_")])
     rounds = max(wanted.values())
     for rep in range(rounds):
         for impl in (i for i in impls if wanted[i] > rep):
@@ -56,6 +57,16 @@ def alternate(ctx: Context, emulator: EmulatorProcess, impls: list[str],
             ctx.say(f"  [{rep + 1}/{wanted[impl]}] {impl:<24} {sample.wall_s:7.2f} s {sample.peak_mib:6.0f} MiB "
                     f"{sample.detail['requests']:5d} requests  {status}")
     return samples
+
+
+def warm_up(ctx: Context, emulator: EmulatorProcess, impls: list[str]) -> None:
+    """One untimed run of each of ``impls`` first: the first process to import a library reads it
+    from disk, and which implementation happened to go first would pay for it."""
+    for impl in impls:
+        workdir = ctx.workdir(impl + "-warm-up")
+        sample = ctx.run(impl, ctx.run_env(emulator.url, workdir), workdir)
+        ctx.say(f"  [warm-up] {impl:<22} {sample.wall_s:7.2f} s  {'ok' if sample.ok else 'FAILED ' + sample.error[-300:]}")
+    emulator.clear_requests()
 
 
 def profile_once(ctx: Context, emulator: EmulatorProcess, impl: str) -> None:
