@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import copy
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Callable, Collection
 from urllib.parse import urlsplit
 
@@ -49,9 +49,11 @@ def compile_source(spec: SourceSpec, *, sleep: Callable[[float], None] = time.sl
     """Build the dlt source for `spec`, resolving secrets now (raises MissingSecretError).
 
     With `arrow_pages` each page reaches dlt as one Arrow table (see runtime.arrow_pages).
-    `extracted` names the resources the run will extract (default: all); it
-    only decides whether top-level resources read ahead (see `_fetch_concurrently`).
+    `extracted` names the resources the run will extract (default: all): only
+    they and the parents they are fetched through are compiled, and it decides
+    whether top-level resources read ahead (see `_fetch_concurrently`).
     """
+    spec = _narrowed(spec, extracted)
     install_log_redaction()
     client = resolve_secrets(spec.name, spec.client)
     base_url = str(resolve_setting(spec.name, "base_url", client["base_url"]))
@@ -72,12 +74,25 @@ def compile_source(spec: SourceSpec, *, sleep: Callable[[float], None] = time.sl
     source = rest_api_source({"client": dlt_client, "resources": with_private_parents(spec, resources)}, name=spec.name)
     workers = _child_concurrency(spec)
     if workers > 1:
-        several = len(spec.resources if extracted is None else extracted) > 1
+        several = len(extracted if extracted is not None else spec.resources) > 1
         _fetch_concurrently(spec, source, workers, read_ahead_top_level=several)
     if arrow_pages:
         for resource in spec.resources:
             use_arrow_pages(source.resources[resource.name], resources[resource.name].get("columns"))
     return CompiledSource(source=source, session=session)
+
+
+def _narrowed(spec: SourceSpec, extracted: Collection[str] | None) -> SourceSpec:
+    """`spec` with only the `extracted` resources and their ancestors (all of them for None)."""
+    if extracted is None:
+        return spec
+    needed: set[str] = set()
+    for name in extracted:
+        while name is not None and name not in needed:
+            needed.add(name)
+            link = spec.resource(name).parent
+            name = link.parent if link else None
+    return replace(spec, resources=[r for r in spec.resources if r.name in needed])
 
 
 def _fetch_concurrently(spec: SourceSpec, source: DltSource, workers: int, read_ahead_top_level: bool) -> None:

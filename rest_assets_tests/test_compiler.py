@@ -104,6 +104,14 @@ def test_help_desk_children_of_incremental_parents_get_private_parent_copies(mon
         assert private in resources and not resources[private].selected
 
 
+def test_a_run_compiles_only_the_resources_it_extracts_and_the_parents_they_come_through(monkeypatch):
+    configure(monkeypatch, "help_desk")
+    resources = compile_source(BUNDLED["help_desk"], sleep=Sleeps(), extracted=["conversation_threads"]).source.resources
+    assert set(resources) == {"conversations", "conversation_threads", "conversations__for__conversation_threads"}
+    everything = compile_source(BUNDLED["help_desk"], sleep=Sleeps()).source.resources
+    assert {r.name for r in BUNDLED["help_desk"].resources} < set(everything)
+
+
 @pytest.mark.parametrize(
     ("source", "missing"),
     [(source, key) for source, spec in sorted(BUNDLED.items()) for key in spec.secret_keys],
