@@ -290,3 +290,51 @@ def test_compiling_does_not_mutate_the_spec(monkeypatch):
     compile_source(spec, sleep=Sleeps())
     assert ([(r.name, repr(r.config)) for r in spec.resources], repr(spec.client)) == before
 
+GRANDCHILD_SPEC = """
+client:
+  base_url: https://api.example.com/v1
+  auth: {type: bearer, token: {secret: token}}
+  paginator: {type: json_link, next_url_path: links.next}
+resources:
+  - name: items
+    primary_key: id
+    endpoint: {path: items, data_selector: data}
+  - name: item_notes
+    primary_key: id
+    endpoint: {path: "items/{resources.items.id}/notes", data_selector: data}
+    include_from_parent: [id]
+  - name: note_likes
+    endpoint: {path: "notes/{resources.item_notes.id}/likes", data_selector: data}
+    include_from_parent: [id]
+"""
+
+
+@pytest.fixture()
+def grandchildren(tmp_path, monkeypatch, http):
+    path = tmp_path / "shop.yaml"
+    path.write_text(GRANDCHILD_SPEC, encoding="utf-8")
+    monkeypatch.setenv("SOURCES__SHOP__TOKEN", PLAIN_TOKEN)
+    api = "https://api.example.com/v1"
+    http.get(f"{api}/items", json={"data": [{"id": 1}, {"id": 2}], "links": {"next": None}})
+    for item in (1, 2):
+        http.get(f"{api}/items/{item}/notes", json={"data": [{"id": 10 * item}, {"id": 10 * item + 1}], "links": {}})
+    for note in (10, 11, 20, 21):
+        http.get(f"{api}/notes/{note}/likes", json={"data": [{"user": f"u{note}"}], "links": {}})
+    return load_spec_file(path)
+
+
+def test_a_grandchild_is_fetched_once_per_child_record_through_its_whole_chain(grandchildren, http):
+    compiled = compile_source(grandchildren, sleep=Sleeps(), extracted=["note_likes"])
+    assert {"items", "item_notes", "note_likes"} <= set(compiled.source.resources)
+    rows = extract(compiled, "note_likes", resource="note_likes")
+    assert sorted((row["user"], row["_item_notes_id"]) for row in rows) == [
+        ("u10", 10), ("u11", 11), ("u20", 20), ("u21", 21)]
+    assert sorted(call.request.url.rsplit("/v1/", 1)[1] for call in http.calls if "/likes" in call.request.url) == [
+        "notes/10/likes", "notes/11/likes", "notes/20/likes", "notes/21/likes"]
+
+
+def test_a_child_and_its_grandchild_extract_together(grandchildren):
+    rows = extract(compile_source(grandchildren, sleep=Sleeps()), "item_notes", "note_likes")
+    assert sorted(row["id"] for row in rows if "user" not in row) == [10, 11, 20, 21]
+    assert sorted((row["user"], row["_item_notes_id"]) for row in rows if "user" in row) == [
+        ("u10", 10), ("u11", 11), ("u20", 20), ("u21", 21)]
