@@ -196,11 +196,13 @@ def test_top_level_pages_are_read_ahead_only_when_the_run_extracts_several_resou
     assert len(ahead) == 1 and ahead[0] != threading.main_thread().name and ahead[0].endswith("rest_assets_parent")
 
 
-PLAIN_DLT_SPEC = """
+PLAIN_CLIENT = """
 client:
   base_url: https://api.example.com/v1
   auth: {type: bearer, token: {secret: token}}
   paginator: {type: json_link, next_url_path: links.next}
+"""
+PLAIN_DLT_SPEC = PLAIN_CLIENT + """
 resources:
   - name: items
     primary_key: id
@@ -290,11 +292,8 @@ def test_compiling_does_not_mutate_the_spec(monkeypatch):
     compile_source(spec, sleep=Sleeps())
     assert ([(r.name, repr(r.config)) for r in spec.resources], repr(spec.client)) == before
 
-GRANDCHILD_SPEC = """
-client:
-  base_url: https://api.example.com/v1
-  auth: {type: bearer, token: {secret: token}}
-  paginator: {type: json_link, next_url_path: links.next}
+
+GRANDCHILD_SPEC = PLAIN_CLIENT + """
 resources:
   - name: items
     primary_key: id
