@@ -83,8 +83,8 @@ def compile_source(spec: SourceSpec, *, sleep: Callable[[float], None] = time.sl
 
 
 def _narrowed(spec: SourceSpec, extracted: Collection[str] | None) -> SourceSpec:
-    """`spec` with only the `extracted` resources and their ancestors (all of them for None)."""
-    if extracted is None:
+    """`spec` with only the `extracted` resources and their ancestors (all of them for None or none)."""
+    if not extracted:
         return spec
     needed: set[str] = set()
     for name in extracted:

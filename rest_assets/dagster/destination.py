@@ -136,8 +136,11 @@ def _empty_staging_after_loads() -> None:
     dlt otherwise keeps a second copy of every merged batch; in DuckDB that copy
     is written to the file again at every checkpoint (issue 6).
     """
-    if dlt.config.get(TRUNCATE_STAGING) is None:
-        dlt.config[TRUNCATE_STAGING] = True
+    try:
+        if dlt.config.get(TRUNCATE_STAGING) is None:
+            dlt.config[TRUNCATE_STAGING] = True
+    except StopIteration:  # a custom dlt run context without a writable config provider: dlt's default
+        pass
 
 
 def make_pipeline(source: str, working_folder: str, *, with_destination: bool = True) -> dlt.Pipeline:
