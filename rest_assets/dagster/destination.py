@@ -116,8 +116,9 @@ def pipeline_with_held_destination(source: str, working_folder: str,
     """A run's pipeline (its working folder made at once) and the destination held for the block.
 
     The pipeline is made without a destination (the run brings the held one:
-    `pipeline.run(destination=...)`) and deactivated at the end: dlt keeps the active pipeline in a
-    process-wide context, where it would keep DuckDB's objects alive to the end.
+    `pipeline.run(destination=...)`) and deactivated at the end: dlt keeps the
+    active pipeline in a process-wide context, where it would keep DuckDB's
+    objects alive to the end.
     """
     _empty_staging_after_loads()
     pipeline = make_pipeline(source, working_folder, with_destination=False)
