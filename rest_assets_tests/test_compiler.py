@@ -196,13 +196,11 @@ def test_top_level_pages_are_read_ahead_only_when_the_run_extracts_several_resou
     assert len(ahead) == 1 and ahead[0] != threading.main_thread().name and ahead[0].endswith("rest_assets_parent")
 
 
-PLAIN_CLIENT = """
+PLAIN_DLT_SPEC = """
 client:
   base_url: https://api.example.com/v1
   auth: {type: bearer, token: {secret: token}}
   paginator: {type: json_link, next_url_path: links.next}
-"""
-PLAIN_DLT_SPEC = PLAIN_CLIENT + """
 resources:
   - name: items
     primary_key: id
@@ -293,15 +291,7 @@ def test_compiling_does_not_mutate_the_spec(monkeypatch):
     assert ([(r.name, repr(r.config)) for r in spec.resources], repr(spec.client)) == before
 
 
-GRANDCHILD_SPEC = PLAIN_CLIENT + """
-resources:
-  - name: items
-    primary_key: id
-    endpoint: {path: items, data_selector: data}
-  - name: item_notes
-    primary_key: id
-    endpoint: {path: "items/{resources.items.id}/notes", data_selector: data}
-    include_from_parent: [id]
+GRANDCHILD_SPEC = PLAIN_DLT_SPEC + """
   - name: note_likes
     endpoint: {path: "notes/{resources.item_notes.id}/likes", data_selector: data}
     include_from_parent: [id]
