@@ -40,4 +40,3 @@ def build_definitions(spec_dirs: list[Path] | None = None, executor: ExecutorDef
         assets=assets, asset_checks=checks, schedules=schedules, sensors=sensors,
         resources={"dlt": DagsterDltResource()}, executor=executor,
     )
-

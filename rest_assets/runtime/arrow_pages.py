@@ -24,6 +24,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from dlt.extract.items_transform import ItemTransform
 
+from rest_assets.runtime.page_batches import is_page_of_records, join_pages
+
 ROWS_PER_BATCH = 5_000
 _ARROW_TYPES: dict[str, pa.DataType] = {
     "text": pa.string(),
@@ -33,10 +35,6 @@ _ARROW_TYPES: dict[str, pa.DataType] = {
     "timestamp": pa.timestamp("us", tz="UTC"),
     "date": pa.date32(),
 }
-
-
-def _is_page_of_records(item: Any) -> bool:
-    return isinstance(item, list) and all(isinstance(row, dict) for row in item)
 
 
 def rows_to_table(rows: list[dict[str, Any]]) -> pa.Table:
@@ -62,20 +60,8 @@ def batch_pages(generator_function: Callable[..., Iterator[Any]], rows_per_batch
 
     @functools.wraps(generator_function)
     def batched(*args: Any, **kwargs: Any) -> Iterator[Any]:
-        rows: list[dict[str, Any]] = []
-        for page in generator_function(*args, **kwargs):
-            if not _is_page_of_records(page):
-                if rows:
-                    yield rows_to_table(rows)
-                    rows = []
-                yield page
-                continue
-            rows.extend(page)
-            if len(rows) >= rows_per_batch:
-                yield rows_to_table(rows)
-                rows = []
-        if rows:
-            yield rows_to_table(rows)
+        for item in join_pages(generator_function(*args, **kwargs), rows_per_batch):
+            yield rows_to_table(item) if is_page_of_records(item) else item
 
     return batched
 

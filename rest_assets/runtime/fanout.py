@@ -31,6 +31,8 @@ from typing import Any, Callable, Iterator
 
 from dlt.common.configuration.container import Container
 
+from rest_assets.runtime.page_batches import join_pages
+
 DEFAULT_CHILD_CONCURRENCY = 16
 READ_AHEAD_PAGES = 4
 _END = object()
@@ -76,11 +78,14 @@ def read_ahead(generator_function: Callable[..., Iterator[Any]], min_records: in
         producer = threading.Thread(target=_produce, args=(generator_function(*args, **kwargs), pages, stop),
                                     name=Container.thread_pool_prefix() + "rest_assets_parent", daemon=True)
         producer.start()
+        ended: list[BaseException | None] = []
         try:
-            yield from _batches(pages, min_records)
+            yield from join_pages(_drain(pages, ended), min_records)
         finally:
             stop.set()
             producer.join()
+        if ended and ended[0] is not None:
+            raise ended[0]
 
     return prefetched
 
@@ -112,23 +117,11 @@ def _put(pages: queue.Queue[tuple[Any, BaseException | None]], entry: tuple[Any,
     return False
 
 
-def _batches(pages: queue.Queue[tuple[Any, BaseException | None]], min_records: int) -> Iterator[Any]:
-    batch: list[Any] = []
+def _drain(pages: queue.Queue[tuple[Any, BaseException | None]], ended: list[BaseException | None]) -> Iterator[Any]:
+    """The stream's items from `pages` up to `_END`, whose error (None when it ended well) goes into `ended`."""
     while True:
         item, error = pages.get()
         if item is _END:
-            break
-        if not isinstance(item, list):
-            if batch:
-                yield batch
-                batch = []
-            yield item
-            continue
-        batch.extend(item)
-        if len(batch) >= min_records:
-            yield batch
-            batch = []
-    if batch:
-        yield batch
-    if error is not None:
-        raise error
+            ended.append(error)
+            return
+        yield item

@@ -1,0 +1,32 @@
+"""Pages of records joined, in order, into batches (for runtime.arrow_pages and runtime.fanout)."""
+
+from __future__ import annotations
+
+from typing import Any, Iterable, Iterator
+
+
+def is_page_of_records(item: Any) -> bool:
+    """A list of dicts: what a resource's page generator yields for a page."""
+    return isinstance(item, list) and all(isinstance(row, dict) for row in item)
+
+
+def join_pages(items: Iterable[Any], min_records: int) -> Iterator[Any]:
+    """Pages of records joined into lists of at least `min_records` records (the rest when the items end).
+
+    Anything that is not a page of records (e.g. dlt's deferred calls) passes
+    through in order, after the records that came before it.
+    """
+    batch: list[dict[str, Any]] = []
+    for item in items:
+        if not is_page_of_records(item):
+            if batch:
+                yield batch
+                batch = []
+            yield item
+            continue
+        batch.extend(item)
+        if len(batch) >= min_records:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
