@@ -24,7 +24,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from dlt.extract.items_transform import ItemTransform
 
-from rest_assets.runtime.page_batches import is_page_of_records, join_pages
+from rest_assets.runtime.page_batches import join_pages
 
 ROWS_PER_BATCH = 5_000
 _ARROW_TYPES: dict[str, pa.DataType] = {
@@ -60,8 +60,7 @@ def batch_pages(generator_function: Callable[..., Iterator[Any]], rows_per_batch
 
     @functools.wraps(generator_function)
     def batched(*args: Any, **kwargs: Any) -> Iterator[Any]:
-        for item in join_pages(generator_function(*args, **kwargs), rows_per_batch):
-            yield rows_to_table(item) if is_page_of_records(item) else item
+        yield from join_pages(generator_function(*args, **kwargs), rows_per_batch, finish=rows_to_table)
 
     return batched
 

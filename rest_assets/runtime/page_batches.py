@@ -2,31 +2,33 @@
 
 from __future__ import annotations
 
-from typing import Any, Iterable, Iterator
+from typing import Any, Callable, Iterable, Iterator
 
 
-def is_page_of_records(item: Any) -> bool:
+def _is_page_of_records(item: Any) -> bool:
     """A list of dicts: what a resource's page generator yields for a page."""
     return isinstance(item, list) and all(isinstance(row, dict) for row in item)
 
 
-def join_pages(items: Iterable[Any], min_records: int) -> Iterator[Any]:
-    """Pages of records joined into lists of at least `min_records` records (the rest when the items end).
+def join_pages(items: Iterable[Any], min_records: int,
+               finish: Callable[[list[dict[str, Any]]], Any] = lambda batch: batch) -> Iterator[Any]:
+    """Pages of records joined into batches of at least `min_records` records (the rest when the items end).
 
+    Each batch is handed on as `finish(batch)` (the list itself by default).
     Anything that is not a page of records (e.g. dlt's deferred calls) passes
     through in order, after the records that came before it.
     """
     batch: list[dict[str, Any]] = []
     for item in items:
-        if not is_page_of_records(item):
+        if not _is_page_of_records(item):
             if batch:
-                yield batch
+                yield finish(batch)
                 batch = []
             yield item
             continue
         batch.extend(item)
         if len(batch) >= min_records:
-            yield batch
+            yield finish(batch)
             batch = []
     if batch:
-        yield batch
+        yield finish(batch)
