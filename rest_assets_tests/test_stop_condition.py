@@ -176,3 +176,15 @@ def test_the_module_never_evaluates_code():
     tree = ast.parse(inspect.getsource(stop_condition_module))
     called = {node.func.id for node in ast.walk(tree) if isinstance(node, ast.Call) and isinstance(node.func, ast.Name)}
     assert not called & {"eval", "exec", "compile", "__import__", "getattr"}
+
+
+@pytest.mark.parametrize(("text", "body", "stops"), [
+    ("meta.status == 'no more pages: none left'", {"meta": {"status": "no more pages: none left"}}, True),
+    ("meta.status == 'no more pages: none left'", {"meta": {"status": "no more pages: None left"}}, False),
+    ("meta.status != 'true or false'", {"meta": {"status": "true or false"}}, False),
+    ("response.get('state', 'null') == 'null'", {}, True),
+    ("response.get('state', null) is none", {}, True),
+    ("none.x is none", {"none": {"x": 1}}, False),
+])
+def test_string_literals_and_path_keys_keep_the_words_none_true_false(text, body, stops):
+    assert parse_stop_condition(text).should_stop(body) is stops

@@ -18,14 +18,13 @@ comprehensions) is rejected when the spec loads.
 from __future__ import annotations
 
 import ast
-import re
 from dataclasses import dataclass
 from typing import Any, Callable
 
 _MAX_LENGTH = 500
-_WORD_CONSTANTS = {"none": "None", "null": "None", "NULL": "None", "Null": "None",
-                   "true": "True", "false": "False"}
-_WORD_CONSTANT = re.compile(r"(?<![\w.'\"])(none|null|NULL|Null|true|false)(?![\w'\"])")
+# YAML-style words read as constants where a value stands (never inside a string literal, never as a key).
+_WORD_CONSTANTS: dict[str, Any] = {"none": None, "null": None, "NULL": None, "Null": None,
+                                   "true": True, "false": False}
 
 
 class StopConditionSyntaxError(ValueError):
@@ -86,18 +85,33 @@ def parse_stop_condition(text: str) -> StopCondition:
     if "__" in text:
         raise StopConditionSyntaxError("must not contain '__' (dunder names are never allowed)")
     paths: list[PathRef] = []
-    normalised = _normalise_null_words(text)
     try:
-        tree = ast.parse(normalised, mode="eval")
+        tree = ast.parse(text, mode="eval")
     except SyntaxError:
         raise StopConditionSyntaxError("is not a valid expression") from None
-    predicate = _build(tree.body, paths)
+    predicate = _build(_WordConstants().visit(tree).body, paths)
     return StopCondition(source=text, predicate=predicate, paths=tuple(paths))
 
 
-def _normalise_null_words(text: str) -> str:
-    """Map the lowercase words none/null/true/false onto Python's constants."""
-    return _WORD_CONSTANT.sub(lambda m: _WORD_CONSTANTS[m.group(1)], text)
+class _WordConstants(ast.NodeTransformer):
+    """Read the bare words none/null/true/false as constants where a value stands.
+
+    Done on the parsed tree, not the text, so string literals are kept exactly
+    (`'no more pages: none left'` stays as written) and a word used as the
+    root of a path (`none.x`) stays a key.
+    """
+
+    def visit_Name(self, node: ast.Name) -> ast.AST:
+        if node.id in _WORD_CONSTANTS:
+            return ast.copy_location(ast.Constant(_WORD_CONSTANTS[node.id]), node)
+        return node
+
+    def visit_Attribute(self, node: ast.Attribute) -> ast.AST:
+        return node  # the root of a dotted path is a key, whatever its name
+
+    def visit_Subscript(self, node: ast.Subscript) -> ast.AST:
+        node.slice = self.visit(node.slice)
+        return node
 
 
 def _build(node: ast.AST, paths: list[PathRef]) -> Callable[[Any], Any]:
