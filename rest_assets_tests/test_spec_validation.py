@@ -178,6 +178,22 @@ BAD_SPECS = {
           - name: shops
           - name: orders
         """, SpecError, r"duplicate resource name \(first defined as resources\[0\]\)", 5, "orders", "name"),
+    "resource-names-share-a-table": Bad(BASE + """
+        resources:
+          - users
+          - name: Users
+        """, SpecError, r"collides with 'users' \(resources\[0\]\): both would load into table 'users'", 4, "Users", "name"),
+    "column-names-share-a-column": Bad(BASE + """
+        resources:
+          - name: users
+            columns: {userId: {data_type: text}, user_id: {data_type: text}}
+        """, SpecError, r"column 'user_id' collides with 'userId': both would load into column 'user_id'", 4, "users",
+        "columns.user_id"),
+    "column-list-names-share-a-column": Bad(BASE + """
+        resources:
+          - name: users
+            columns: [{name: userId, data_type: text}, {name: user_id, data_type: text}]
+        """, SpecError, r"column 'user_id' collides with 'userId'", None, "users", "columns.user_id"),
     "duplicate-yaml-key-top": Bad(BASE + "resources: [x]\nresources: [y]\n", SpecError, r"duplicate key 'resources'", 3,
                                   None, "resources"),
     "duplicate-yaml-key-resource": Bad(BASE + """

@@ -13,6 +13,8 @@ import difflib
 import re
 from typing import Any, Iterable
 
+from dlt.common.normalizers.naming.snake_case import NamingConvention
+
 from rest_assets.errors import SpecError, StopConditionError
 from rest_assets.spec import vocabulary as vocab
 from rest_assets.spec.durations import parse_duration
@@ -27,6 +29,7 @@ STREAM_PARTITION = re.compile(
     r"\{\{\s*stream_partition\s*(?:\[\s*['\"]([^'\"]+)['\"]\s*\]|\.([A-Za-z_][A-Za-z0-9_]*))\s*\}\}"
 )
 DLT_RESOURCE_PLACEHOLDER = re.compile(r"\{resources\.([A-Za-z0-9_]+)\.([^}]+)\}")
+_NAMING = NamingConvention()
 
 
 class _Checker:
@@ -280,11 +283,40 @@ def _deep_update(target: dict[str, Any], update: dict[str, Any]) -> None:
 
 
 def _check_unique_names(check: _Checker, resources: list[ResourceSpec]) -> None:
-    seen: dict[str, int] = {}
+    """Resource names, and the column names each resource declares, must stay apart in the destination.
+
+    dlt normalizes names before it makes tables and columns (`Users` and
+    `users` are both table `users`, `userId` and `user_id` both column
+    `user_id`): two names that normalize alike would silently share one.
+    """
+    seen: dict[str, tuple[int, str]] = {}
     for index, resource in enumerate(resources):
-        if resource.name in seen:
-            raise check.fail(("resources", index, "name"), f"duplicate resource name (first defined as resources[{seen[resource.name]}])", resource.name)
-        seen[resource.name] = index
+        table = normalized_identifier(resource.name)
+        if table in seen:
+            first, first_name = seen[table]
+            same = "duplicate resource name" if first_name == resource.name else (
+                f"resource name collides with '{first_name}' (resources[{first}]): both would load into table '{table}'")
+            raise check.fail(("resources", index, "name"), f"{same} (first defined as resources[{first}])", resource.name)
+        seen[table] = (index, resource.name)
+        _check_unique_columns(check, resource, index)
+
+
+def _check_unique_columns(check: _Checker, resource: ResourceSpec, index: int) -> None:
+    columns = resource.config.get("columns")
+    names = [c.get("name") for c in columns if isinstance(c, dict)] if isinstance(columns, list) else list(columns or {})
+    seen: dict[str, str] = {}
+    for name in (n for n in names if isinstance(n, str)):
+        column = normalized_identifier(name)
+        if column in seen and seen[column] != name:
+            raise check.fail(("resources", index, "columns", name),
+                             f"column '{name}' collides with '{seen[column]}': both would load into column '{column}'",
+                             resource.name)
+        seen[column] = name
+
+
+def normalized_identifier(name: str) -> str:
+    """`name` as dlt's default naming convention (snake_case) writes it in the destination."""
+    return _NAMING.normalize_identifier(name)
 
 
 def _bind_parents(check: _Checker, resources: list[ResourceSpec]) -> None:
