@@ -14,6 +14,7 @@ from typing import Any, Callable
 from urllib.parse import quote
 
 import pyarrow as pa
+from dlt.common import jsonpath
 
 from rest_assets.errors import LoadError
 from rest_assets.spec.model import SourceSpec
@@ -54,55 +55,79 @@ def private_parent_name(parent: str, child: str) -> str:
 
 
 _ENCODED_PREFIX = "_rest_assets_path_"
-_PATH_FIELD = re.compile(r"\{resources\.([A-Za-z0-9_]+)\.([A-Za-z_][A-Za-z0-9_]*)\}")
+# Any field, not only identifiers: `user-key` or `owner.id` must be encoded as well (dlt reads them as JSON paths).
+_PATH_FIELD = re.compile(r"\{resources\.([A-Za-z0-9_]+)\.([^{}]+)\}")
 
 
 def _point_at_parent(endpoint: dict[str, Any], parent: str, private: str) -> list[str]:
-    """Make the child read `private` instead of `parent`; return the parent fields its path must get encoded."""
+    """Make the child read `private` instead of `parent`; return the parent fields its path must get encoded.
+
+    The i-th returned field is read from the column `_rest_assets_path_<i>` of
+    the private parent (see `_path_encoder`), whatever characters its name has.
+    Query params keep the raw value: requests percent-encodes them itself.
+    """
     encoded: list[str] = []
+
+    def column(field: str) -> str:
+        if field not in encoded:
+            encoded.append(field)
+        return f"{_ENCODED_PREFIX}{encoded.index(field)}"
 
     def to_private(match: re.Match[str]) -> str:
         if match.group(1) != parent:
             return match.group(0)
-        encoded.append(match.group(2))
-        return "{resources.%s.%s%s}" % (private, _ENCODED_PREFIX, match.group(2))
+        return "{resources.%s.%s}" % (private, column(match.group(2)))
 
     endpoint["path"] = _PATH_FIELD.sub(to_private, endpoint["path"])
     old, new = "{resources.%s." % parent, "{resources.%s." % private
-    endpoint["path"] = endpoint["path"].replace(old, new)
     for key, value in (endpoint.get("params") or {}).items():
         if isinstance(value, str):
             endpoint["params"][key] = value.replace(old, new)
         elif isinstance(value, dict) and value.get("type") == "resolve" and value.get("resource") == parent:
-            field = str(value.get("field"))
-            in_path = "{%s}" % key in endpoint["path"] and re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", field)
-            if in_path:
-                encoded.append(field)
-            endpoint["params"][key] = {**value, "resource": private,
-                                       "field": _ENCODED_PREFIX + field if in_path else field}
+            # dlt binds a `resolve` param only into the path (it refuses one the path does not use)
+            endpoint["params"][key] = {**value, "resource": private, "field": column(str(value.get("field")))}
     return encoded
 
 
 def _path_encoder(fields: list[str], parent: str, child: str) -> Callable[[dict[str, Any]], dict[str, Any]]:
-    """A map step adding `_rest_assets_path_<field>`: the field's value percent-encoded as one path segment.
+    """A map step adding `_rest_assets_path_<i>`: the value of `fields[i]` percent-encoded as one path segment.
 
     `.` and `..` are refused: in any encoding they mean "this/the parent
     folder" (RFC 3986 6.2.2.2), so no request could stay on the intended path.
     """
+    paths = [_json_path(name) for name in fields]
 
     def encode(record: dict[str, Any]) -> dict[str, Any]:
-        for name in fields:
-            if name not in record:
-                continue
-            value = str(record[name])
+        for index, name in enumerate(fields):
+            value = _parent_value(record, name, paths[index], parent, child)
             if value.strip(".") == "" and value:
                 raise LoadError(
                     f"resource '{parent}': the value {value!r} of '{name}' cannot be a URL path segment of "
                     f"child resource '{child}' ('.' and '..' would move the request to another path)")
-            record[_ENCODED_PREFIX + name] = quote(value, safe="")
+            record[f"{_ENCODED_PREFIX}{index}"] = quote(value, safe="")
         return record
 
     return encode
+
+
+def _json_path(name: str) -> Any:
+    """`name` as a JSON path, or None when it is only usable as a plain key (e.g. `user key`)."""
+    try:
+        return jsonpath.compile_path(name)
+    except Exception:  # jsonpath_ng raises several unrelated lexer/parser error types
+        return None
+
+
+def _parent_value(record: dict[str, Any], name: str, path: Any, parent: str, child: str) -> str:
+    """The parent record's value of field `name` (a key, else a JSON path, as dlt reads it)."""
+    if name in record:
+        return str(record[name])
+    values = jsonpath.find_values(path, record) if path is not None else []
+    if not values:
+        raise LoadError(
+            f"resource '{parent}': a record has no field '{name}', which the path of child resource "
+            f"'{child}' needs (fields: {', '.join(sorted(map(str, record))[:10])})")
+    return str(values[0])
 
 
 def _renamer(renames: dict[str, str]) -> Callable[[Any], Any]:

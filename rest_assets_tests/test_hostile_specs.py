@@ -15,7 +15,7 @@ import copy
 import json
 from pathlib import Path
 from typing import Any, Iterator
-from urllib.parse import quote, unquote, urlsplit
+from urllib.parse import parse_qs, quote, unquote, urlsplit
 
 import pytest
 import yaml
@@ -347,3 +347,57 @@ def test_a_dot_segment_parent_value_is_refused_not_sent(workdir, tmp_path, dots)
     assert len(errors) == 1 and f"{dots!r}" in errors[0] and "parts" in errors[0], failure_errors(result)
     assert all(urlsplit(r.path).path.startswith("/things") for r in api.requests)
     assert "parts" not in table_names("odd")
+
+
+HOSTILE_KEY_VALUES = ["../../admin/secret?z=1#frag", "a/b", "50%", "with space", "plain"]
+
+
+def _keyed_api(values: list[str]) -> Any:
+    """Users carry their key under `user-key` (and nested under `profile.key`); a child echoes what it saw."""
+    def answer(request: Recorded) -> Reply:
+        path = urlsplit(request.path).path
+        if path == "/users":
+            return json_reply({"items": [{"id": n, "user-key": v, "profile": {"key": v}} for n, v in enumerate(values)]})
+        if not (path.startswith("/users/") and path.endswith("/posts") and path.count("/") == 3):
+            return json_reply({"items": [{"id": 666, "leaked": path}]})  # anything off the child endpoint
+        return json_reply({"items": [{"id": 1, "seen": unquote(path.split("/")[2])}]})
+    return answer
+
+
+def _keyed_spec(folder: Path, base_url: str, child_endpoint: dict[str, Any]) -> Path:
+    spec = {"client": {"base_url": base_url}, "resources": [
+        {"name": "users", "primary_key": "id",
+         "endpoint": {"path": "/users", "data_selector": "items", "paginator": "single_page"}},
+        {"name": "posts", "primary_key": "id", "write_disposition": "append",
+         "endpoint": {"data_selector": "items", "paginator": "single_page", **child_endpoint}}]}
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "keyed.yaml").write_text(json.dumps(spec))
+    return folder
+
+
+KEYED_CHILDREN = {
+    "partition_router with parent_key user-key": {
+        "path": "/users/{{ stream_partition['user_key'] }}/posts",
+        "params": {"who": "{{ stream_partition['user_key'] }}"},
+        "partition_router": {"parent": "users", "parent_key": "user-key", "partition_field": "user_key"}},
+    "dlt placeholder with a nested field": {
+        "path": "/users/{resources.users.profile.key}/posts",
+        "params": {"who": "{resources.users.profile.key}"}},
+}
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize("child", list(KEYED_CHILDREN.values()), ids=list(KEYED_CHILDREN))
+def test_a_parent_value_is_one_encoded_path_segment_whatever_the_keys_name(workdir, tmp_path, child):
+    with RecordingServer(handler=_keyed_api(HOSTILE_KEY_VALUES)) as api:
+        workdir.use_specs(_keyed_spec(tmp_path / "specs", api.url, copy.deepcopy(child)))
+        result = run_source("keyed")
+
+    children = [urlsplit(r.path) for r in api.requests if urlsplit(r.path).path != "/users"]
+    assert sorted(c.path for c in children) == sorted(f"/users/{quote(v, safe='')}/posts" for v in HOSTILE_KEY_VALUES)
+    # the query carries the raw value, encoded once (requests encodes params; nothing encodes them before)
+    assert sorted(parse_qs(c.query)["who"][0] for c in children) == sorted(HOSTILE_KEY_VALUES)
+    assert result.success, failure_messages(result)
+    posts = read_table("keyed", "posts")
+    assert sorted(r["seen"] for r in posts) == sorted(HOSTILE_KEY_VALUES)
+    assert all("leaked" not in r or r["leaked"] is None for r in posts)
