@@ -657,3 +657,42 @@ def test_duplicate_source_names_across_files_are_refused(tmp_path):
 def test_missing_spec_folder_is_a_clear_error(tmp_path):
     with pytest.raises(SpecError, match=r"spec folder does not exist \(set REST_ASSETS_SOURCES_DIR"):
         load_spec_dirs([tmp_path / "nope"])
+
+
+def test_resource_defaults_merge_as_dlt_merges_them(tmp_path):
+    """Resource keys replace the defaults' wholesale (dlt's _merge_resource_endpoints); params/json and columns merge."""
+    spec = load(tmp_path, BASE + """
+        resource_defaults:
+          write_disposition: {disposition: merge, strategy: scd2}
+          schema_contract: {tables: evolve, columns: freeze}
+          columns: {id: {data_type: bigint}, name: {data_type: text}}
+          endpoint:
+            headers: {X-A: a, X-B: b}
+            params: {per_page: 50}
+            json: {filter: {x: 1}}
+        resources:
+          - name: orders
+            write_disposition: {disposition: merge, strategy: upsert}
+            schema_contract: {columns: evolve}
+            columns: [{name: id, nullable: false}]
+            endpoint:
+              headers: {X-A: z}
+              params: {sort: asc}
+              json: {page: 1}
+        """)
+    orders = spec.resource("orders").config
+    assert orders["write_disposition"] == {"disposition": "merge", "strategy": "upsert"}
+    assert orders["schema_contract"] == {"columns": "evolve"}
+    assert orders["endpoint"]["headers"] == {"X-A": "z"}
+    assert orders["endpoint"]["params"] == {"per_page": 50, "sort": "asc"}
+    assert orders["endpoint"]["json"] == {"filter": {"x": 1}, "page": 1}
+    assert orders["columns"]["id"] == {"name": "id", "data_type": "bigint", "nullable": False}
+    assert orders["columns"]["name"] == {"name": "name", "data_type": "text"}
+    # the oracle: dlt's own merge of the same two mappings
+    from dlt.sources.rest_api.config_setup import _merge_resource_endpoints
+
+    import yaml
+    document = yaml.safe_load((tmp_path / FILE_NAME).read_text())
+    expected = _merge_resource_endpoints(document["resource_defaults"], document["resources"][0])
+    expected["endpoint"].setdefault("path", "orders")  # dlt too requests the resource name when no path is given
+    assert orders == expected

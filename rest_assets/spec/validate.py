@@ -14,6 +14,8 @@ import re
 from typing import Any, Iterable
 
 from dlt.common.normalizers.naming.snake_case import NamingConvention
+from dlt.common.schema.utils import merge_columns
+from dlt.extract.utils import ensure_table_schema_columns
 
 from rest_assets.errors import SpecError, StopConditionError
 from rest_assets.spec import vocabulary as vocab
@@ -265,21 +267,29 @@ def _build_resource(check: _Checker, raw: Any, index: int, defaults: dict[str, A
 
 
 def _merge_defaults(defaults: dict[str, Any], resource: dict[str, Any]) -> dict[str, Any]:
-    """Deep-merge `resource_defaults` under a resource; paginator and auth replace wholesale."""
-    merged = copy.deepcopy(defaults)
-    _deep_update(merged, copy.deepcopy(resource))
+    """`resource_defaults` under a resource, merged exactly as dlt's rest_api merges them.
+
+    Resource keys replace the default's wholesale (a `write_disposition` or
+    `schema_contract` mapping included); endpoint keys too, except `params`
+    and `json`, merged one level; `columns` merged per column, hint by hint.
+    Our own `freshness` is merged window by window.
+    """
+    defaults, resource = copy.deepcopy(defaults), copy.deepcopy(resource)
+    endpoint = {**defaults.get("endpoint", {}), **{k: v for k, v in resource.get("endpoint", {}).items()
+                                                   if k not in _MERGED_ENDPOINT_KEYS}}
+    for key in _MERGED_ENDPOINT_KEYS:
+        if key in resource.get("endpoint", {}):
+            endpoint[key] = {**endpoint.get(key, {}), **resource["endpoint"][key]}
+    default_columns, columns = defaults.get("columns"), resource.get("columns")
+    if default_columns and columns:
+        resource["columns"] = merge_columns(ensure_table_schema_columns(default_columns), ensure_table_schema_columns(columns))
+    merged = {**defaults, **resource, "endpoint": endpoint}
+    if isinstance(defaults.get("freshness"), dict) and isinstance(resource.get("freshness"), dict):
+        merged["freshness"] = {**defaults["freshness"], **resource["freshness"]}  # ours: window by window
     return merged
 
 
-_REPLACE_WHOLE = frozenset({"paginator", "auth", "incremental", "partition_router"})
-
-
-def _deep_update(target: dict[str, Any], update: dict[str, Any]) -> None:
-    for key, value in update.items():
-        if isinstance(value, dict) and isinstance(target.get(key), dict) and key not in _REPLACE_WHOLE:
-            _deep_update(target[key], value)
-        else:
-            target[key] = value
+_MERGED_ENDPOINT_KEYS = ("params", "json")
 
 
 def _check_unique_names(check: _Checker, resources: list[ResourceSpec]) -> None:
