@@ -164,7 +164,7 @@ def _compile_resource(spec: SourceSpec, resource: ResourceSpec, session: Guarded
     endpoint = config["endpoint"]
     for key in _ENDPOINT_EXTENSIONS:
         endpoint.pop(key, None)
-    if "paginator" in endpoint:
+    if endpoint.get("paginator") is not None:
         endpoint["paginator"] = build_paginator(endpoint["paginator"], max_pages)
     if "auth" in endpoint:
         endpoint["auth"] = build_auth(spec.name, endpoint["auth"], session, token_url)
@@ -172,6 +172,7 @@ def _compile_resource(spec: SourceSpec, resource: ResourceSpec, session: Guarded
     if isinstance(selector, str):
         # dlt would re-parse a string selector on every page; a compiled path is parsed once
         endpoint["data_selector"] = jsonpath.compile_path(selector)
-    validator = response_validator(spec.name, resource.name, selector)
+    validator = response_validator(spec.name, resource.name, selector,
+                                   lambda n: session.stats.add("secrets_masked", resource.name, n))
     endpoint["response_actions"] = [*endpoint.get("response_actions", []), validator]
     return config

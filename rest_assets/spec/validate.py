@@ -230,7 +230,7 @@ def _check_endpoint(check: _Checker, endpoint: Any, path: Path, resource: str | 
     for key in ("params", "headers", "json"):
         if key in endpoint and not isinstance(endpoint[key], dict):
             raise check.fail((*path, key), "must be a mapping", resource)
-    if "paginator" in endpoint:
+    if endpoint.get("paginator") is not None:  # null is dlt's "no override": the client's paginator applies
         _check_paginator(check, endpoint["paginator"], (*path, "paginator"), resource)
     if "auth" in endpoint:
         _check_auth(check, endpoint["auth"], (*path, "auth"), resource)
@@ -258,6 +258,8 @@ def _build_resource(check: _Checker, raw: Any, index: int, defaults: dict[str, A
         raise check.fail((*path, "name"), f"each resource needs a 'name' that is an identifier (letters, digits, underscores), got {name!r}")
     body = _check_resource_body(check, raw, path, name, vocab.RESOURCE_KEYS)
     merged = _merge_defaults(defaults, body)
+    if isinstance(merged.get("columns"), list):  # dlt's list form, as the mapping dlt makes of it
+        merged["columns"] = ensure_table_schema_columns(merged["columns"])
     merged.setdefault("endpoint", {}).setdefault("path", name)
     freshness = None
     if "freshness" in merged:
