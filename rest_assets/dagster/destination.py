@@ -15,6 +15,8 @@ except ImportError:  # not POSIX: no cross-process lock
 
 import dlt
 
+from rest_assets.dagster.load_transaction import RunConnection, duckdb_destination, load_in_one_transaction
+
 DESTINATION_ENV = "REST_ASSETS_DESTINATION"
 DUCKDB_CREDENTIALS_ENV = "DESTINATION__DUCKDB__CREDENTIALS"
 DEFAULT_DUCKDB_PATH = Path("data") / "rest_assets.duckdb"
@@ -43,27 +45,29 @@ def make_destination() -> Any:
 
 
 @contextmanager
-def held_destination(log: Callable[[str], None] | None = None) -> Iterator[Any]:
-    """The destination, held by this process until the block ends.
+def held_destination(log: Callable[[str], None] | None = None) -> Iterator[tuple[Any, RunConnection | None]]:
+    """The destination, held by this process until the block ends, and its DuckDB connection (else None).
 
     DuckDB's file is locked (see `destination_lock`) and opened once for the
     whole block: left to itself, dlt opens and closes it around every load
     job, and every last close checkpoints the file (compresses and writes
     every table it touched), a third of a 100k-row load's time (issue 6).
+    Every statement of the block goes through that one connection
+    (`RunConnection`), so a run's load can be one transaction.
     """
     with destination_lock(log):
         if destination_name() != "duckdb":
-            yield make_destination()
+            yield make_destination(), None
             return
         import duckdb
 
         path = duckdb_path()
         path.parent.mkdir(parents=True, exist_ok=True)
-        connection = duckdb.connect(str(path))
+        connection = RunConnection(duckdb.connect(str(path)))
         try:
-            yield dlt.destinations.duckdb(credentials=connection)  # an open connection: dlt never closes it
+            yield duckdb_destination(connection), connection
         finally:
-            connection.close()
+            connection.connection.close()
 
 
 @contextmanager
@@ -118,12 +122,15 @@ def pipeline_with_held_destination(source: str, working_folder: str,
     The pipeline is made without a destination (the run brings the held one:
     `pipeline.run(destination=...)`) and deactivated at the end: dlt keeps the
     active pipeline in a process-wide context, where it would keep DuckDB's
-    objects alive to the end.
+    objects alive to the end. On DuckDB the pipeline's load step is one
+    transaction (see load_transaction.py): a failed run changes no table.
     """
     _empty_staging_after_loads()
     pipeline = make_pipeline(source, working_folder, with_destination=False)
     try:
-        with held_destination(log) as destination:
+        with held_destination(log) as (destination, connection):
+            if connection is not None:
+                load_in_one_transaction(pipeline, connection)
             yield pipeline, destination
     finally:
         if pipeline.is_active:

@@ -1,0 +1,169 @@
+"""All-or-nothing per run on DuckDB: a run's whole load step is one DuckDB transaction.
+
+dlt loads every table of a package with its own jobs (copy into the table,
+merge from the staging dataset, then `_dlt_pipeline_state` and `_dlt_loads`)
+and commits each of them on its own: a failing job, or a process killed
+between two jobs, leaves some tables with the run's rows and others without,
+and an append table keeps rows that the next run appends again.
+
+Here the run's one DuckDB connection (held for the run, see destination.py)
+opens a transaction before dlt's load step and commits it only when that step
+returned, `_dlt_loads` and the new pipeline state included; anything else
+rolls it back. DuckDB runs every statement of dlt's load (CREATE/ALTER TABLE,
+COPY, the merge's temp tables and DELETE/INSERT, truncating the staging
+dataset) inside one transaction, and writes nothing of it to its WAL before
+COMMIT, so a process killed mid-load leaves the file as the last successful
+run left it. The incremental state goes back with it: the next run (in its own
+working folder) restores dlt's state from the destination and fetches again
+what the failed run had fetched.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import dlt
+
+
+class RunConnection:
+    """The run's DuckDB connection, as dlt's DuckDB connection pool sees it.
+
+    dlt's pool would hand every load job `connection.duplicate()` (a separate
+    DuckDB connection, with a transaction of its own) and close it after the
+    job. Here `duplicate()` and `cursor()` give back this same object and
+    `close()` does nothing (the run closes the connection), so every statement
+    of the run goes through one connection; while the run's transaction is
+    open, dlt's own BEGIN/COMMIT/ROLLBACK are no-ops nested in it. Everything
+    else is the DuckDB connection's own. dlt's load then runs with one worker:
+    a DuckDB connection serves one thread.
+    """
+
+    def __init__(self, connection: Any) -> None:
+        self.connection = connection
+        self.in_run_transaction = False
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.connection, name)
+
+    def execute(self, query: Any, parameters: Any = None, *args: Any, **kwargs: Any) -> Any:
+        """The connection's `execute`, minus the errors dlt expects inside the run's transaction.
+
+        Any error aborts a DuckDB transaction, and dlt's load step meets two
+        that it expects and ignores: the search path it sets when it borrows
+        the connection names a schema that may not exist yet (that SET is
+        skipped here; dlt's load statements all name their schema), and on a
+        dataset's first load it reads `_dlt_version` before creating it (that
+        SELECT raises the same CatalogException here without reaching DuckDB).
+        """
+        if self.in_run_transaction and _is_search_path(query) and not self._schema_exists(parameters):
+            return self.connection
+        if self.in_run_transaction and _is_select(query):
+            self._raise_on_missing_table(query)
+        if parameters is None:
+            return self.connection.execute(query, *args, **kwargs)
+        return self.connection.execute(query, parameters, *args, **kwargs)
+
+    def _schema_exists(self, parameters: Any) -> bool:
+        if not parameters:
+            return False
+        name = str(parameters[0]).split(".")[-1].strip('"')
+        found = self.connection.execute("SELECT count(*) FROM duckdb_schemas() WHERE schema_name = ?", [name])
+        return bool(found.fetchall()[0][0])
+
+    def _raise_on_missing_table(self, query: str) -> None:
+        # get_table_names parses without binding; it refuses `?` placeholders, which name no table
+        for name in self.connection.get_table_names(query.replace("?", "NULL"), qualified=True):
+            parts = name.split(" AS ")[0].split(".")
+            if len(parts) < 2:
+                continue
+            found = self.connection.execute(
+                "SELECT count(*) FROM duckdb_tables() WHERE schema_name = ? AND table_name = ?"
+                " UNION ALL SELECT count(*) FROM duckdb_views() WHERE schema_name = ? AND view_name = ?",
+                [parts[-2], parts[-1]] * 2).fetchall()
+            if not any(count for (count,) in found):
+                import duckdb
+
+                raise duckdb.CatalogException(f"Table with name {parts[-1]} does not exist!")
+
+    def duplicate(self) -> "RunConnection":
+        """This object: dlt's jobs share the run's connection (and its transaction)."""
+        return self
+
+    cursor = duplicate
+
+    def close(self) -> None:
+        """Nothing: the connection lives as long as the run holds the destination."""
+
+    def begin(self) -> None:
+        """dlt's BEGIN: nested (nothing) inside the run's transaction."""
+        if not self.in_run_transaction:
+            self.connection.begin()
+
+    def commit(self) -> None:
+        """dlt's COMMIT: nested (nothing) inside the run's transaction."""
+        if not self.in_run_transaction:
+            self.connection.commit()
+
+    def rollback(self) -> None:
+        """dlt's ROLLBACK: nothing inside the run's transaction (the run rolls all of it back)."""
+        if not self.in_run_transaction:
+            self.connection.rollback()
+
+
+def _is_select(query: Any) -> bool:
+    return isinstance(query, str) and query.lstrip().upper().startswith("SELECT")
+
+
+def _is_search_path(query: Any) -> bool:
+    return isinstance(query, str) and query.lstrip().upper().startswith("SET SESSION SEARCH_PATH")
+
+
+def duckdb_destination(connection: RunConnection) -> Any:
+    """dlt's duckdb destination on the run's connection.
+
+    dlt accepts an open DuckDB connection as credentials and keeps it as the
+    credentials' `_external_conn` (private), which its pool duplicates for
+    every job; that attribute is set to the RunConnection wrapper here, the
+    one place rest_assets relies on dlt's private behaviour.
+    """
+    from dlt.destinations.impl.duckdb.configuration import DuckDbCredentials
+
+    credentials = DuckDbCredentials(connection.connection)
+    credentials._external_conn = connection
+    return dlt.destinations.duckdb(credentials=credentials)
+
+
+def load_in_one_transaction(pipeline: dlt.Pipeline, connection: RunConnection) -> None:
+    """Make `pipeline.run`'s load step one transaction on `connection` (see the module docstring).
+
+    `Pipeline.run` calls `self.load(...)`: the instance gets a `load` that
+    wraps dlt's in BEGIN ... COMMIT (ROLLBACK on any error) with one worker.
+    The extract and normalize steps touch no table, and dlt's state sync before
+    them only reads, outside the transaction.
+    """
+    original: Callable[..., Any] = pipeline.load
+
+    def load(*args: Any, **kwargs: Any) -> Any:
+        kwargs["workers"] = 1
+        connection.connection.begin()
+        connection.in_run_transaction = True
+        try:
+            info = original(*args, **kwargs)
+        except BaseException:
+            connection.in_run_transaction = False
+            _rollback(connection.connection)
+            raise
+        connection.in_run_transaction = False
+        connection.connection.commit()  # a COMMIT that fails leaves nothing behind either
+        return info
+
+    pipeline.load = load  # type: ignore[method-assign]
+
+
+def _rollback(connection: Any) -> None:
+    import duckdb  # imported by a run only: loading the code location stays cheap
+
+    try:
+        connection.rollback()
+    except duckdb.Error:  # DuckDB already ended a transaction that a fatal error invalidated
+        pass
