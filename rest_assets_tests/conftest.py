@@ -105,10 +105,11 @@ def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, emulator: Emulator)
     return env
 
 
-def materialize_source(name: str) -> Any:
+def materialize_source(name: str, instance: Any = None) -> Any:
     """Build the definitions from the current environment and materialize every asset of source `name`.
 
-    Returns dagster's ExecuteInProcessResult (never raises on a failed run).
+    Runs on `instance` when given (e.g. an on-disk one whose event log the test reads), else on an
+    ephemeral one. Returns dagster's ExecuteInProcessResult (never raises on a failed run).
     """
     from dagster import DagsterInstance, materialize
 
@@ -117,8 +118,11 @@ def materialize_source(name: str) -> Any:
     defs = build_definitions()
     matching = [a for a in defs.assets or [] if a.node_def.name == name]
     assert len(matching) == 1, f"expected one multi-asset named {name!r}, got {[a.node_def.name for a in defs.assets or []]}"
-    with DagsterInstance.ephemeral() as instance:
+    if instance is not None:
         return materialize(matching, instance=instance, resources=defs.resources,
+                           run_config=QUIET_RUN_CONFIG, raise_on_error=False)
+    with DagsterInstance.ephemeral() as ephemeral:
+        return materialize(matching, instance=ephemeral, resources=defs.resources,
                            run_config=QUIET_RUN_CONFIG, raise_on_error=False)
 
 
