@@ -104,3 +104,73 @@ def test_rest_assets_loads_what_plain_dlt_loads(case, tmp_path, monkeypatch):
     expected = _tables(plain)
     assert expected and all(len(rows) > 2 for rows in expected.values()), expected  # the case loads something
     assert _tables(ours) == expected
+
+
+# Configs plain dlt refuses (dlt's own tests and docs): the spec must be refused when it loads, not at run time.
+DLT_REJECTS = {
+    "resolve-names-a-missing-resource": """
+        resources:
+          - issues
+          - name: comments
+            endpoint:
+              path: "issues/{id}/comments"
+              params: {id: {type: resolve, resource: issuess, field: id}}
+        """,
+    "path-placeholder-bound-to-nothing": """
+        resources:
+          - {name: issues, endpoint: {path: "{org}/{repo}/issues/"}}
+        """,
+    "data-selector-not-a-string": """
+        resources:
+          - {name: issues, endpoint: {path: issues, data_selector: 5}}
+        """,
+    "write-disposition-unknown-strategy": """
+        resources:
+          - {name: issues, write_disposition: {disposition: merge, strategy: sideways}}
+        """,
+    "method-not-http": """
+        resources:
+          - {name: issues, endpoint: {path: issues, method: FETCH}}
+        """,
+    "primary-key-not-a-name": """
+        resources:
+          - {name: issues, primary_key: {a: 1}}
+        """,
+    "include-from-parent-without-parent": """
+        resources:
+          - {name: issues, include_from_parent: [id]}
+        """,
+    "resolve-param-not-in-path": """
+        resources:
+          - issues
+          - name: comments
+            endpoint:
+              path: "issues/comments"
+              params: {id: {type: resolve, resource: issues, field: id}}
+        """,
+    "two-parents": """
+        resources:
+          - issues
+          - users
+          - {name: comments, endpoint: {path: "issues/{resources.issues.id}/{resources.users.id}"}}
+        """,
+    "max-table-nesting-not-a-number": """
+        resources:
+          - {name: issues, max_table_nesting: deep}
+        """,
+}
+
+
+@pytest.mark.parametrize("case", sorted(DLT_REJECTS))
+def test_a_config_plain_dlt_rejects_is_refused_when_the_spec_loads(case, tmp_path):
+    from dlt.sources.rest_api import rest_api_resources
+
+    from rest_assets.errors import SpecError
+
+    text = "client: {base_url: %s}\n" % BASE + "\n".join(line[8:] for line in DLT_REJECTS[case].splitlines())
+    with pytest.raises(Exception):  # the oracle: plain dlt refuses the same config
+        rest_api_resources(yaml.safe_load(text))
+    spec_file = tmp_path / "rejected.yaml"
+    spec_file.write_text(text, encoding="utf-8")
+    with pytest.raises(SpecError, match=r"rejected\.yaml:\d+ - resource '(issues|comments)'"):
+        load_spec_file(spec_file)

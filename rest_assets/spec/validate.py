@@ -19,6 +19,7 @@ from dlt.extract.utils import ensure_table_schema_columns
 
 from rest_assets.errors import SpecError, StopConditionError
 from rest_assets.spec import vocabulary as vocab
+from rest_assets.spec.dlt_check import check_with_dlt
 from rest_assets.spec.durations import parse_duration
 from rest_assets.spec.cron import is_valid_cron
 from rest_assets.spec.model import Freshness, ParentLink, ResourceSpec, SecretRef, SourceSpec
@@ -89,6 +90,7 @@ def build_source_spec(doc: YamlDocument, default_name: str) -> SourceSpec:
     _check_unique_names(check, resources)
     _bind_parents(check, resources)
     _check_no_cycles(check, resources)
+    check_with_dlt(client, resources, check.fail)
     schedule = data.get("schedule")
     if schedule is not None and (not isinstance(schedule, str) or not is_valid_cron(schedule)):
         raise check.fail(("schedule",), f"'{schedule}' is not a valid cron expression (five fields, e.g. '0 * * * *', or @hourly/@daily/@weekly/@monthly)")

@@ -18,35 +18,52 @@ def _keys(typed_dict: Any) -> frozenset[str]:
 # Python-only values (sessions, callables) cannot come from YAML.
 _PYTHON_ONLY = frozenset({"session", "processing_steps", "convert", "last_value_func"})
 
-TOP_LEVEL_KEYS = (_keys(dlt_typing.RESTAPIConfig) | {"name", "description", "schedule"}) - _PYTHON_ONLY
-CLIENT_KEYS = (_keys(dlt_typing.ClientConfig) | {"timeout", "max_pages", "child_concurrency", "allow_insecure_http"}) - _PYTHON_ONLY
-RESOURCE_KEYS = (_keys(dlt_typing.EndpointResource) | {"freshness", "description"}) - _PYTHON_ONLY
+# Our extensions at each level: the compiler turns them into runtime objects, dlt never sees them.
+TOP_LEVEL_EXTENSION_KEYS = frozenset({"name", "description", "schedule"})
+CLIENT_EXTENSION_KEYS = frozenset({"timeout", "max_pages", "child_concurrency", "allow_insecure_http"})
+RESOURCE_EXTENSION_KEYS = frozenset({"freshness", "description"})
+ENDPOINT_EXTENSION_KEYS = frozenset({"error_handler", "partition_router"})
+
+TOP_LEVEL_KEYS = (_keys(dlt_typing.RESTAPIConfig) | TOP_LEVEL_EXTENSION_KEYS) - _PYTHON_ONLY
+CLIENT_KEYS = (_keys(dlt_typing.ClientConfig) | CLIENT_EXTENSION_KEYS) - _PYTHON_ONLY
+RESOURCE_KEYS = (_keys(dlt_typing.EndpointResource) | RESOURCE_EXTENSION_KEYS) - _PYTHON_ONLY
 RESOURCE_DEFAULT_KEYS = RESOURCE_KEYS - {"name"}
-ENDPOINT_KEYS = _keys(dlt_typing.Endpoint) | {"error_handler", "partition_router"}
+ENDPOINT_KEYS = _keys(dlt_typing.Endpoint) | ENDPOINT_EXTENSION_KEYS
 INCREMENTAL_KEYS = _keys(dlt_typing.IncrementalConfig) - _PYTHON_ONLY
 ERROR_HANDLER_KEYS = frozenset({"retry_on_status_codes", "max_retries", "backoff_factor", "max_backoff"})
 PARTITION_ROUTER_KEYS = frozenset({"parent", "parent_key", "partition_field"})
 FRESHNESS_KEYS = frozenset({"fail_window", "warn_window"})
 
-PAGINATOR_KEYS: dict[str, frozenset[str]] = {
+# Paginator and auth types as dlt knows them (its own configs, checked by dlt too) ...
+DLT_PAGINATOR_KEYS: dict[str, frozenset[str]] = {
     "single_page": frozenset({"type"}),
     "auto": frozenset({"type"}),
     "offset": _keys(dlt_typing.OffsetPaginatorConfig),
-    "page_number": _keys(dlt_typing.PageNumberPaginatorConfig) | {"limit", "limit_param"},
-    "cursor": _keys(dlt_typing.JSONResponseCursorPaginatorConfig) | {"stop_condition", "limit", "limit_param"},
+    "page_number": _keys(dlt_typing.PageNumberPaginatorConfig),
+    "cursor": _keys(dlt_typing.JSONResponseCursorPaginatorConfig),
     "json_link": _keys(dlt_typing.JSONLinkPaginatorConfig),
     "json_response": _keys(dlt_typing.JSONLinkPaginatorConfig),
     "header_link": _keys(dlt_typing.HeaderLinkPaginatorConfig),
     "header_cursor": _keys(dlt_typing.HeaderCursorPaginatorConfig),
 }
+# ... and with the keys our dialect adds.
+PAGINATOR_KEYS: dict[str, frozenset[str]] = {
+    **DLT_PAGINATOR_KEYS,
+    "page_number": DLT_PAGINATOR_KEYS["page_number"] | {"limit", "limit_param"},
+    "cursor": DLT_PAGINATOR_KEYS["cursor"] | {"stop_condition", "limit", "limit_param"},
+}
 
-AUTH_KEYS: dict[str, frozenset[str]] = {
-    "bearer": _keys(dlt_typing.BearerTokenAuthConfig) | {"api_key", "location"},
+DLT_AUTH_KEYS: dict[str, frozenset[str]] = {
+    "bearer": _keys(dlt_typing.BearerTokenAuthConfig),
     "api_key": _keys(dlt_typing.ApiKeyAuthConfig),
     "http_basic": _keys(dlt_typing.HttpBasicAuthConfig),
+    "oauth2_client_credentials": _keys(dlt_typing.OAuth2ClientCredentialsConfig) - _PYTHON_ONLY,
+}
+AUTH_KEYS: dict[str, frozenset[str]] = {
+    **DLT_AUTH_KEYS,
+    "bearer": DLT_AUTH_KEYS["bearer"] | {"api_key", "location"},
     "oauth2": frozenset({"type", "client_id", "client_secret", "token_url", "refresh_token", "scopes",
                          "access_token_request_data", "default_token_expiration"}),
-    "oauth2_client_credentials": _keys(dlt_typing.OAuth2ClientCredentialsConfig) - _PYTHON_ONLY,
 }
 
 WRITE_DISPOSITIONS = frozenset({"append", "replace", "merge", "skip"})
