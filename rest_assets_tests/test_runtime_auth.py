@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import base64
+import json
+import stat
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from types import SimpleNamespace
 from urllib.parse import parse_qsl, urlsplit
 
@@ -13,7 +17,7 @@ from dlt.sources.helpers.rest_client import RESTClient
 from responses import matchers
 
 import rest_assets.runtime.auth as auth_module
-from rest_assets.errors import HttpError
+from rest_assets.errors import HttpError, LoadError
 from rest_assets.runtime.auth import DEFAULT_TOKEN_LIFETIME_SECONDS, OAuth2Auth, build_auth
 from rest_assets.runtime.http import GuardedSession, RetryPolicy
 from rest_assets.runtime.paginators import build_paginator
@@ -174,9 +178,9 @@ def test_401_refreshes_once_and_retries(http, session):
 def test_a_second_401_is_not_looped(http, session):
     serve_tokens(http, token("at_1"), token("at_2"), token("at_3"))
     serve_me(http, 401, 401, 401, 200)
-    with pytest.raises(requests.HTTPError, match="401"):
+    with pytest.raises(HttpError, match="failed with HTTP 401 after 1 retry"):
         get(session, oauth2(session))
-    assert len(api_calls(http)) == 2  # the first try and one retry with a fresh token
+    assert len(api_calls(http)) == 2  # the first try and one retry with a fresh token (max_retries=1)
     assert len(token_calls(http)) == 2
 
 
@@ -254,3 +258,185 @@ def test_token_url_override_wins(http, session):
     assert isinstance(auth, OAuth2Auth)
     assert get(session, auth) == [{"id": 1}]
     assert http.calls[0].request.url == "https://id.example.com/other/token"
+
+
+# ---------------------------------------------------------------- credentials per attempt, single-flight refresh
+
+def _session(max_retries=3, sleep=lambda s: None):
+    return GuardedSession(source="portal", allowed_hosts={"api.example.com", "id.example.com"}, routes=[],
+                          default_policy=RetryPolicy(frozenset({503}), max_retries=max_retries), sleep=sleep)
+
+
+def _numbered_tokens(http):
+    """The token endpoint hands out at_1, at_2, ... one per grant."""
+    issued = []
+
+    def grant(request):
+        issued.append(f"at_{len(issued) + 1}")
+        return 200, {}, json.dumps(token(issued[-1]))
+    http.add_callback(responses.POST, TOKEN_URL, callback=grant)
+    return issued
+
+
+def test_a_retry_after_503_carries_the_token_current_when_it_is_sent(http):
+    """Another thread replaces the token while a request waits to retry a 503: the retry carries the new one."""
+    issued = _numbered_tokens(http)
+    other = f"{API}/v1/other"
+    http.get(other, status=401, json={"error": "revoked"})
+    http.get(other, status=200, json={"data": []})
+    serve_me(http, 503, 200)
+    holder = {}
+
+    def sleep(seconds):  # the backoff before the retry: meanwhile another thread gets a 401 and refreshes
+        thread = threading.Thread(target=lambda: get(holder["session"], holder["auth"], other))
+        thread.start()
+        thread.join()
+    session = holder["session"] = _session(sleep=sleep)
+    auth = holder["auth"] = oauth2(session)
+    assert get(session, auth) == [{"id": 1}]
+    assert issued == ["at_1", "at_2"]
+    me = [c.request.headers["Authorization"] for c in api_calls(http) if c.request.url == ME]
+    assert me == ["Bearer at_1", "Bearer at_2"]
+
+
+def test_401s_under_16_threads_give_exactly_one_grant_and_no_request_leaves_with_the_replaced_token(http):
+    """at_1 is revoked while 16 requests use it: half get 401, half 503 first. One grant; after it, no at_1."""
+    issued = _numbered_tokens(http)
+    valid = {"at_1"}
+    seen_after_grant = []
+    granted = threading.Event()
+    lock = threading.Lock()
+
+    def api(request):
+        used = request.headers["Authorization"].removeprefix("Bearer ")
+        number = int(parse_qsl(urlsplit(request.url).query)[0][1])
+        with lock:
+            if len(issued) > 1:
+                seen_after_grant.append(used)
+                granted.set()
+            first = request.url not in tried
+            tried.add(request.url)
+        if first and number % 2 == 0:
+            return 503, {}, json.dumps({"error": "busy"})
+        if used not in valid:
+            return 401, {}, json.dumps({"error": "invalid_token"})
+        return 200, {}, json.dumps({"data": [{"id": number}]})
+    tried: set[str] = set()
+    http.add_callback(responses.GET, ME, callback=api)
+    session = _session(sleep=lambda s: granted.wait(10))  # a 503'd request retries only after the grant
+    auth = oauth2(session)
+    assert get(session, auth, f"{ME}?n=-1") == [{"id": -1}]  # warm-up: at_1
+    valid.clear()  # the server revokes at_1; the grant that replaces it issues at_2
+    original = http.registered()[0].callback
+
+    def grant(request):
+        result = original(request)
+        valid.add(issued[-1])
+        return result
+    http.registered()[0].callback = grant
+    with ThreadPoolExecutor(16) as pool:
+        rows = list(pool.map(lambda n: get(session, auth, f"{ME}?n={n}"), range(16)))
+    assert sorted(r[0]["id"] for r in rows) == list(range(16))
+    assert issued == ["at_1", "at_2"]  # exactly one grant for the revocation, whichever thread saw it first
+    assert seen_after_grant and set(seen_after_grant) == {"at_2"}
+
+
+def test_a_401_for_a_token_already_replaced_retries_without_a_grant(http, session):
+    issued = _numbered_tokens(http)
+    serve_me(http, 200, 401, 200)
+    auth = oauth2(session)
+    get(session, auth)
+    get(session, auth)  # 401 for at_1: one grant, at_2
+    assert auth.after_unauthorized("at_1") is True  # a late 401 for at_1 from another thread
+    assert issued == ["at_1", "at_2"] and auth.access_token == "at_2"
+
+
+def test_401_retries_share_the_retry_budget_and_end_in_a_clear_error(http):
+    issued = _numbered_tokens(http)
+    serve_me(http, 401, 401, 401, 401)
+    session = _session(max_retries=2)
+    with pytest.raises(HttpError, match=r"source 'portal', resource 'portal': GET https://api\.example\.com/v1/me "
+                                        r"failed with HTTP 401 after 2 retries") as info:
+        get(session, oauth2(session))
+    assert info.value.status == 401
+    assert len(api_calls(http)) == 3 and issued == ["at_1", "at_2", "at_3"]
+
+
+def test_a_failed_refresh_ends_every_attempt_with_one_clear_error(http, session):
+    serve_tokens(http, token("at_1"))
+    http.post(TOKEN_URL, status=400, json={"error": "invalid_grant", "echo": CLIENT_SECRET})
+    serve_me(http, 401, 200, 200)
+    auth = oauth2(session, refresh_token=REFRESH)
+    for _ in range(2):  # the second request (another thread, later) gets the same error, no new grant
+        with pytest.raises(HttpError, match=r"source 'portal': getting an OAuth2 access token from token host "
+                                            r"id\.example\.com failed.*answered HTTP 400") as info:
+            get(session, auth)
+        assert info.value.status == 400
+        assert CLIENT_SECRET not in str(info.value) and REFRESH not in str(info.value)
+    assert len(token_calls(http)) == 2
+
+
+def test_rotation_is_counted_and_warned_naming_the_secret(http, session, caplog):
+    serve_tokens(http, token("at_1", refresh_token="rt_rotated_2"))
+    serve_me(http, 200)
+    auth = build_auth("portal", {"type": "oauth2", "client_id": CLIENT_ID, "client_secret": CLIENT_SECRET,
+                                 "token_url": TOKEN_URL, "refresh_token": REFRESH}, session,
+                      refresh_token_key="portal_refresh")
+    with caplog.at_level("WARNING", logger="rest_assets"):
+        get(session, auth)
+    assert auth.rotations == 1 and session.stats.rotated_refresh_tokens == 1
+    assert "SOURCES__PORTAL__PORTAL_REFRESH" in caplog.text and "rt_rotated_2" not in caplog.text
+
+
+def test_refresh_token_store_is_read_first_and_written_0600_on_rotation(http, session, tmp_path, monkeypatch):
+    (tmp_path / "work").mkdir()
+    monkeypatch.chdir(tmp_path / "work")
+    store = tmp_path / "secrets" / "portal.refresh"
+    store.parent.mkdir()
+    store.write_text("rt_stored_9")
+    serve_tokens(http, token("at_1", refresh_token="rt_rotated_2"))
+    serve_me(http, 200)
+    auth = oauth2(session, refresh_token=REFRESH, refresh_token_store=str(store))
+    get(session, auth)
+    assert form_of(token_calls(http)[0])["refresh_token"] == "rt_stored_9"
+    assert store.read_text() == "rt_rotated_2"
+    assert stat.S_IMODE(store.stat().st_mode) == 0o600
+    assert [p.name for p in store.parent.iterdir()] == ["portal.refresh"]  # no temporary file left
+
+
+def test_refresh_token_store_inside_the_working_directory_is_refused(session, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(LoadError, match=r"source 'portal': auth.refresh_token_store .* is inside the working directory"):
+        oauth2(session, refresh_token=REFRESH, refresh_token_store="tokens/portal.refresh")
+    assert not (tmp_path / "tokens").exists()
+
+
+def _until(predicate):
+    while not predicate():  # the other thread is about to block; nothing here is timed
+        threading.Event().wait(0.001)
+
+
+def test_a_grant_waits_for_attempts_in_flight_and_holds_new_ones_back():
+    """No request leaves with a token the client has replaced: grant and attempts exclude each other."""
+    gate = auth_module._GrantGate()
+    order = []
+    first = gate.attempt()
+    first.__enter__()
+    granter = threading.Thread(target=gate.exclusive, args=(lambda: True, lambda: order.append("grant")))
+    granter.start()
+    _until(lambda: gate._granting or order)  # the grant waits for the attempt in flight (or, broken, ran)
+    late = threading.Thread(target=lambda: gate.attempt().__enter__() or order.append("late attempt"))
+    late.start()
+    assert order == []
+    order.append("first attempt done")
+    first.__exit__(None, None, None)
+    granter.join()
+    late.join()
+    assert order == ["first attempt done", "grant", "late attempt"]
+
+
+def test_no_grant_when_no_longer_needed():
+    gate = auth_module._GrantGate()
+    ran = []
+    gate.exclusive(lambda: False, lambda: ran.append(1))
+    assert ran == []

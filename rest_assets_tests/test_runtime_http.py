@@ -374,3 +374,37 @@ def test_a_second_allowed_host_is_reachable(http, sleeps):
     client = RESTClient("https://id.example.com", session=session)
     pages = client.paginate("/v1/orders", paginator=build_paginator("single_page"), data_selector="data")
     assert [list(page) for page in pages] == [rows(1)]
+
+
+# ---------------------------------------------------------------- redirects end in 2xx or in an error
+
+def test_a_same_host_redirect_loop_is_an_error_never_data(http, sleeps):
+    http.get(ORDERS, status=302, headers={"Location": "/v1/orders"}, json={"data": rows(3)})
+    with pytest.raises(HttpError, match=r"source 'shop', resource 'orders': GET https://api\.example\.com/v1/orders "
+                                        r"after 5 redirects would be redirected again") as info:
+        fetch(make_session(sleeps))
+    assert info.value.status == 302
+    assert len(http.calls) == 6  # the request and 5 redirects, then it stops
+
+
+@pytest.mark.parametrize("status", [404, 500])
+def test_a_redirect_to_an_error_is_an_error_naming_the_redirect(http, sleeps, status):
+    http.get(ORDERS, status=302, headers={"Location": "/v2/gone"})
+    http.get(f"{API}/v2/gone", status=status, json={"data": rows(2)})
+    session = make_session(sleeps, RetryPolicy(frozenset({503}), max_retries=0))
+    with pytest.raises(HttpError, match=rf"resource 'orders': GET https://api\.example\.com/v2/gone after 1 redirect "
+                                        rf"answered HTTP {status}"):
+        fetch(session)
+
+
+def test_a_3xx_that_cannot_be_followed_is_an_error(http, sleeps):
+    http.get(ORDERS, status=300, json={"data": rows(2)})  # no Location
+    with pytest.raises(HttpError, match=r"GET https://api\.example\.com/v1/orders answered HTTP 300"):
+        fetch(make_session(sleeps))
+
+
+def test_a_redirect_gets_the_credentials_once_not_twice(http, sleeps):
+    http.get(ORDERS, status=307, headers={"Location": "/v2/orders?page=1"})
+    http.get(f"{API}/v2/orders", json={"data": rows(1)})
+    fetch(make_session(sleeps), auth=ApiKeyAuth("key", SECRET_KEY, "query"))
+    assert parse_qsl(urlsplit(http.calls[1].request.url).query) == [("page", "1"), ("key", SECRET_KEY)]

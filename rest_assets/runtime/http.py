@@ -32,6 +32,7 @@ from requests.adapters import HTTPAdapter
 from requests.exceptions import ChunkedEncodingError, ConnectionError, HTTPError, Timeout
 
 from rest_assets.errors import CredentialScopeError, HttpError, ResponseFormatError
+from rest_assets.runtime.auth import authenticator_of, plain_copy, retarget
 from rest_assets.runtime.redaction import redact
 
 DEFAULT_TIMEOUT_SECONDS = 60.0
@@ -91,6 +92,8 @@ class TransportStats:
     retries: dict[str, int] = field(default_factory=dict)
     throttled: dict[str, int] = field(default_factory=dict)
     seconds_waited: dict[str, float] = field(default_factory=dict)
+    batches_as_rows: dict[str, int] = field(default_factory=dict)  # batches dlt normalized row by row (not Arrow)
+    rotated_refresh_tokens: int = 0  # refresh tokens the token endpoint replaced during the run
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def add(self, counter: str, resource: str, amount: float = 1) -> None:
@@ -195,33 +198,35 @@ class GuardedSession(requests.Session):
         return self.source, self.default_policy
 
     def send(self, request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:  # type: ignore[override]
+        """Send `request` with retries; each attempt carries the credentials current when it is sent."""
         self._check_scope(request.url or "")
         kwargs["timeout"] = kwargs.get("timeout") or self.timeout
         kwargs["allow_redirects"] = False
         resource, policy = self.route(request.url or "")
         host = urlsplit(request.url or "").netloc.lower()
+        auth = authenticator_of(request)
         attempt = redirects = 0
         while True:
             self.stats.add("seconds_waited", resource, self.gate.wait(host))
             self.stats.add("requests", resource)
-            try:
-                response = super().send(request, **kwargs)
-                error: Exception | None = None
-            except HTTPError as exc:  # raised by dlt's response hooks
-                response, error = exc.response, exc
-            except (*_TRANSIENT_ERRORS, ResponseFormatError) as exc:  # a 200 with an HTML/truncated body
-                response, error = None, exc
-            if response is not None and response.is_redirect and redirects < _MAX_REDIRECTS:
+            used, response, error = self._attempt(request, auth, kwargs)
+            if response is not None and response.is_redirect:
+                if redirects >= _MAX_REDIRECTS:
+                    raise self._redirect_error(resource, request, response, redirects, "would be redirected again")
                 request, redirects = self._follow_redirect(request, response), redirects + 1
                 continue
             status = response.status_code if response is not None else None
+            if status == 401 and auth is not None and auth.refreshes:
+                if attempt >= policy.max_retries:
+                    raise self._give_up(resource, request, status, error, attempt,
+                                        " (a new access token was tried on each retry)") from None
+                attempt += 1
+                self.stats.add("retries", resource)
+                auth.after_unauthorized(used)
+                continue
             retryable = status in policy.retry_on_status_codes if status is not None else error is not None
             if not retryable:
-                if error is not None:
-                    raise error
-                if response.ok:
-                    self.stats.add("pages", resource)
-                return response  # type: ignore[return-value]
+                return self._final(resource, request, response, error, redirects)
             if attempt >= policy.max_retries:
                 if isinstance(error, ResponseFormatError):
                     raise error  # it already names source, resource, URL and what is wrong
@@ -229,6 +234,47 @@ class GuardedSession(requests.Session):
             attempt += 1
             self.stats.add("retries", resource)
             self._wait_before_retry(resource, host, response, policy, attempt)
+
+    def _attempt(self, request: requests.PreparedRequest, auth: Any,
+                 kwargs: dict[str, Any]) -> tuple[str | None, requests.Response | None, Exception | None]:
+        """One attempt: (credential used, response, error); credentials applied now, on a fresh copy."""
+        if auth is None:
+            return None, *self._send_once(request, kwargs)
+        with auth.sending():
+            attempt = plain_copy(request)
+            used = auth.apply(attempt)
+            return used, *self._send_once(attempt, kwargs)
+
+    def _send_once(self, request: requests.PreparedRequest,
+                   kwargs: dict[str, Any]) -> tuple[requests.Response | None, Exception | None]:
+        try:
+            return super().send(request, **kwargs), None
+        except HTTPError as exc:  # raised by dlt's response hooks
+            return exc.response, exc
+        except (*_TRANSIENT_ERRORS, ResponseFormatError) as exc:  # a 200 with an HTML/truncated body
+            return None, exc
+
+    def _final(self, resource: str, request: requests.PreparedRequest, response: requests.Response | None,
+               error: Exception | None, redirects: int) -> requests.Response:
+        """The response to hand back, or the error a non-retryable outcome ends in."""
+        status = response.status_code if response is not None else None
+        if status is not None and (300 <= status < 400 or (redirects and not response.ok)):  # type: ignore[union-attr]
+            raise self._redirect_error(resource, request, response, redirects, f"answered HTTP {status}")  # type: ignore[arg-type]
+        if error is not None:
+            raise error
+        if response.ok:  # type: ignore[union-attr]
+            self.stats.add("pages", resource)
+        return response  # type: ignore[return-value]
+
+    def _redirect_error(self, resource: str, request: requests.PreparedRequest, response: requests.Response,
+                        redirects: int, what: str) -> HttpError:
+        after = f" after {redirects} redirect{'' if redirects == 1 else 's'}" if redirects else ""
+        return HttpError(
+            f"source '{self.source}', resource '{resource}': {request.method} {redact(request.url)}{after} {what}; "
+            f"a redirect that does not end in a 2xx response is an error, never data "
+            f"(at most {_MAX_REDIRECTS} redirects are followed)",
+            status=response.status_code,
+        )
 
     def _wait_before_retry(self, resource: str, host: str, response: requests.Response | None,
                            policy: RetryPolicy, attempt: int) -> None:
@@ -243,7 +289,7 @@ class GuardedSession(requests.Session):
         self.stats.add("seconds_waited", resource, delay)
 
     def _give_up(self, resource: str, request: requests.PreparedRequest, status: int | None,
-                 error: Exception | None, retries: int) -> HttpError:
+                 error: Exception | None, retries: int, hint: str = "") -> HttpError:
         url = redact(request.url)
         if status is not None:
             what = f"HTTP {status}"
@@ -251,7 +297,7 @@ class GuardedSession(requests.Session):
             what = f"{type(error).__name__}: {redact(error)}"
         return HttpError(
             f"source '{self.source}', resource '{resource}': {request.method} {url} failed with {what} "
-            f"after {retries} retr{'y' if retries == 1 else 'ies'}",
+            f"after {retries} retr{'y' if retries == 1 else 'ies'}{hint}",
             status=status,
         )
 
@@ -275,6 +321,4 @@ class GuardedSession(requests.Session):
                          response: requests.Response) -> requests.PreparedRequest:
         target = urljoin(request.url or "", response.headers["Location"])
         self._check_scope(target)
-        followed = request.copy()
-        followed.prepare_url(target, None)
-        return followed
+        return retarget(request, target)
