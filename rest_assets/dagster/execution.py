@@ -20,6 +20,8 @@ from rest_assets.dagster.destination import loader_file_format, pipeline_with_he
 from rest_assets.errors import LoadError, RestAssetsError
 from rest_assets.heap import freeze_before_first_load
 from rest_assets.runtime.redaction import redact
+from rest_assets.runtime.request_log import RequestLog
+from rest_assets.runtime.scrub import scrub_failed_run
 from rest_assets.spec.model import SourceSpec
 
 if TYPE_CHECKING:
@@ -34,19 +36,24 @@ def materialize_source(context: AssetExecutionContext, dlt: DagsterDltResource, 
 
     freeze_before_first_load()
     folder = f"{spec.name}-{context.run_id}-{uuid.uuid4().hex[:8]}"
+    request_log = RequestLog()
     try:
         fmt = loader_file_format()
         # Arrow pages only where the destination loads parquet: elsewhere (postgres: insert
         # statements) dlt cannot write their nested struct columns, while plain rows load.
         compiled = compile_source(spec, arrow_pages=fmt == "parquet",
                                   extracted=[key.path[-1] for key in context.selected_asset_keys])
+        request_log.attach(compiled.session)
         with pipeline_with_held_destination(spec.name, folder, context.log.info) as (pipeline, destination):
             results = dlt.run(context=context, dlt_source=compiled.source, dlt_pipeline=pipeline,
                               destination=destination, **({"loader_file_format": fmt} if fmt else {}))
             for result in results:
+                _warn_if_masked(context, result.asset_key.path[-1], compiled.session.stats)
                 yield _with_run_figures(result, compiled.session.stats, _cursor_values(pipeline, spec.name))
     except Exception as exc:
-        raise _clean_error(spec.name, exc) from None
+        error = _clean_error(spec.name, exc)
+        scrub_failed_run(state_root() / folder, str(error), request_log.lines())  # no secret left on disk
+        raise error from None
     shutil.rmtree(state_root() / folder, ignore_errors=True)
 
 
@@ -60,10 +67,18 @@ def _with_run_figures(result: Any, stats: TransportStats, cursors: dict[str, Any
         "retries": MetadataValue.int(int(stats.retries.get(resource, 0))),
         "throttled_429": MetadataValue.int(int(stats.throttled.get(resource, 0))),
         "seconds_waited": MetadataValue.float(float(stats.seconds_waited.get(resource, 0.0))),
+        "secrets_masked_in_rows": MetadataValue.int(int(stats.secrets_masked.get(resource, 0))),
     })
     if resource in cursors:
         metadata["cursor_value"] = MetadataValue.text(str(cursors[resource]))
     return MaterializeResult(asset_key=result.asset_key, metadata=metadata)
+
+
+def _warn_if_masked(context: AssetExecutionContext, resource: str, stats: TransportStats) -> None:
+    masked = int(stats.secrets_masked.get(resource, 0))
+    if masked:
+        context.log.warning(f"resource '{resource}': {masked} record value(s) held a secret of this source "
+                            "(the API echoed a credential); they were stored as *** (secrets_masked_in_rows)")
 
 
 def _cursor_values(pipeline: Any, source: str) -> dict[str, Any]:

@@ -27,7 +27,7 @@ from requests.structures import CaseInsensitiveDict
 from dlt.sources.helpers.rest_client.auth import AuthConfigBase, HttpBasicAuth
 
 from rest_assets.errors import HttpError, LoadError
-from rest_assets.runtime.redaction import redact, register_secret
+from rest_assets.runtime.redaction import redact, redacted_excerpt, register_basic_credentials, register_secret
 from rest_assets.runtime.token_store import RefreshTokenStore
 
 DEFAULT_TOKEN_LIFETIME_SECONDS = 3600
@@ -333,7 +333,7 @@ class OAuth2Auth(_ResolvedAuth):
     def _token_body(self, response: requests.Response) -> dict[str, Any]:
         where = f"source '{self.source}': the token endpoint {redact(self.token_url)}"
         if response.status_code != 200:
-            raise HttpError(f"{where} answered HTTP {response.status_code}: {redact(response.text[:200])}", status=response.status_code)
+            raise HttpError(f"{where} answered HTTP {response.status_code}: {redacted_excerpt(response.text, 200)}", status=response.status_code)
         try:
             body = response.json()
         except ValueError:
@@ -368,7 +368,7 @@ def build_auth(source: str, config: dict[str, Any] | None, token_session: reques
     if kind == "api_key":
         return ApiKeyAuth(str(config.get("name", "Authorization")), str(config["api_key"]), str(config.get("location", "header")))
     if kind == "http_basic":
-        register_secret(config.get("password"))
+        register_basic_credentials(config.get("username"), config.get("password"))
         auth = HttpBasicAuth(username=config["username"], password=config["password"])
         return auth.resolve()
     if kind in ("oauth2", "oauth2_client_credentials"):

@@ -1,52 +1,183 @@
-"""Redact secret values by value, wherever they would be printed.
+"""Redact secret values by value, wherever they would be printed or stored.
 
 dlt's URL sanitizer knows a fixed list of parameter names; a secret sent as
 `?key=...` under any other name would leak. Here every secret resolved or
-obtained at run time (spec secrets, access and refresh tokens) is registered,
-and text passing through :func:`redact` or a filtered logger has each value
-replaced by `***` (plain and URL-encoded forms alike).
+obtained at run time (spec secrets, access and refresh tokens, HTTP Basic
+credentials) is registered, and text passing through :func:`redact` has each
+value replaced by `***`, in every form it travels in: plain, URL-encoded
+(`quote`, form-encoded `quote_plus`), JSON-escaped, and for HTTP Basic the
+base64 of `user:password` (see :func:`register_basic_credentials`). Forms
+with a scheme (`Bearer <token>`, `Basic <base64>`) are covered by the value
+itself and print as `Bearer ***`, keeping the scheme readable.
+
+Short values: a value of at least `SUBSTRING_MIN_LENGTH` characters is masked
+wherever it occurs, even inside a longer word. A shorter one (any length,
+down to one character) is masked only where it stands as a whole token: not
+preceded or followed by a letter, digit or one of `_-.~`. So the password
+`pw1` is masked in `?key=pw1&x=1`, `Authorization: pw1` or `"pw1"`, but a
+log line's `pw123` or `upw1` is left alone; masking every `a` inside words
+would make logs unreadable without protecting anything.
+
+Truncate only after redacting (:func:`redacted_excerpt`): a cut through a
+secret would leave a prefix no longer recognisable as the secret.
+
+Logging: :func:`install_log_redaction` installs a log record factory, so every
+record created in the process, by any logger at any level (urllib3's child
+loggers, requests, dlt, dagster), has its message and traceback text redacted
+when it is created, before any handler or formatter sees it. A filter on a
+parent logger would not do: Python applies logger filters only to records
+logged on that very logger, not to those propagated from its children.
 """
 
 from __future__ import annotations
 
+import json
 import logging
+import re
 import threading
+from base64 import b64encode
+from typing import Any, Callable
 from urllib.parse import quote, quote_plus
 
 MASK = "***"
-_MIN_LENGTH = 4
+SUBSTRING_MIN_LENGTH = 6
+_TOKEN_CHARS = r"A-Za-z0-9_\-.~"
 _lock = threading.Lock()
 _secrets: set[str] = set()
+_pattern: re.Pattern[str] | None = None
+
+
+def _derived_forms(value: str) -> set[str]:
+    """The forms a secret takes on the wire and in logs (URL-, form- and JSON-encoded)."""
+    return {value, quote(value, safe=""), quote(value), quote_plus(value), json.dumps(value)[1:-1]}
 
 
 def register_secret(value: object) -> None:
-    """Remember `value` (and its URL-encoded forms) as something never to print."""
-    if not isinstance(value, str) or len(value) < _MIN_LENGTH:
+    """Remember `value` (and its encoded forms) as something never to print or store."""
+    if not isinstance(value, str) or not value:
         return
+    _register(_derived_forms(value))
+
+
+def register_basic_credentials(username: object, password: object) -> None:
+    """Register HTTP Basic credentials: the password and the base64 `user:password` of the header."""
+    register_secret(password)
+    if isinstance(password, str) and password:
+        token = b64encode(f"{username}:{password}".encode()).decode()
+        register_secret(token)  # `Basic <token>` is then logged as `Basic ***`
+
+
+def _register(forms: set[str]) -> None:
+    global _pattern
     with _lock:
-        _secrets.update({value, quote(value, safe=""), quote_plus(value)})
+        if forms <= _secrets:
+            return
+        _secrets.update(forms)
+        _pattern = None
+
+
+def _compiled() -> re.Pattern[str] | None:
+    """One alternation of every registered form, longest first (rebuilt after a registration)."""
+    global _pattern
+    with _lock:
+        if _pattern is None and _secrets:
+            alternatives = []
+            for secret in sorted(_secrets, key=len, reverse=True):
+                escaped = re.escape(secret)
+                if len(secret) < SUBSTRING_MIN_LENGTH:
+                    escaped = rf"(?<![{_TOKEN_CHARS}]){escaped}(?![{_TOKEN_CHARS}])"
+                alternatives.append(escaped)
+            _pattern = re.compile("|".join(alternatives))
+        return _pattern
 
 
 def redact(text: object) -> str:
-    """`text` as a string with every registered secret replaced by ***."""
+    """`text` as a string with every registered secret (in any registered form) replaced by ***."""
     result = str(text)
+    pattern = _compiled()
+    return pattern.sub(MASK, result) if pattern is not None else result
+
+
+def contains_secret(data: str | bytes) -> bool:
+    """Whether `data` (text, or UTF-8 bytes) holds any registered secret: a cheap test before walking records.
+
+    Plain substring tests (C speed) for the long forms; a regex only for the short ones.
+    """
     with _lock:
-        secrets = sorted(_secrets, key=len, reverse=True)
-    for secret in secrets:
-        if secret in result:
-            result = result.replace(secret, MASK)
-    return result
+        long_forms = [s for s in _secrets if len(s) >= SUBSTRING_MIN_LENGTH]
+        has_short = len(long_forms) != len(_secrets)
+    if isinstance(data, bytes):
+        if any(form.encode() in data for form in long_forms):
+            return True
+        data = data.decode("utf-8", "replace") if has_short else ""
+    elif any(form in data for form in long_forms):
+        return True
+    pattern = _compiled() if has_short else None
+    return pattern is not None and pattern.search(data) is not None
+
+
+def redacted_excerpt(text: object, limit: int) -> str:
+    """The first `limit` characters of `text` after redaction (never cut a secret before masking it)."""
+    cleaned = redact(text)
+    return cleaned if len(cleaned) <= limit else cleaned[:limit] + "..."
+
+
+def mask_in_value(value: Any) -> tuple[Any, int]:
+    """`value` (a record, list or scalar) with secrets in its strings masked, and how many strings changed."""
+    if isinstance(value, str):
+        cleaned = redact(value)
+        return cleaned, int(cleaned != value)
+    if isinstance(value, dict):
+        count = 0
+        for key, item in value.items():
+            value[key], changed = mask_in_value(item)
+            count += changed
+        return value, count
+    if isinstance(value, list):
+        count = 0
+        for index, item in enumerate(value):
+            value[index], changed = mask_in_value(item)
+            count += changed
+        return value, count
+    return value, 0
+
+
+def _redact_record(record: logging.LogRecord) -> None:
+    """Replace the record's message (and any traceback text) with redacted text, once formatted."""
+    if not _secrets:
+        return
+    try:
+        message = record.getMessage()
+    except Exception:  # noqa: BLE001 - a malformed record is logging's problem to report, not ours
+        return
+    cleaned = redact(message)
+    if cleaned != message:
+        record.msg, record.args = cleaned, None
+    if record.exc_info and not record.exc_text:
+        record.exc_text = redact(logging.Formatter().formatException(record.exc_info))
+    elif record.exc_text:
+        record.exc_text = redact(record.exc_text)
+    if record.stack_info:
+        record.stack_info = redact(record.stack_info)
+
+
+class _RedactingFactory:
+    """A log record factory that redacts every record it makes (wraps the previous factory)."""
+
+    def __init__(self, wrapped: Callable[..., logging.LogRecord]) -> None:
+        self.wrapped = wrapped
+
+    def __call__(self, *args: Any, **kwargs: Any) -> logging.LogRecord:
+        record = self.wrapped(*args, **kwargs)
+        _redact_record(record)
+        return record
 
 
 class RedactingFilter(logging.Filter):
-    """A logging filter that redacts the formatted message of every record."""
+    """A logging filter that redacts each record (for handlers that receive records made elsewhere)."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if _secrets:
-            message = record.getMessage()
-            cleaned = redact(message)
-            if cleaned != message:
-                record.msg, record.args = cleaned, None
+        _redact_record(record)
         return True
 
 
@@ -55,7 +186,10 @@ _LOGGERS = ("", "dlt", "rest_assets", "urllib3", "requests", "dagster")
 
 
 def install_log_redaction() -> None:
-    """Attach the redacting filter to the loggers and handlers that may see secrets."""
+    """Redact every log record of the process at creation, plus filters on the known handlers."""
+    with _lock:
+        if not isinstance(logging.getLogRecordFactory(), _RedactingFactory):
+            logging.setLogRecordFactory(_RedactingFactory(logging.getLogRecordFactory()))
     for name in _LOGGERS:
         logger = logging.getLogger(name)
         if _FILTER not in logger.filters:

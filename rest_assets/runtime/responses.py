@@ -7,6 +7,13 @@ with the resource, the (redacted) URL and the missing path.
 
 The parsed body is cached on the response so a page is decoded once, not
 once per reader (extractor, paginator, stop condition).
+
+A registered secret that an API echoes inside a record (its caller's token,
+say) is masked in the records of the cached body, so it reaches dlt as `***`
+whether the records go on as dicts or as Arrow tables; the raw page bytes are
+searched once first, so a page without any secret costs one substring search.
+Only the records are masked: a next-page link elsewhere in the body keeps its
+value, or pagination would follow a broken URL.
 """
 
 from __future__ import annotations
@@ -14,10 +21,11 @@ from __future__ import annotations
 from typing import Any, Callable
 
 from dlt.common import jsonpath
+from dlt.sources.helpers.rest_client.detector import find_response_page_data
 from requests import Response
 
 from rest_assets.errors import ResponseFormatError
-from rest_assets.runtime.redaction import redact
+from rest_assets.runtime.redaction import contains_secret, mask_in_value, redact, redacted_excerpt
 
 
 def json_body_once(response: Response) -> Any:
@@ -27,8 +35,20 @@ def json_body_once(response: Response) -> Any:
     return body
 
 
-def response_validator(source: str, resource: str, data_selector: str | None) -> Callable[..., None]:
-    """A requests response hook for one resource (use as a dlt response action)."""
+def mask_secrets_in_records(response: Response, body: Any, selector: Any) -> int:
+    """Mask registered secrets inside the records of `body` (in place); the number of values masked."""
+    if not contains_secret(response.content or b""):
+        return 0
+    records = jsonpath.find_values(selector, body) if selector is not None else [find_response_page_data(body)[1]]
+    return sum(mask_in_value(value)[1] for value in records if isinstance(value, (list, dict)))
+
+
+def response_validator(source: str, resource: str, data_selector: str | None,
+                       on_masked: Callable[[int], None] | None = None) -> Callable[..., None]:
+    """A requests response hook for one resource (use as a dlt response action).
+
+    `on_masked(n)` is told of each page where `n` record values held a secret (masked to `***`).
+    """
     selector = jsonpath.compile_path(data_selector) if data_selector else None
 
     def validate(response: Response, *args: Any, **kwargs: Any) -> None:
@@ -39,10 +59,13 @@ def response_validator(source: str, resource: str, data_selector: str | None) ->
             body = json_body_once(response)
         except ValueError:
             kind = response.headers.get("Content-Type", "unknown content type")
-            snippet = redact(response.text[:80]).replace("\n", " ")
+            snippet = redacted_excerpt(response.text, 80).replace("\n", " ")
             raise ResponseFormatError(f"{where} returned a body that is not valid JSON ({kind}): {snippet!r}") from None
         if selector is not None and not jsonpath.find_values(selector, body):
             keys = sorted(body)[:10] if isinstance(body, dict) else type(body).__name__
             raise ResponseFormatError(f"{where} has no '{data_selector}' in the body (top-level keys: {keys})")
+        masked = mask_secrets_in_records(response, body, selector)
+        if masked and on_masked is not None:
+            on_masked(masked)
 
     return validate

@@ -1,0 +1,142 @@
+"""Focused tests of secret redaction (runtime.redaction) and its call sites.
+
+Each case is a gap the first version had (issue 12): a secret straddling a
+200-character cut, HTTP Basic's base64 header value, secrets under 4
+characters, records logged by urllib3's child loggers, a token echoed inside
+a record. Secrets are random per test, so a hit can only be a leak.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import secrets
+from base64 import b64encode
+from urllib.parse import quote, quote_plus
+
+import pytest
+import requests
+
+from rest_assets.errors import HttpError
+from rest_assets.runtime.auth import OAuth2Auth, build_auth
+from rest_assets.runtime.redaction import (
+    contains_secret,
+    install_log_redaction,
+    redact,
+    redacted_excerpt,
+    register_secret,
+)
+from rest_assets.runtime.responses import response_validator
+
+
+def fresh(prefix: str = "s") -> str:
+    return f"{prefix}{secrets.token_hex(12)}"
+
+
+def json_response(body: object, status: int = 200, url: str = "https://api.test/items") -> requests.Response:
+    response = requests.Response()
+    response.status_code, response.url = status, url
+    response._content = json.dumps(body).encode()
+    response.headers["Content-Type"] = "application/json"
+    return response
+
+
+def test_a_secret_straddling_the_cut_is_masked_before_truncating():
+    secret = fresh("tok")
+    register_secret(secret)
+    text = "x" * 180 + f"Bearer {secret} trailing"  # the cut at 200 falls inside the secret
+    excerpt = redacted_excerpt(text, 200)
+    assert secret[:6] not in excerpt and excerpt.startswith("x" * 180 + "Bearer ***")
+    assert len(excerpt) <= 203
+
+
+def test_token_endpoint_error_never_shows_part_of_an_echoed_client_secret():
+    client_secret = fresh("cs")
+    auth = OAuth2Auth(source="src", token_url="https://auth.test/token", client_id="id-" + fresh(),
+                      client_secret=client_secret, session=requests.Session())
+    body = {"error": "invalid_client", "echo": f"client_secret={client_secret}"}
+    response = json_response(body, status=401, url="https://auth.test/token")
+    response._content = b" " * (190 - response.text.index(client_secret)) + response._content  # cut at 200 splits it
+    with pytest.raises(HttpError) as raised:
+        auth._token_body(response)
+    message = str(raised.value)
+    assert "HTTP 401" in message
+    assert client_secret[:5] not in message
+
+
+def test_http_basic_header_value_is_masked():
+    password = fresh("pw")
+    build_auth("src", {"type": "http_basic", "username": "admin", "password": password}, requests.Session())
+    header = b64encode(f"admin:{password}".encode()).decode()
+    logged = redact(f"send: Authorization: Basic {header}\r\n")
+    assert header not in logged and header[:12] not in logged
+    assert "Basic ***" in logged
+
+
+def test_encoded_forms_are_masked():
+    secret = "a/b+c d&" + fresh()
+    register_secret(secret)
+    for form in (secret, quote(secret, safe=""), quote_plus(secret), json.dumps(secret)[1:-1]):
+        assert redact(f"?key={form}&x=1") == "?key=***&x=1", form
+
+
+@pytest.mark.parametrize("short", ["Zq", "pw1", "k"])
+def test_short_secrets_are_masked_as_whole_tokens(short):
+    register_secret(short)
+    assert redact(f"GET /items?key={short}&page=2") == "GET /items?key=***&page=2"
+    assert redact(f"X-Api-Key: {short}") == "X-Api-Key: ***"
+    assert redact(f'{{"token": "{short}"}}') == '{"token": "***"}'
+    # inside a longer word a short value is left alone (documented): no masking of every letter
+    assert redact(f"x{short}y and {short}123") == f"x{short}y and {short}123"
+    assert contains_secret(f"key={short}".encode())
+
+
+def test_urllib3_child_logger_records_are_redacted_at_any_level():
+    secret = fresh("key")
+    register_secret(secret)
+    install_log_redaction()
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)  # a handler added after installation (as Dagster adds its own)
+    root = logging.getLogger()
+    old_level = root.level
+    root.handlers.insert(0, handler)  # first, so no filter on another handler redacts the shared record
+    root.setLevel(logging.DEBUG)
+    try:
+        logging.getLogger("urllib3.connectionpool").debug('http://h:80 "GET /items?key=%s HTTP/1.1" 200 7', secret)
+        logging.getLogger("requests.packages.x").info("url %s", secret)
+        try:
+            raise ValueError(f"bad url ?key={secret}")
+        except ValueError:
+            logging.getLogger("dlt.extract").exception("failed")
+    finally:
+        root.removeHandler(handler)
+        root.setLevel(old_level)
+    text = stream.getvalue()
+    assert "GET /items?key=***" in text and "bad url ?key=***" in text
+    assert secret not in text
+
+
+def test_an_echoed_token_in_a_record_is_masked_and_counted_but_links_are_kept():
+    token = fresh("tok")
+    register_secret(token)
+    next_link = f"https://api.test/items?page=2&token={token}"
+    body = {"data": [{"id": 1, "note": f"called with {token}", "nested": {"t": token}}, {"id": 2, "note": "plain"}],
+            "links": {"next": next_link}}
+    counts: list[int] = []
+    validate = response_validator("src", "items", "data", counts.append)
+    response = json_response(body)
+    validate(response)
+    parsed = response.json()
+    assert parsed["data"] == [{"id": 1, "note": "called with ***", "nested": {"t": "***"}}, {"id": 2, "note": "plain"}]
+    assert parsed["links"]["next"] == next_link
+    assert counts == [2]
+
+
+def test_a_page_without_secrets_is_not_walked():
+    register_secret(fresh("tok"))
+    counts: list[int] = []
+    validate = response_validator("src", "items", None, counts.append)
+    response = json_response([{"id": 1, "note": "nothing secret"}])
+    validate(response)
+    assert counts == [] and response.json() == [{"id": 1, "note": "nothing secret"}]
