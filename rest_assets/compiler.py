@@ -27,7 +27,7 @@ from rest_assets.runtime.paginators import build_paginator
 from rest_assets.runtime.redaction import install_log_redaction
 from rest_assets.runtime.responses import response_validator
 from rest_assets.runtime.secrets import resolve_secrets, resolve_setting
-from rest_assets.spec.model import ResourceSpec, SourceSpec
+from rest_assets.spec.model import ResourceSpec, SecretRef, SourceSpec
 
 # Keys of the dialect that dlt does not know; they are compiled into objects.
 _RESOURCE_EXTENSIONS = ("freshness", "description")
@@ -59,18 +59,18 @@ def compile_source(spec: SourceSpec, *, sleep: Callable[[float], None] = time.sl
     base_url = str(resolve_setting(spec.name, "base_url", client["base_url"]))
     auth_config = client.get("auth") or {}
     token_url = _token_url(spec.name, auth_config)
-    session = _build_session(spec, base_url, token_url, sleep)
+    session = _build_session(spec, base_url, [token_url, *_endpoint_token_urls(spec)], sleep)
     max_pages = client.get("max_pages")
     dlt_client: dict[str, Any] = {
         "base_url": base_url,
         "session": session,
-        "auth": build_auth(spec.name, auth_config, session, token_url),
+        "auth": build_auth(spec.name, auth_config, session, token_url, _refresh_token_key(spec.client.get("auth"))),
     }
     if client.get("headers"):
         dlt_client["headers"] = client["headers"]
     if client.get("paginator"):
         dlt_client["paginator"] = build_paginator(client["paginator"], max_pages)
-    resources = {r.name: _compile_resource(spec, r, session, token_url, max_pages) for r in spec.resources}
+    resources = {r.name: _compile_resource(spec, r, session, max_pages) for r in spec.resources}
     source = rest_api_source({"client": dlt_client, "resources": with_private_parents(spec, resources)}, name=spec.name)
     workers = _child_concurrency(spec)
     if workers > 1:
@@ -118,22 +118,39 @@ def _fetch_concurrently(spec: SourceSpec, source: DltSource, workers: int, read_
 
 
 def _token_url(source: str, auth: dict[str, Any]) -> str | None:
+    """The client-level auth's token URL; `SOURCES__<SOURCE>__TOKEN_URL` overrides it (and only it)."""
+    if not isinstance(auth, dict):
+        return None
     configured = auth.get("token_url") or auth.get("access_token_url")
     if not configured:
         return None
     return str(resolve_setting(source, "token_url", configured))
 
 
-def _build_session(spec: SourceSpec, base_url: str, token_url: str | None,
+def _endpoint_token_urls(spec: SourceSpec) -> list[str]:
+    """The token URLs of endpoint-level auths, as configured (each auth uses its own)."""
+    urls = []
+    for resource in spec.resources:
+        auth = resource.endpoint.get("auth")
+        if isinstance(auth, dict) and (auth.get("token_url") or auth.get("access_token_url")):
+            urls.append(str(resolve_secrets(spec.name, auth.get("token_url") or auth.get("access_token_url"))))
+    return urls
+
+
+def _refresh_token_key(auth: Any) -> str | None:
+    """The secret KEY an auth's refresh token comes from (named in the rotation warning)."""
+    value = auth.get("refresh_token") if isinstance(auth, dict) else None
+    return value.key if isinstance(value, SecretRef) else None
+
+
+def _build_session(spec: SourceSpec, base_url: str, token_urls: list[str | None],
                    sleep: Callable[[float], None]) -> GuardedSession:
     base_path = urlsplit(base_url).path
     routes = [
         EndpointRoute.for_path(r.name, base_path, r.path, RetryPolicy.from_spec(r.endpoint.get("error_handler")))
         for r in spec.resources
     ]
-    hosts = {urlsplit(base_url).netloc}
-    if token_url:
-        hosts.add(urlsplit(token_url).netloc)
+    hosts = {urlsplit(base_url).netloc} | {urlsplit(url).netloc for url in token_urls if url}
     return GuardedSession(
         source=spec.name,
         allowed_hosts=hosts,
@@ -157,7 +174,7 @@ def _sends_credentials(spec: SourceSpec) -> bool:
 
 
 def _compile_resource(spec: SourceSpec, resource: ResourceSpec, session: GuardedSession,
-                      token_url: str | None, max_pages: int | None) -> dict[str, Any]:
+                      max_pages: int | None) -> dict[str, Any]:
     config = resolve_secrets(spec.name, copy.deepcopy(resource.config))
     for key in _RESOURCE_EXTENSIONS:
         config.pop(key, None)
@@ -167,7 +184,9 @@ def _compile_resource(spec: SourceSpec, resource: ResourceSpec, session: Guarded
     if endpoint.get("paginator") is not None:
         endpoint["paginator"] = build_paginator(endpoint["paginator"], max_pages)
     if "auth" in endpoint:
-        endpoint["auth"] = build_auth(spec.name, endpoint["auth"], session, token_url)
+        # its own token_url: the client's (and its TOKEN_URL override) never receives this auth's credentials
+        endpoint["auth"] = build_auth(spec.name, endpoint["auth"], session, None,
+                                      _refresh_token_key(resource.endpoint.get("auth")))
     selector = endpoint.get("data_selector")
     if isinstance(selector, str):
         # dlt would re-parse a string selector on every page; a compiled path is parsed once

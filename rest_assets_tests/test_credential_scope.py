@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 from typing import Any, Callable
+from urllib.parse import urlsplit
 
 import pytest
 import responses
@@ -205,3 +206,53 @@ def test_refusal_happens_before_any_connection_is_attempted():
     with pytest.raises(CredentialScopeError, match="plain http://"):
         session.get("http://192.0.2.1:9/v1/items")
     assert session.stats.requests == {}
+
+
+# ---------------------------------------------------------------- each auth is scoped to its own token host
+
+_TWO_AUTHS = """
+client:
+  base_url: https://api.example.com
+  auth: {type: oauth2, client_id: {secret: a_id}, client_secret: {secret: a_secret},
+         token_url: https://id-a.example.com/token}
+resources:
+  - name: items
+    endpoint: {path: /v1/items, data_selector: items, paginator: single_page}
+  - name: audit
+    endpoint:
+      path: /v1/audit
+      data_selector: items
+      paginator: single_page
+      auth: {type: oauth2, client_id: {secret: b_id}, client_secret: {secret: b_secret},
+             token_url: https://id-b.example.com/token}
+"""
+_IDS = {"A_ID": "client-a-7f3e", "A_SECRET": "secret-a-91c2", "B_ID": "client-b-4d8a", "B_SECRET": "secret-b-6e0f"}
+
+
+@pytest.mark.parametrize("override", [None, "https://id-a.example.com/other-token"])
+def test_endpoint_oauth2_uses_its_own_token_host_and_never_sends_its_credentials_to_the_clients(monkeypatch, override):
+    for key, value in _IDS.items():
+        monkeypatch.setenv(f"SOURCES__TWOAUTH__{key}", value)
+    if override:
+        monkeypatch.setenv("SOURCES__TWOAUTH__TOKEN_URL", override)  # the client-level auth's token URL only
+    a_token_url = override or "https://id-a.example.com/token"
+    compiled = compile_source(build_source_spec(parse_yaml(_TWO_AUTHS, "twoauth.yaml"), "twoauth"), arrow_pages=False)
+    assert compiled.session.allowed_hosts == {"api.example.com", "id-a.example.com", "id-b.example.com"}
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as mocked:
+        mocked.post(a_token_url, json={"access_token": "token-of-a-123", "expires_in": 3600})
+        mocked.post("https://id-b.example.com/token", json={"access_token": "token-of-b-456", "expires_in": 3600})
+        mocked.get("https://api.example.com/v1/items", json={"items": [{"id": 1}]})
+        mocked.get("https://api.example.com/v1/audit", json={"items": [{"id": 2}]})
+        rows = list(compiled.source.with_resources("items", "audit"))
+        calls = [(c.request.url, c.request.headers.get("Authorization"), c.request.body or "") for c in mocked.calls]
+    assert sorted(row["id"] for row in rows) == [1, 2]
+    a_grants = [body for url, _, body in calls if url == a_token_url]
+    b_grants = [body for url, _, body in calls if url == "https://id-b.example.com/token"]
+    assert len(a_grants) == 1 and _IDS["A_ID"] in a_grants[0] and _IDS["A_SECRET"] in a_grants[0]
+    assert len(b_grants) == 1 and _IDS["B_ID"] in b_grants[0] and _IDS["B_SECRET"] in b_grants[0]
+    for url, _, body in calls:
+        if urlsplit(url).netloc != "id-b.example.com":
+            assert _IDS["B_ID"] not in body + url and _IDS["B_SECRET"] not in body + url
+    headers = {url: auth for url, auth, _ in calls if url.startswith("https://api.example.com")}
+    assert headers == {"https://api.example.com/v1/items": "Bearer token-of-a-123",
+                       "https://api.example.com/v1/audit": "Bearer token-of-b-456"}

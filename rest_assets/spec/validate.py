@@ -157,6 +157,10 @@ def _check_auth(check: _Checker, auth: Any, path: Path, resource: str | None) ->
             raise check.fail(path, f"auth type '{auth_type}' needs '{key}'", resource)
     if auth_type == "bearer" and not ({"token", "api_key"} & set(auth)):
         raise check.fail(path, "auth type 'bearer' needs 'token' (or its alias 'api_key')", resource)
+    store = auth.get("refresh_token_store")
+    if store is not None and (not isinstance(store, str) or not store.strip()):
+        raise check.fail((*path, "refresh_token_store"), "must be a file path outside the project, e.g. "
+                                                         "~/.config/rest_assets/<source>.refresh_token", resource)
     if auth.get("location", "header") not in ("header", "query", "param", "cookie"):
         raise check.fail((*path, "location"), "must be one of header, query, cookie", resource)
 
