@@ -1,31 +1,39 @@
 """Concurrent child fetching: parent order kept, concurrency bounded, errors not swallowed; parent read-ahead."""
 
 import inspect
+import queue
 import threading
-import time
+from types import SimpleNamespace
 
 import pytest
 
+from rest_assets.runtime import fanout
 from rest_assets.runtime.fanout import fan_out, read_ahead
 
 
 class ChildApi:
-    """A fake child generator that records how many parents are fetched at once."""
+    """A fake child generator that records how many parents are fetched at once.
 
-    def __init__(self, fail_on=None):
+    With `together=N`, each call waits at a barrier until N calls are in flight: a pool that
+    runs fewer than N at once never gets past it (BrokenBarrierError), whatever the timing.
+    """
+
+    def __init__(self, fail_on=None, together=None):
         self.active = self.peak = 0
         self.lock = threading.Lock()
         self.fail_on = fail_on
+        self.barrier = threading.Barrier(together, timeout=10) if together else None
 
     def generate(self, items, path, limit=10):
         with self.lock:
             self.active += 1
             self.peak = max(self.peak, self.active)
         try:
+            if self.barrier is not None:
+                self.barrier.wait()
             for parent in items:
                 if parent["id"] == self.fail_on:
                     raise RuntimeError(f"child request for parent {parent['id']} failed")
-                time.sleep(0.01)  # stands in for network latency, so workers overlap
                 yield [{"id": parent["id"] * 10 + k, "parent": parent["id"]} for k in range(2)]
         finally:
             with self.lock:
@@ -33,12 +41,12 @@ class ChildApi:
 
 
 def test_children_come_back_in_parent_order_with_bounded_concurrency():
-    api = ChildApi()
+    api = ChildApi(together=4)  # 20 parents on 4 workers: five rounds of four calls in flight at once
     parents = [{"id": i} for i in range(1, 21)]
     pages = list(fan_out(api.generate, workers=4)(parents, "/children"))
     assert [page[0]["parent"] for page in pages] == list(range(1, 21))
     assert sum(len(page) for page in pages) == 40
-    assert 1 < api.peak <= 4
+    assert api.peak == 4
 
 
 def test_one_worker_is_the_plain_sequential_generator():
@@ -99,14 +107,29 @@ def test_read_ahead_raises_the_streams_error_after_the_records_before_it():
     assert seen == list(range(30))
 
 
-def test_read_ahead_stays_a_bounded_number_of_pages_ahead_and_stops_when_the_consumer_does():
+class WatchedQueue(queue.Queue):
+    """A queue.Queue that says when a put found it full (the producer is held back)."""
+
+    found_full = threading.Event()
+
+    def put(self, item, block=True, timeout=None):
+        try:
+            super().put(item, block, timeout)
+        except queue.Full:
+            WatchedQueue.found_full.set()
+            raise
+
+
+def test_read_ahead_stays_a_bounded_number_of_pages_ahead_and_stops_when_the_consumer_does(monkeypatch):
+    WatchedQueue.found_full = threading.Event()
+    monkeypatch.setattr(fanout, "queue", SimpleNamespace(Queue=WatchedQueue, Full=queue.Full))
     stream = ParentStream(_pages(1_000, 1))
     batches = read_ahead(stream.generate, min_records=1, depth=3)("/parents")
     assert next(batches) == [{"id": 0}]
-    time.sleep(0.2)
+    assert WatchedQueue.found_full.wait(10), "the producer was never held back by a full queue"
     assert stream.produced <= 1 + 3 + 1  # the page handed on, the queue, and one waiting to be put
     batches.close()
-    assert stream.closed.wait(5)
+    assert stream.closed.wait(30)
     assert stream.produced < 1_000
 
 
