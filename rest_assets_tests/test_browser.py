@@ -31,6 +31,8 @@ from orchestration_helpers import free_port, query
 from rest_assets.demo import emulator_environment
 from rest_assets.emulator import Emulator, EmulatorConfig
 
+pytestmark = pytest.mark.e2e
+
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]

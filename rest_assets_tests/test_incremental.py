@@ -19,6 +19,8 @@ from conftest import materialization_metadata
 
 from rest_assets.emulator import Emulator, EmulatorConfig
 
+pytestmark = pytest.mark.e2e
+
 CHAT = "chat_analytics"
 CHAT_RESOURCES = ("conversations", "contacts", "conversation_parts", "teams", "companies")
 CHAT_PAGE = 100  # offset paginator limit in chat_analytics.yaml

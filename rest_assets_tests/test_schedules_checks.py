@@ -11,6 +11,7 @@ import re
 from datetime import timedelta
 
 import duckdb
+import pytest
 import yaml
 
 from conftest import BUNDLED_SOURCES_DIR
@@ -68,6 +69,7 @@ def test_every_asset_carries_the_freshness_policy_of_its_spec(workdir):
     assert actual[key("chat_analytics", "teams")] == (timedelta(days=1), timedelta(hours=12))
 
 
+@pytest.mark.e2e
 def test_primary_key_checks_pass_on_a_fresh_load_and_catch_a_duplicated_row(workdir, emulator):
     source = "client_portal"
     resources = [r["name"] for r in _raw_specs()[source]["resources"]]
