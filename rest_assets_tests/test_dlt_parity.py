@@ -52,6 +52,19 @@ CASES = {
           - name: orders
             endpoint: {path: orders, data_selector: data, paginator: null}
         """ % BASE, {"orders": _pages([{"id": i} for i in range(5)], 2)}),
+    "processing-steps-filter-and-map": ("""
+        client: {base_url: %s}
+        resources:
+          - name: orders
+            processing_steps:
+              - filter: "status != 'deleted' and amount >= 2"
+              - map: {drop: [internal], rename: {amount: total}}
+            endpoint:
+              path: orders
+              data_selector: data
+              paginator: {type: page_number, base_page: 1, total_path: null}
+        """ % BASE, {"orders": _pages([{"id": i, "amount": i, "internal": "x", "status": ["open", "deleted"][i % 2]}
+                                       for i in range(9)], 4)}),
 }
 
 
@@ -62,6 +75,29 @@ def _mock(api: responses.RequestsMock, routes: dict[str, dict[str, dict[str, Any
             page = next((body for key, body in pages.items() if key in query.split("&")), {"data": []})
             return 200, {"Content-Type": "application/json"}, json.dumps(page)
         api.add_callback(responses.GET, f"{BASE}/{path}", callback=answer)
+
+
+def _drop_and_rename(record: dict[str, Any]) -> dict[str, Any]:
+    record.pop("internal", None)
+    record["total"] = record.pop("amount")
+    return record
+
+
+# What a dlt user writes in Python for the declarative steps of a case (resource -> steps).
+PYTHON_STEPS = {
+    "processing-steps-filter-and-map": {"orders": [
+        {"filter": lambda record: record["status"] != "deleted" and record["amount"] >= 2},
+        {"map": _drop_and_rename},
+    ]},
+}
+
+
+def _as_plain_dlt(case: str, config: dict[str, Any]) -> dict[str, Any]:
+    """The same config for plain dlt: declarative processing steps as the Python callables dlt takes."""
+    for resource in config["resources"]:
+        if "processing_steps" in resource:
+            resource["processing_steps"] = PYTHON_STEPS[case][resource["name"]]
+    return config
 
 
 def _load(source: Any, folder: Path, fmt: str | None) -> Path:
@@ -99,7 +135,7 @@ def test_rest_assets_loads_what_plain_dlt_loads(case, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     with responses.RequestsMock(assert_all_requests_are_fired=False) as api:
         _mock(api, routes)
-        plain = _load(rest_api_source(yaml.safe_load(spec_file.read_text())), tmp_path / "plain", None)
+        plain = _load(rest_api_source(_as_plain_dlt(case, yaml.safe_load(spec_file.read_text()))), tmp_path / "plain", None)
         ours = _load(compile_source(load_spec_file(spec_file)).source, tmp_path / "ours", "parquet")
     expected = _tables(plain)
     assert expected and all(len(rows) > 2 for rows in expected.values()), expected  # the case loads something

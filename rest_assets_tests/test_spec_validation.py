@@ -194,6 +194,27 @@ BAD_SPECS = {
           - name: users
             columns: [{name: userId, data_type: text}, {name: user_id, data_type: text}]
         """, SpecError, r"column 'user_id' collides with 'userId'", None, "users", "columns.user_id"),
+    "processing-step-filter-calls": Bad(BASE + """
+        resources:
+          - name: orders
+            processing_steps:
+              - filter: "open('x') == 1"
+        """, SpecError, r"the only call allowed is \.get", 5, "orders", "processing_steps.0.filter"),
+    "processing-step-unknown-kind": Bad(BASE + """
+        resources:
+          - name: orders
+            processing_steps: [{transform: x}]
+        """, SpecError, r"each step is one key, filter or map", 4, "orders", "processing_steps.0"),
+    "processing-step-map-unknown-key": Bad(BASE + """
+        resources:
+          - name: orders
+            processing_steps: [{map: {delete: [a]}}]
+        """, SpecError, r"a map is a mapping of drop, rename, keep", 4, "orders", "processing_steps.0.map"),
+    "processing-step-yield-map-in-yaml": Bad(BASE + """
+        resources:
+          - name: orders
+            processing_steps: [{yield_map: x}]
+        """, SpecError, r"yield_map takes a Python generator function", 4, "orders", "processing_steps.0.yield_map"),
     "duplicate-yaml-key-top": Bad(BASE + "resources: [x]\nresources: [y]\n", SpecError, r"duplicate key 'resources'", 3,
                                   None, "resources"),
     "duplicate-yaml-key-resource": Bad(BASE + """
@@ -696,3 +717,28 @@ def test_resource_defaults_merge_as_dlt_merges_them(tmp_path):
     expected = _merge_resource_endpoints(document["resource_defaults"], document["resources"][0])
     expected["endpoint"].setdefault("path", "orders")  # dlt too requests the resource name when no path is given
     assert orders == expected
+
+
+def test_a_spec_built_in_python_keeps_its_processing_step_callables():
+    from rest_assets.spec import spec_from_dict
+
+    def double(record):
+        return {**record, "n": record["n"] * 2}
+
+    spec = spec_from_dict({"client": {"base_url": "https://api.example.com"},
+                           "resources": [{"name": "orders", "processing_steps": [{"map": double}]}]}, "shop")
+    assert spec.resource("orders").config["processing_steps"] == [{"map": double}]
+
+
+def test_declarative_steps_become_callables_applied_in_order(tmp_path):
+    spec = load(tmp_path, BASE + """
+        resources:
+          - name: orders
+            processing_steps:
+              - filter: "status in ['open', 'paid']"
+              - map: {rename: {amount: total}, keep: [id, total]}
+        """)
+    steps = spec.resource("orders").config["processing_steps"]
+    records = [{"id": 1, "status": "open", "amount": 3, "x": 0}, {"id": 2, "status": "void", "amount": 4}]
+    kept = [steps[1]["map"](dict(r)) for r in records if steps[0]["filter"](r)]
+    assert kept == [{"id": 1, "total": 3}]

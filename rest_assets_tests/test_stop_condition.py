@@ -10,7 +10,7 @@ import os
 import pytest
 
 import rest_assets.spec.stop_condition as stop_condition_module
-from rest_assets.spec.stop_condition import StopConditionSyntaxError, parse_stop_condition
+from rest_assets.spec.stop_condition import parse_predicate, StopConditionSyntaxError, parse_stop_condition
 
 HAL_LAST = {"_embedded": {"items": [1]}, "_links": {"self": {"href": "/x"}}}
 HAL_MORE = {"_embedded": {"items": [1]}, "_links": {"next": {"href": "/x?page=2"}}}
@@ -117,8 +117,11 @@ REJECT = [
     ("a if b else c", r"'IfExp'"),
     ("1 + 2", r"'BinOp'"),
     ("'just a string'", r"'Constant'"),
-    ("response['a'] < 3", r"only 'is None', 'is not None', '==' and '!='"),
-    ("meta.page in [1]", r"must use literals|only 'is None'"),
+    ("response['a'] < meta.b", r"must use literals"),
+    ("response['a'] < []", r"only 'is None', 'is not None', '==', '!='"),
+    ("meta.page is 3", r"only 'is None', 'is not None'"),
+    ("meta.page in meta.pages", r"'in' takes a literal list"),
+    ("meta.page in [len('x')]", r"must use literals"),
     ("a == b", r"must use literals"),
     ("a == 1 == 1", r"chained comparisons"),
     ("import os", r"not a valid expression"),
@@ -188,3 +191,24 @@ def test_the_module_never_evaluates_code():
 ])
 def test_string_literals_and_path_keys_keep_the_words_none_true_false(text, body, stops):
     assert parse_stop_condition(text).should_stop(body) is stops
+
+
+@pytest.mark.parametrize(("text", "record", "keep"), [
+    ("status != 'deleted'", {"status": "open"}, True),
+    ("status != 'deleted'", {"status": "deleted"}, False),
+    ("score >= 3", {"score": 3}, True),
+    ("score > 3", {"score": "many"}, False),  # no order between a string and a number: not a match
+    ("score < 3", {}, False),  # a missing field orders with nothing
+    ("score > -1.5", {"score": -1}, True),
+    ("status in ['open', 'pending']", {"status": "pending"}, True),
+    ("status not in ['open', 'pending']", {"status": "pending"}, False),
+    ("record['user']['id'] == 7 and not archived", {"user": {"id": 7}, "archived": False}, True),
+    ("record.get('tags', []) == []", {}, True),
+])
+def test_filter_predicates_over_a_record(text, record, keep):
+    assert parse_predicate(text, root="record").should_stop(record) is keep
+
+
+def test_a_filter_names_its_own_root_not_response():
+    with pytest.raises(StopConditionSyntaxError, match="the only name that may be called or subscripted is 'record'"):
+        parse_predicate("response['a'] == 1", root="record")

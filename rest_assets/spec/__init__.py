@@ -3,7 +3,7 @@
 Nothing here imports dagster, and nothing here talks to the network.
 """
 
-from rest_assets.spec.loader import load_spec_dirs, load_spec_file, spec_dirs_from_env
+from rest_assets.spec.loader import load_spec_dirs, load_spec_file, spec_dirs_from_env, spec_from_dict
 from rest_assets.spec.model import ResourceSpec, SecretRef, SourceSpec
 
 __all__ = [
@@ -13,4 +13,5 @@ __all__ = [
     "load_spec_dirs",
     "load_spec_file",
     "spec_dirs_from_env",
+    "spec_from_dict",
 ]

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 from rest_assets.errors import SpecError
 from rest_assets.spec.model import SourceSpec
 from rest_assets.spec.validate import build_source_spec
-from rest_assets.spec.yaml_source import parse_yaml
+from rest_assets.spec.yaml_source import YamlDocument, parse_yaml
 
 SOURCES_DIR_ENV = "REST_ASSETS_SOURCES_DIR"
 BUNDLED_SOURCES_DIR = Path(__file__).resolve().parent.parent / "sources"
@@ -29,6 +30,15 @@ def load_spec_file(path: Path) -> SourceSpec:
     except (OSError, UnicodeDecodeError) as exc:
         raise SpecError(f"cannot read the file: {exc.__class__.__name__}", file=str(path)) from None
     return build_source_spec(parse_yaml(text, str(path)), default_name=path.stem)
+
+
+def spec_from_dict(config: dict[str, Any], name: str, origin: str = "<python>") -> SourceSpec:
+    """A SourceSpec from a spec written as a Python mapping (the YAML's dict one-to-one).
+
+    The entry point for specs built in code: values YAML cannot hold, such as
+    dlt's `processing_steps` callables, are accepted as they are.
+    """
+    return build_source_spec(YamlDocument(file=origin, data=config), default_name=name)
 
 
 def load_spec_dirs(dirs: list[Path]) -> list[SourceSpec]:

@@ -1,18 +1,22 @@
-"""A safe parser and evaluator for `stop_condition` expressions.
+"""A safe parser and evaluator for the dialect's expressions (`stop_condition`, `filter`).
 
-A stop condition is a predicate over a page's JSON body. Two notations are
+An expression is a predicate over one JSON value: a page's body for a stop
+condition, a record for a `processing_steps` filter. Two notations are
 accepted, both parsed into the same small tree and never evaluated as code:
 
 * dotted paths: ``_links.next is none``, ``not meta.has_more``,
   ``meta.status == 'done'``;
-* Python-looking access on the name ``response`` only:
+* Python-looking access on one root name only (``response`` for a stop
+  condition, ``record`` for a filter):
   ``not response.get('links', {}).get('next', {})``,
   ``response['x']['y'] is None``.
 
-Allowed: ``not``, ``and``, ``or``, ``is``/``is not`` None, ``==``/``!=`` with a
-literal, truthiness of a path. Everything else (other names, attributes, calls
-other than ``.get``, subscripts with non-literals, dunders, lambdas,
-comprehensions) is rejected when the spec loads.
+Allowed: ``not``, ``and``, ``or``, ``is``/``is not`` None, ``==``/``!=``,
+``<``/``<=``/``>``/``>=`` with a literal, ``in``/``not in`` a literal list,
+truthiness of a path. Everything else (other names, attributes, calls other
+than ``.get``, subscripts with non-literals, dunders, lambdas, comprehensions)
+is rejected when the spec loads. An ordering between values that do not
+order (a string and a number, a missing field) is false, never an error.
 """
 
 from __future__ import annotations
@@ -76,7 +80,12 @@ class StopCondition:
 
 
 def parse_stop_condition(text: str) -> StopCondition:
-    """Parse `text` into a StopCondition or raise StopConditionSyntaxError."""
+    """Parse `text` (over a page body, root name `response`) or raise StopConditionSyntaxError."""
+    return parse_predicate(text, root="response")
+
+
+def parse_predicate(text: str, root: str) -> StopCondition:
+    """Parse `text` into a predicate whose Python-style paths start at the name `root`."""
     if not isinstance(text, str) or not text.strip():
         raise StopConditionSyntaxError("must be a non-empty string")
     text = text.strip()
@@ -89,7 +98,7 @@ def parse_stop_condition(text: str) -> StopCondition:
         tree = ast.parse(text, mode="eval")
     except SyntaxError:
         raise StopConditionSyntaxError("is not a valid expression") from None
-    predicate = _build(_WordConstants().visit(tree).body, paths)
+    predicate = _Builder(root, paths).build(_WordConstants().visit(tree).body)
     return StopCondition(source=text, predicate=predicate, paths=tuple(paths))
 
 
@@ -114,43 +123,85 @@ class _WordConstants(ast.NodeTransformer):
         return node
 
 
-def _build(node: ast.AST, paths: list[PathRef]) -> Callable[[Any], Any]:
-    if isinstance(node, ast.BoolOp):
-        parts = [_build(value, paths) for value in node.values]
-        if isinstance(node.op, ast.And):
-            return lambda body: all(part(body) for part in parts)
-        return lambda body: any(part(body) for part in parts)
-    if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.Not):
-        inner = _build(node.operand, paths)
-        return lambda body: not inner(body)
-    if isinstance(node, ast.Compare):
-        return _build_compare(node, paths)
-    path = _path_of(node)
-    paths.append(path)
-    return path.resolve
+_ORDERINGS: dict[type[ast.cmpop], Callable[[Any, Any], bool]] = {
+    ast.Lt: lambda a, b: a < b, ast.LtE: lambda a, b: a <= b,
+    ast.Gt: lambda a, b: a > b, ast.GtE: lambda a, b: a >= b,
+}
 
 
-def _build_compare(node: ast.Compare, paths: list[PathRef]) -> Callable[[Any], bool]:
-    if len(node.ops) != 1:
-        raise StopConditionSyntaxError("chained comparisons are not allowed")
-    op = node.ops[0]
-    path = _path_of(node.left)
-    paths.append(path)
-    literal = _literal_of(node.comparators[0])
-    if isinstance(op, ast.Is) and literal is None:
-        return lambda body: path.resolve(body) is None
-    if isinstance(op, ast.IsNot) and literal is None:
-        return lambda body: path.resolve(body) is not None
-    if isinstance(op, ast.Eq):
-        return lambda body: path.resolve(body) == literal
-    if isinstance(op, ast.NotEq):
-        return lambda body: path.resolve(body) != literal
-    raise StopConditionSyntaxError("only 'is None', 'is not None', '==' and '!=' comparisons are allowed")
+class _Builder:
+    """Builds the predicate of a parsed expression whose Python-style paths start at `root`."""
+
+    def __init__(self, root: str, paths: list[PathRef]) -> None:
+        self.root, self.paths = root, paths
+
+    def build(self, node: ast.AST) -> Callable[[Any], Any]:
+        if isinstance(node, ast.BoolOp):
+            parts = [self.build(value) for value in node.values]
+            if isinstance(node.op, ast.And):
+                return lambda body: all(part(body) for part in parts)
+            return lambda body: any(part(body) for part in parts)
+        if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.Not):
+            inner = self.build(node.operand)
+            return lambda body: not inner(body)
+        if isinstance(node, ast.Compare):
+            return self._compare(node)
+        path = self._path(node)
+        return path.resolve
+
+    def _compare(self, node: ast.Compare) -> Callable[[Any], bool]:
+        if len(node.ops) != 1:
+            raise StopConditionSyntaxError("chained comparisons are not allowed")
+        op, path = node.ops[0], self._path(node.left)
+        if isinstance(op, (ast.In, ast.NotIn)):
+            return _membership(path, node.comparators[0], negate=isinstance(op, ast.NotIn))
+        literal = _literal_of(node.comparators[0])
+        if isinstance(op, ast.Is) and literal is None:
+            return lambda body: path.resolve(body) is None
+        if isinstance(op, ast.IsNot) and literal is None:
+            return lambda body: path.resolve(body) is not None
+        if isinstance(op, ast.Eq):
+            return lambda body: path.resolve(body) == literal
+        if isinstance(op, ast.NotEq):
+            return lambda body: path.resolve(body) != literal
+        if type(op) in _ORDERINGS and literal is not None and not isinstance(literal, (dict, list)):
+            return _ordering(path, _ORDERINGS[type(op)], literal)
+        raise StopConditionSyntaxError(
+            "only 'is None', 'is not None', '==', '!=', '<', '<=', '>', '>=' (with a literal) and 'in [...]' are allowed")
+
+    def _path(self, node: ast.AST) -> PathRef:
+        path = _path_of(node, self.root)
+        self.paths.append(path)
+        return path
+
+
+def _ordering(path: PathRef, compare: Callable[[Any, Any], bool], literal: Any) -> Callable[[Any], bool]:
+    def ordered(body: Any) -> bool:
+        try:
+            return bool(compare(path.resolve(body), literal))
+        except TypeError:  # values that do not order (None, a string against a number): not a match
+            return False
+
+    return ordered
+
+
+def _membership(path: PathRef, node: ast.AST, negate: bool) -> Callable[[Any], bool]:
+    if not isinstance(node, (ast.List, ast.Tuple)):
+        raise StopConditionSyntaxError("'in' takes a literal list, e.g. status in ['open', 'pending']")
+    choices = [_literal_of(element) for element in node.elts]
+
+    def member(body: Any) -> bool:
+        return (path.resolve(body) in choices) != negate
+
+    return member
 
 
 def _literal_of(node: ast.AST) -> Any:
     if isinstance(node, ast.Constant) and isinstance(node.value, (str, int, float, bool, type(None))):
         return node.value
+    if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub) and isinstance(node.operand, ast.Constant) \
+            and isinstance(node.operand.value, (int, float)) and not isinstance(node.operand.value, bool):
+        return -node.operand.value
     if isinstance(node, ast.Dict) and not node.keys:
         return {}
     if isinstance(node, ast.List) and not node.elts:
@@ -158,8 +209,8 @@ def _literal_of(node: ast.AST) -> Any:
     raise StopConditionSyntaxError("comparisons and defaults must use literals (strings, numbers, true/false, none, {}, [])")
 
 
-def _path_of(node: ast.AST) -> PathRef:
-    """A body path from `response[...]`, `response.get(...)` chains or a bare dotted path."""
+def _path_of(node: ast.AST, root_name: str) -> PathRef:
+    """A body path from `<root>[...]`, `<root>.get(...)` chains or a bare dotted path."""
     steps: list[tuple[str | int, Any]] = []
     current = node
     while True:
@@ -178,13 +229,13 @@ def _path_of(node: ast.AST) -> PathRef:
             raise StopConditionSyntaxError(f"'{type(current).__name__}' expressions are not allowed")
     steps.reverse()
     root = current.id
-    if root == "response":
+    if root == root_name:
         if any(isinstance(n, ast.Attribute) for n in _chain(node)):
-            raise StopConditionSyntaxError("attributes of 'response' are not allowed; use response['key'] or response.get('key', default)")
+            raise StopConditionSyntaxError(f"attributes of '{root_name}' are not allowed; use {root_name}['key'] or {root_name}.get('key', default)")
         return PathRef(tuple(steps))
     # a bare dotted path: every link must be a plain attribute (no calls, no subscripts)
     if any(not isinstance(n, (ast.Attribute, ast.Name)) for n in _chain(node)):
-        raise StopConditionSyntaxError(f"the only name that may be called or subscripted is 'response', not '{root}'")
+        raise StopConditionSyntaxError(f"the only name that may be called or subscripted is '{root_name}', not '{root}'")
     return PathRef(((root, None), *steps))
 
 

@@ -21,6 +21,7 @@ from rest_assets.errors import SpecError, StopConditionError
 from rest_assets.spec import vocabulary as vocab
 from rest_assets.spec.dlt_check import check_with_dlt
 from rest_assets.spec.durations import parse_duration
+from rest_assets.spec.processing_steps import ProcessingStepError, build_processing_steps
 from rest_assets.spec.cron import is_valid_cron
 from rest_assets.spec.model import Freshness, ParentLink, ResourceSpec, SecretRef, SourceSpec
 from rest_assets.spec.stop_condition import StopConditionSyntaxError, parse_stop_condition
@@ -266,12 +267,22 @@ def _build_resource(check: _Checker, raw: Any, index: int, defaults: dict[str, A
     merged = _merge_defaults(defaults, body)
     if isinstance(merged.get("columns"), list):  # dlt's list form, as the mapping dlt makes of it
         merged["columns"] = ensure_table_schema_columns(merged["columns"])
+    if "processing_steps" in merged:
+        merged["processing_steps"] = _processing_steps(check, merged["processing_steps"], path, name)
     merged.setdefault("endpoint", {}).setdefault("path", name)
     freshness = None
     if "freshness" in merged:
         f = merged["freshness"]
         freshness = Freshness(parse_duration(f["fail_window"]), parse_duration(f["warn_window"]) if "warn_window" in f else None)
     return ResourceSpec(name=name, config=merged, freshness=freshness, line=check.doc.line_of(path))
+
+
+def _processing_steps(check: _Checker, steps: Any, path: Path, resource: str) -> list[dict[str, Any]]:
+    """dlt's processing steps, each declarative body made into its callable once."""
+    try:
+        return build_processing_steps(steps)
+    except ProcessingStepError as exc:
+        raise check.fail((*path, "processing_steps", *exc.key), f"{exc}", resource) from None
 
 
 def _merge_defaults(defaults: dict[str, Any], resource: dict[str, Any]) -> dict[str, Any]:

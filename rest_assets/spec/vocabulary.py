@@ -15,8 +15,8 @@ def _keys(typed_dict: Any) -> frozenset[str]:
     return frozenset(typed_dict.__required_keys__ | typed_dict.__optional_keys__)
 
 
-# Python-only values (sessions, callables) cannot come from YAML.
-_PYTHON_ONLY = frozenset({"session", "processing_steps", "convert", "last_value_func"})
+# Python-only values (sessions, callables) cannot come from YAML (`processing_steps` has a YAML form).
+_PYTHON_ONLY = frozenset({"session", "convert", "last_value_func"})
 
 # Our extensions at each level: the compiler turns them into runtime objects, dlt never sees them.
 TOP_LEVEL_EXTENSION_KEYS = frozenset({"name", "description", "schedule"})
