@@ -10,12 +10,16 @@ means; `offset`, `page_number` and `cursor` are extended:
   else sends it as `cursor_param`; `stop_condition` (a safe expression) ends
   the paging; a cursor seen twice is an error instead of an endless loop.
 
-Every paginator stops with an error after `max_pages` pages, when set.
+Every paginator (but `single_page`) is wrapped in a PageGuard: a page that
+repeats the one before is an error, and so is a page beyond `max_pages`,
+when set.
 """
 
 from __future__ import annotations
 
 import copy
+import hashlib
+import json
 from typing import Any, Callable
 from urllib.parse import urljoin
 
@@ -24,11 +28,13 @@ from dlt.sources.helpers.rest_client.paginators import (
     BasePaginator,
     OffsetPaginator,
     PageNumberPaginator,
+    SinglePagePaginator,
 )
 from dlt.sources.rest_api.config_setup import create_paginator
 from requests import Request, Response
 
 from rest_assets.errors import PaginationError
+from rest_assets.runtime.redaction import redact
 from rest_assets.spec.stop_condition import StopCondition, parse_stop_condition
 
 
@@ -163,29 +169,64 @@ class CursorPaginator(BasePaginator):
             request.params = {**(request.params or {}), self.cursor_param: cursor}
 
 
-class PageCap(BasePaginator):
-    """Wraps a paginator and fails once more than `max_pages` pages were requested."""
+class PageGuard(BasePaginator):
+    """Wraps a paginator: a page repeated on the next request, or more than `max_pages` pages, is an error.
 
-    def __init__(self, inner: BasePaginator, max_pages: int) -> None:
+    A repeated page means the API ignores the paginator's parameter (an offset
+    API that always returns its first page, a cursor that changes only a
+    nonce), so paging would never end or load the same records again and
+    again. Consecutive pages are compared by a hash of their body bytes and by
+    their first and last records (their `id` when they have one, else the whole
+    record). Identical empty pages at the end of the paging are a normal stop.
+    """
+
+    def __init__(self, inner: BasePaginator, max_pages: int | None = None) -> None:
         super().__init__()
         self.inner, self.max_pages, self.pages = inner, max_pages, 0
+        self._last_page: tuple[bytes, Any] | None = None
 
     @property
     def has_next_page(self) -> bool:
         return self.inner.has_next_page
 
     def init_request(self, request: Request) -> None:
-        self.pages = 0
+        self.pages, self._last_page = 0, None
         self.inner.init_request(request)
 
     def update_state(self, response: Response, data: list[Any] | None = None) -> None:
         self.pages += 1
         self.inner.update_state(response, data)
-        if self.inner.has_next_page and self.pages >= self.max_pages:
+        self._refuse_repeated_page(response, data)
+        if self.max_pages and self.inner.has_next_page and self.pages >= self.max_pages:
             raise PaginationError(f"more than max_pages={self.max_pages} pages; raise client.max_pages if that is expected")
 
     def update_request(self, request: Request) -> None:
         self.inner.update_request(request)
+
+    def _refuse_repeated_page(self, response: Response, data: Any) -> None:
+        records = data if isinstance(data, list) else ([data] if data else [])
+        page = (hashlib.blake2b(response.content or b"", digest_size=16).digest(),
+                (_record_identity(records[0]), _record_identity(records[-1])) if records else None)
+        previous, self._last_page = self._last_page, page
+        if previous is None:
+            return
+        same_body = page[0] == previous[0] and (records or self.inner.has_next_page)
+        same_records = page[1] is not None and page[1] == previous[1]
+        if same_body or same_records:
+            what = "the same body" if same_body else "the same first and last records"
+            raise PaginationError(
+                f"page {self.pages} ({redact(response.url)}) has {what} as page {self.pages - 1}: the API ignores "
+                f"the paginator's parameter, so paging would never end; check the endpoint's paginator settings")
+
+    def __str__(self) -> str:
+        return str(self.inner)
+
+
+def _record_identity(record: Any) -> str:
+    """A record's `id` when it has one, else the whole record, as comparable text."""
+    if isinstance(record, dict) and "id" in record:
+        record = {"id": record["id"]}
+    return json.dumps(record, sort_keys=True, default=str)
 
 
 PaginatorBuilder = Callable[..., BasePaginator]
@@ -206,6 +247,6 @@ def build_paginator(config: Any, max_pages: int | None = None) -> Any:
     builder = PAGINATORS.get(kind)
     params = {k: v for k, v in config.items() if k != "type"}
     paginator = builder(**params) if builder else create_paginator(config)
-    if max_pages and paginator is not None:
-        return PageCap(paginator, max_pages)
-    return paginator
+    if paginator is None or isinstance(paginator, SinglePagePaginator):
+        return paginator
+    return PageGuard(paginator, max_pages or None)
