@@ -9,6 +9,7 @@ dlt's config in place of the dialect's extension keys.
 from __future__ import annotations
 
 import copy
+import functools
 import time
 from dataclasses import dataclass, replace
 from typing import Any, Callable, Collection
@@ -78,7 +79,8 @@ def compile_source(spec: SourceSpec, *, sleep: Callable[[float], None] = time.sl
         _fetch_concurrently(spec, source, workers, read_ahead_top_level=several)
     if arrow_pages:
         for resource in spec.resources:
-            use_arrow_pages(source.resources[resource.name], resources[resource.name].get("columns"))
+            use_arrow_pages(source.resources[resource.name], resources[resource.name],
+                            functools.partial(session.stats.add, "batches_as_rows", resource.name))
     return CompiledSource(source=source, session=session)
 
 

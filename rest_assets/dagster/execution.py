@@ -67,6 +67,7 @@ def _with_run_figures(result: Any, stats: TransportStats, cursors: dict[str, Any
         "retries": MetadataValue.int(int(stats.retries.get(resource, 0))),
         "throttled_429": MetadataValue.int(int(stats.throttled.get(resource, 0))),
         "seconds_waited": MetadataValue.float(float(stats.seconds_waited.get(resource, 0.0))),
+        "batches_as_rows": MetadataValue.int(int(stats.batches_as_rows.get(resource, 0))),
         "secrets_masked_in_rows": MetadataValue.int(int(stats.secrets_masked.get(resource, 0))),
     })
     if resource in cursors:

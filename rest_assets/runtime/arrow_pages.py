@@ -1,29 +1,38 @@
-"""Hand pages to dlt as Arrow tables, in batches.
+"""Hand pages to dlt as Arrow tables, in batches, where that loads what dlt's row path loads.
 
 dlt normalizes JSON items row by row (type coercion, flattening, timestamp
 parsing) and recomputes the table schema for every item it extracts; for a
 bulk load that is most of the run. Here the resource's page generator is
-wrapped to yield one Arrow table per batch of pages (the rest flushed when
-the generator ends, however it ends), so dlt takes its columnar path:
-incremental filtering runs vectorized, tables are written to parquet as they
-are, and the schema is computed once per batch.
+wrapped to join pages into batches of ~5,000 records (the rest flushed when
+the generator ends, however it ends). A batch that is clean (see
+runtime.batch_shape: scalar columns of one type each, agreeing with the
+table's types; objects flattened to `parent__child` columns as dlt flattens
+them) goes on as one Arrow table, so dlt takes its columnar path: incremental
+filtering runs vectorized, tables are written to parquet as they are. Any other
+batch (a type change, lists, objects dlt would keep as JSON) goes on as plain
+rows, for dlt's own normalizer: the tables, columns, variant columns
+(`field__v_text`) and child tables are then exactly plain dlt's. Such batches
+are counted (`on_rows_batch`). dlt's `_dlt_id`/`_dlt_load_id` are added to
+Arrow batches too, as the row path has them.
 
 Types: columns with a `data_type` hint in the spec are cast to it after
-incremental filtering (ISO-8601 strings to `timestamp`, ...); other columns
-keep the type Arrow infers. Nested data: objects and lists stay in one column
-(a struct or list, loaded as a JSON column) instead of being unnested into
-child tables — the shape the API returns. Rows and values are unchanged.
+incremental filtering (ISO-8601 strings to `timestamp`, ...).
 """
 
 from __future__ import annotations
 
 import functools
+import os
+import re
 from typing import Any, Callable, Iterator
 
+import dlt
 import pyarrow as pa
 import pyarrow.compute as pc
+from dlt.common.schema import Schema
 from dlt.extract.items_transform import ItemTransform
 
+from rest_assets.runtime.batch_shape import BatchShape
 from rest_assets.runtime.page_batches import join_pages
 
 ROWS_PER_BATCH = 5_000
@@ -35,32 +44,44 @@ _ARROW_TYPES: dict[str, pa.DataType] = {
     "timestamp": pa.timestamp("us", tz="UTC"),
     "date": pa.date32(),
 }
+# dlt's arrow normalizer adds these columns only when told to; its row normalizer always does
+_DLT_COLUMN_SETTINGS = ("NORMALIZE__PARQUET_NORMALIZER__ADD_DLT_ID", "NORMALIZE__PARQUET_NORMALIZER__ADD_DLT_LOAD_ID")
+_PLAIN_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
-def rows_to_table(rows: list[dict[str, Any]]) -> pa.Table:
-    """An Arrow table with a column for every key of any row (None where a row lacks it).
-
-    `pa.Table.from_pylist` takes its columns from the first row alone, so a
-    field that first appears later in a batch (APIs often omit empty fields)
-    would be dropped without a word.
-    """
-    names = list(rows[0]) if rows else []
-    if len(set().union(*rows)) != len(names):
-        names = list(dict.fromkeys(key for row in rows for key in row))
-    return pa.Table.from_arrays([pa.array([row.get(name) for row in rows]) for name in names], names=names)
+def _current_schema() -> Schema:
+    """The schema of the source being extracted (with the tables dlt restored from the destination)."""
+    try:
+        return dlt.current.source_schema()
+    except Exception:  # outside an extraction (unit tests): an empty schema with dlt's defaults
+        return Schema("rest_assets")
 
 
-def batch_pages(generator_function: Callable[..., Iterator[Any]], rows_per_batch: int = ROWS_PER_BATCH) -> Callable[..., Iterator[Any]]:
-    """Wrap a resource's page generator so it yields Arrow tables of up to `rows_per_batch` rows.
+def batch_pages(generator_function: Callable[..., Iterator[Any]], rows_per_batch: int = ROWS_PER_BATCH, *,
+                resource: str = "resource", hints: dict[str, str] | None = None, max_nesting: int | None = None,
+                on_rows_batch: Callable[[], None] | None = None) -> Callable[..., Iterator[Any]]:
+    """Wrap a resource's page generator so it yields batches of up to `rows_per_batch` rows.
 
-    The wrapper keeps the function's signature (dlt binds arguments by it) and
-    flushes what it holds when the generator ends, however it ends; anything
-    that is not a page of records (e.g. dlt's deferred calls) passes through in order.
+    A clean batch becomes one Arrow table, any other stays a list of rows
+    (`on_rows_batch()` is told). The wrapper keeps the function's signature
+    (dlt binds arguments by it) and flushes what it holds when the generator
+    ends, however it ends; anything that is not a page of records (e.g. dlt's
+    deferred calls, a page of scalars) passes through in order.
     """
 
     @functools.wraps(generator_function)
     def batched(*args: Any, **kwargs: Any) -> Iterator[Any]:
-        yield from join_pages(generator_function(*args, **kwargs), rows_per_batch, finish=rows_to_table)
+        shape = BatchShape(_current_schema(), resource, hints or {}, max_nesting)
+
+        def finish(rows: list[dict[str, Any]]) -> Any:
+            table = shape.arrow_table(rows)
+            if table is not None:
+                return table
+            if on_rows_batch is not None:
+                on_rows_batch()
+            return rows
+
+        yield from join_pages(generator_function(*args, **kwargs), rows_per_batch, finish=finish)
 
     return batched
 
@@ -93,7 +114,10 @@ class ColumnCaster(ItemTransform[Any, dict[str, Any]]):
         for name, arrow_type in self.casts.items():
             index = item.schema.get_field_index(name)
             if index >= 0 and item.schema.field(index).type != arrow_type:
-                item = item.set_column(index, name, pc.cast(item.column(index), arrow_type))
+                try:
+                    item = item.set_column(index, name, pc.cast(item.column(index), arrow_type))
+                except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+                    return item.to_pylist()  # dlt's row path coerces what it can and keeps the rest in a variant
         return _mark_required(item, self.required)
 
 
@@ -107,11 +131,37 @@ def _mark_required(table: pa.Table, names: list[str]) -> pa.Table:
     return pa.Table.from_arrays(table.columns, schema=schema) if changed else table
 
 
-def use_arrow_pages(resource: Any, columns: dict[str, Any] | None) -> None:
-    """Batch a rest_api resource's pages into Arrow tables and cast them to the spec's types.
+def use_arrow_pages(resource: Any, config: dict[str, Any], on_rows_batch: Callable[[], None] | None = None) -> None:
+    """Batch a rest_api resource's pages (Arrow tables where clean) and cast them to the spec's types.
 
-    Steps after the generator then see Arrow tables: dlt's incremental runs
-    vectorized on each batch and stays last, followed by the caster.
+    `config` is the resource's dlt config (its `columns`, `max_table_nesting`,
+    `schema_contract`, incremental `cursor_path` decide). Steps after the
+    generator then see Arrow tables or rows: dlt's incremental runs vectorized
+    on each table and stays last, followed by the caster.
     """
-    resource._pipe.replace_gen(batch_pages(resource._pipe.gen))
+    columns = _columns(config.get("columns"))
+    if not _arrow_can_match_rows(config):
+        return
+    for setting in _DLT_COLUMN_SETTINGS:
+        os.environ.setdefault(setting, "true")
+    hints = {name: str(h["data_type"]) for name, h in columns.items() if isinstance(h, dict) and h.get("data_type")}
+    resource._pipe.replace_gen(batch_pages(resource._pipe.gen, ROWS_PER_BATCH, resource=resource.name, hints=hints,
+                                           max_nesting=config.get("max_table_nesting"), on_rows_batch=on_rows_batch))
     resource.add_step(ColumnCaster(columns))
+
+
+def _columns(columns: Any) -> dict[str, Any]:
+    """dlt's `columns` as a mapping (dlt also takes a list of column schemas with `name`)."""
+    if isinstance(columns, list):
+        return {c["name"]: c for c in columns if isinstance(c, dict) and "name" in c}
+    return dict(columns or {})
+
+
+def _arrow_can_match_rows(config: dict[str, Any]) -> bool:
+    """False where any Arrow batch could load differently: a schema contract (dlt applies it to
+    rows and Arrow differently) or an incremental cursor inside an object (flattened here)."""
+    if config.get("schema_contract"):
+        return False
+    incremental = (config.get("endpoint") or {}).get("incremental") or {}
+    cursor = incremental.get("cursor_path") if isinstance(incremental, dict) else None
+    return cursor is None or bool(_PLAIN_KEY.match(str(cursor)))

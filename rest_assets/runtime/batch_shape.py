@@ -1,0 +1,143 @@
+"""Whether a batch of records loads the same through Arrow as through dlt's row normalizer.
+
+dlt's default (relational) normalizer types each column from the first value
+it sees (ISO-8601 strings become timestamps), coerces later values to that
+type or puts them in a variant column (`field__v_text`), flattens objects into
+`parent__child` columns and turns lists into child tables. Arrow skips all of
+that: a batch goes that way only when the result is the same, i.e. when every
+column, after flattening objects the way dlt does, holds one scalar type that
+agrees with the table's type for it (the spec's hint, the stored schema, the
+earlier batches of this run). Any other batch goes on as plain rows, so dlt
+decides, exactly as plain dlt would.
+
+Arrow tables are typed by dlt at extract time, rows at normalize time in any
+file order: so a column first seen in rows is noted with the type dlt will give
+it (its first value's), and a later Arrow batch must agree with that too.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Iterable
+
+import pyarrow as pa
+from dlt.common.schema import Schema, utils
+
+from rest_assets.errors import RestAssetsError
+
+INT64_MIN, INT64_MAX = -(2 ** 63), 2 ** 63 - 1
+# dlt writes extracted rows with orjson, which refuses a row whose objects/lists reach this depth
+MAX_DEPTH = 255
+# objects nested deeper than this are left to dlt's normalizer (rare; keeps this cheap)
+MAX_FLAT_DEPTH = 16
+EMPTY_KEY = "_empty"  # dlt's name for an empty or blank key
+_PY_TYPES: dict[type, str] = {str: "text", int: "bigint", float: "double", bool: "bool"}
+_ARROW: dict[str, pa.DataType] = {"text": pa.string(), "bigint": pa.int64(), "double": pa.float64(), "bool": pa.bool_()}
+
+
+class UnloadableRecordError(RestAssetsError):
+    """A record that dlt cannot load at all (an integer beyond 64 bits, nesting beyond orjson's limit)."""
+
+
+class _Unclean(Exception):
+    """The batch cannot take the Arrow path."""
+
+
+class BatchShape:
+    """Per resource and run: turns clean batches into Arrow tables and remembers each column's type."""
+
+    def __init__(self, schema: Schema, resource: str, hinted: dict[str, str], max_nesting: int | None) -> None:
+        self.schema, self.naming, self.resource = schema, schema.naming, resource
+        self.table = self.naming.normalize_table_identifier(resource)
+        stored = schema.tables.get(self.table, {})
+        nesting = (stored.get("x-normalizer") or {}).get("max_nesting")
+        self.max_nesting = nesting if nesting is not None else (max_nesting if max_nesting is not None else 1000)
+        self.types: dict[str, str] = {name: column["data_type"] for name, column in stored.get("columns", {}).items()
+                                      if column.get("data_type")}
+        self.hinted = {self._ident(name): data_type for name, data_type in hinted.items()}
+        self.types.update(self.hinted)
+
+    def _ident(self, key: str) -> str:
+        return self.naming.normalize_path(key) if key and not key.isspace() else EMPTY_KEY
+
+    def arrow_table(self, rows: list[dict[str, Any]]) -> pa.Table | None:
+        """The batch as an Arrow table if it is clean, else None (the caller hands on the rows)."""
+        columns: dict[str, tuple[str, pa.Array]] = {}  # normalized name -> (name in the table, values)
+        try:
+            for key in dict.fromkeys(key for row in rows for key in row):
+                self._add(columns, key, (self._ident(key),), [row.get(key) for row in rows], self.max_nesting)
+        except _Unclean:
+            self.note_rows(rows)
+            return None
+        for name, (_, array) in columns.items():
+            self.types.setdefault(name, _arrow_type_name(array.type))
+        return pa.Table.from_arrays([array for _, array in columns.values()],
+                                    names=[label for label, _ in columns.values()])
+
+    def _add(self, columns: dict[str, tuple[str, pa.Array]], label: str, path: tuple[str, ...],
+             values: list[Any], level: int) -> None:
+        name = path[0] if len(path) == 1 else self.naming.shorten_fragments(*path)
+        kinds = set(map(type, values))
+        kinds.discard(type(None))
+        if not kinds:
+            return  # null in every row: dlt makes no column of it
+        if kinds == {dict}:
+            if level <= 0 or len(path) > MAX_FLAT_DEPTH or self._expected(name) == "json":
+                raise _Unclean
+            for key in dict.fromkeys(key for value in values if value for key in value):
+                self._add(columns, name, (*path, self._ident(key)),
+                          [value.get(key) if value else None for value in values], level - 1)
+            return
+        if len(kinds) != 1 or (data_type := _PY_TYPES.get(kinds.pop())) is None or name in columns:
+            raise _Unclean
+        expected = self._expected(name) or self._inferred(name, next(v for v in values if v is not None))
+        if expected != data_type and not (name in self.hinted and data_type == "text"):
+            raise _Unclean
+        try:
+            array = pa.array(values, type=_ARROW[data_type])
+        except (pa.ArrowInvalid, OverflowError):
+            raise _Unclean from None
+        columns[name] = (label if len(path) == 1 and label.strip() else name, array)
+
+    def _expected(self, name: str) -> str | None:
+        return self.types.get(name) or self.schema.get_preferred_type(name)
+
+    def _inferred(self, name: str, value: Any) -> str | None:
+        """The type dlt's normalizer gives a new column from its first value (detections, preferred types)."""
+        detected = utils.autodetect_sc_type(self.schema._type_detections, type(value), value)
+        return self.schema.get_preferred_type(name) or detected or _PY_TYPES.get(type(value))
+
+    def note_rows(self, rows: Iterable[dict[str, Any]]) -> None:
+        """Note the type dlt will give each new column of rows handed on as they are; refuse what dlt cannot load."""
+        for row in rows:
+            stack: list[tuple[dict[str, Any], tuple[str, ...], int, str]] = [(row, (), self.max_nesting, "")]
+            while stack:
+                current, path, level, field = stack.pop()
+                for key, value in current.items():
+                    here, field_name = (*path, self._ident(key)), field or key
+                    name = here[0] if len(here) == 1 else self.naming.shorten_fragments(*here)
+                    if type(value) is dict and level > 0 and self._expected(name) != "json":
+                        if len(here) + 1 >= MAX_DEPTH:
+                            self._check_loadable(value, field_name, len(here) + 1)
+                        stack.append((value, here, level - 1, field_name))
+                    elif value is not None:
+                        self._check_loadable(value, field_name, len(here) + 1)
+                        if not isinstance(value, (list, dict)) and name not in self.types:
+                            self.types[name] = self._inferred(name, value) or "json"
+
+    def _check_loadable(self, value: Any, key: str, depth: int) -> None:
+        if type(value) is int and not INT64_MIN <= value <= INT64_MAX:
+            raise UnloadableRecordError(
+                f"resource '{self.resource}': field '{key}' holds the integer {value}, beyond 64 bits; neither dlt "
+                "nor a destination column can hold it (have the API send it as a string)")
+        if isinstance(value, (list, dict)):
+            if depth >= MAX_DEPTH:
+                raise UnloadableRecordError(
+                    f"resource '{self.resource}': field '{key}' nests objects or lists {MAX_DEPTH} levels deep or "
+                    "more; dlt's JSON writer cannot store it (point data_selector at a shallower part)")
+            for item in (value.values() if isinstance(value, dict) else value):
+                if isinstance(item, (list, dict, int)):
+                    self._check_loadable(item, key, depth + 1)
+
+
+def _arrow_type_name(arrow_type: pa.DataType) -> str:
+    return next(name for name, known in _ARROW.items() if known == arrow_type)
