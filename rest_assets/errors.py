@@ -55,6 +55,10 @@ class MissingSecretError(RestAssetsError):
     """A `{secret: KEY}` could not be resolved at run time."""
 
 
+class MissingSettingError(RestAssetsError):
+    """A `{config: KEY}` / `{config.KEY}` setting could not be resolved at run time."""
+
+
 class LoadError(RestAssetsError):
     """Extracting or loading a resource failed; the message is secret-free."""
 

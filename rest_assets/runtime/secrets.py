@@ -8,6 +8,7 @@ import dlt
 
 from rest_assets.errors import MissingSecretError
 from rest_assets.runtime.redaction import register_secret
+from rest_assets.runtime.settings import resolve_settings_in
 from rest_assets.spec.model import SecretRef
 
 
@@ -32,17 +33,31 @@ def resolve_secret(source: str, key: str) -> str:
 
 
 def resolve_secrets(source: str, value: Any) -> Any:
-    """A copy of `value` with every SecretRef replaced by its resolved value."""
+    """A copy of `value` with every SecretRef replaced by its resolved value, and every setting too."""
     if isinstance(value, SecretRef):
         return resolve_secret(source, value.key)
     if isinstance(value, dict):
         return {k: resolve_secrets(source, v) for k, v in value.items()}
     if isinstance(value, list):
         return [resolve_secrets(source, v) for v in value]
-    return value
+    return resolve_settings_in(source, value)
 
 
 def resolve_setting(source: str, key: str, default: Any) -> Any:
     """A plain (non-secret) override from `sources.<source>.<key>` (env or config.toml)."""
     value = dlt.config.get(f"sources.{source}.{key}")
     return default if value in (None, "") else value
+
+
+def secret_is_set(source: str, key: str) -> bool:
+    """Whether secret `key` of `source` resolves; its value is neither returned, kept nor registered."""
+    return any(_is_set(dlt.secrets.get(name)) for name in secret_lookup_keys(source, key))
+
+
+def secret_env_names(source: str, key: str) -> list[str]:
+    """The environment variables that set secret `key` of `source`, most specific first."""
+    return [f"SOURCES__{source.upper()}__{key.upper()}", key.upper()]
+
+
+def _is_set(value: Any) -> bool:
+    return value is not None and str(value) != ""

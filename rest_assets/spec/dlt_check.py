@@ -23,7 +23,7 @@ from dlt.sources.rest_api.config_setup import build_resource_dependency_graph
 from dlt.sources.rest_api.typing import RESTAPIConfig
 
 from rest_assets.spec import vocabulary as vocab
-from rest_assets.spec.model import ResourceSpec, SecretRef
+from rest_assets.spec.model import CONFIG_TEMPLATE, ConfigRef, ResourceSpec, SecretRef
 
 # Raised as `fail(path, message, resource)`; the validator's own error factory.
 Fail = Callable[[tuple[Any, ...], str, "str | None"], Exception]
@@ -90,9 +90,11 @@ def _resource_view(config: dict[str, Any]) -> dict[str, Any]:
 
 
 def _stand_ins(value: Any) -> Any:
-    """`value` with every secret replaced by a placeholder string (dlt only checks its type)."""
-    if isinstance(value, SecretRef):
+    """`value` with every secret and setting replaced by a placeholder string (dlt only checks its type)."""
+    if isinstance(value, (SecretRef, ConfigRef)):
         return _SECRET_STAND_IN
+    if isinstance(value, str):
+        return CONFIG_TEMPLATE.sub(lambda match: f"config_{match.group(1)}", value)
     if isinstance(value, dict):
         return {k: _stand_ins(v) for k, v in value.items()}
     if isinstance(value, list):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
@@ -15,6 +16,20 @@ class SecretRef:
 
     def __repr__(self) -> str:
         return f"{{secret: {self.key}}}"
+
+
+@dataclass(frozen=True)
+class ConfigRef:
+    """`{config: KEY}` in a spec: a non-secret setting resolved at run time (never redacted)."""
+
+    key: str
+
+    def __repr__(self) -> str:
+        return f"{{config: {self.key}}}"
+
+
+# `{config.KEY}` inside a string: the same setting, formatted into the string at run time.
+CONFIG_TEMPLATE = re.compile(r"\{config\.([A-Za-z_][A-Za-z0-9_]*)\}")
 
 
 @dataclass(frozen=True)
@@ -117,18 +132,33 @@ class SourceSpec:
     @property
     def secret_keys(self) -> list[str]:
         """Every secret KEY the source needs, in order of first use."""
-        found: list[str] = []
-        _collect_secret_keys([self.client, *[r.config for r in self.resources]], found)
-        return found
+        return _collect_keys([self.client, *[r.config for r in self.resources]], _secret_keys_of)
+
+    @property
+    def config_keys(self) -> list[str]:
+        """Every setting KEY the source needs (`{config: KEY}`, `{config.KEY}`), in order of first use."""
+        return _collect_keys([self.client, *[r.config for r in self.resources]], _config_keys_of)
 
 
-def _collect_secret_keys(value: Any, found: list[str]) -> None:
-    if isinstance(value, SecretRef):
-        if value.key not in found:
-            found.append(value.key)
-    elif isinstance(value, dict):
+def _secret_keys_of(value: Any) -> list[str]:
+    return [value.key] if isinstance(value, SecretRef) else []
+
+
+def _config_keys_of(value: Any) -> list[str]:
+    if isinstance(value, ConfigRef):
+        return [value.key]
+    return CONFIG_TEMPLATE.findall(value) if isinstance(value, str) else []
+
+
+def _collect_keys(value: Any, keys_of: Any, found: list[str] | None = None) -> list[str]:
+    """The keys `keys_of` finds in every leaf of `value`, each once, in order of first use."""
+    found = [] if found is None else found
+    if isinstance(value, dict):
         for item in value.values():
-            _collect_secret_keys(item, found)
+            _collect_keys(item, keys_of, found)
     elif isinstance(value, list):
         for item in value:
-            _collect_secret_keys(item, found)
+            _collect_keys(item, keys_of, found)
+    else:
+        found.extend(key for key in keys_of(value) if key not in found)
+    return found

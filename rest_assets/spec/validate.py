@@ -23,7 +23,7 @@ from rest_assets.spec.dlt_check import check_with_dlt
 from rest_assets.spec.durations import parse_duration
 from rest_assets.spec.processing_steps import ProcessingStepError, build_processing_steps
 from rest_assets.spec.cron import is_valid_cron
-from rest_assets.spec.model import Freshness, ParentLink, ResourceSpec, SecretRef, SourceSpec
+from rest_assets.spec.model import CONFIG_TEMPLATE, ConfigRef, Freshness, ParentLink, ResourceSpec, SecretRef, SourceSpec
 from rest_assets.spec.stop_condition import StopConditionSyntaxError, parse_stop_condition
 from rest_assets.spec.yaml_source import Path, YamlDocument
 
@@ -32,6 +32,8 @@ SNAKE_CASE = re.compile(r"^[a-z_][a-z0-9_]*$")
 STREAM_PARTITION = re.compile(
     r"\{\{\s*stream_partition\s*(?:\[\s*['\"]([^'\"]+)['\"]\s*\]|\.([A-Za-z_][A-Za-z0-9_]*))\s*\}\}"
 )
+PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\.([^{}]*)\}")
+PLACEHOLDER_ROOTS = ("config", "incremental", "resources")
 DLT_RESOURCE_PLACEHOLDER = re.compile(r"\{resources\.([A-Za-z0-9_]+)\.([^}]+)\}")
 _NAMING = NamingConvention()
 
@@ -102,24 +104,42 @@ def build_source_spec(doc: YamlDocument, default_name: str) -> SourceSpec:
 
 
 def _resolve_secret_markers(value: Any, path: Path, check: _Checker) -> Any:
-    """Replace every `{secret: KEY}` mapping with a SecretRef."""
+    """Replace every `{secret: KEY}` mapping with a SecretRef and every `{config: KEY}` with a ConfigRef."""
     if isinstance(value, dict):
-        if "secret" in value:
-            key = value["secret"]
-            if len(value) != 1 or not isinstance(key, str) or not IDENTIFIER.match(key):
-                raise check.fail(path, "a secret is written {secret: KEY} with KEY an identifier and nothing else beside it")
-            return SecretRef(key)
+        for marker, ref in (("secret", SecretRef), ("config", ConfigRef)):
+            if marker in value:
+                key = value[marker]
+                if len(value) != 1 or not isinstance(key, str) or not IDENTIFIER.match(key):
+                    raise check.fail(path, f"a {marker} is written {{{marker}: KEY}} with KEY an identifier and nothing else beside it")
+                return ref(key)
         return {k: _resolve_secret_markers(v, (*path, k), check) for k, v in value.items()}
     if isinstance(value, list):
         return [_resolve_secret_markers(v, (*path, i), check) for i, v in enumerate(value)]
+    if isinstance(value, str):
+        _check_placeholders(check, value, path)
     return value
+
+
+def _check_placeholders(check: _Checker, text: str, path: Path) -> None:
+    """`{<root>.<...>}` placeholders must be dlt's (`resources`, `incremental`) or a setting (`config.KEY`)."""
+    for root, rest in PLACEHOLDER.findall(text):
+        if root == "config" and not IDENTIFIER.match(rest):
+            raise check.fail(path, f"'{{config.{rest}}}': a setting is written {{config.KEY}} with KEY an identifier")
+        if root not in PLACEHOLDER_ROOTS:
+            hint = difflib.get_close_matches(root, PLACEHOLDER_ROOTS, n=1)
+            suggestion = f" Did you mean '{{{hint[0]}.{rest}}}'?" if hint else ""
+            raise check.fail(path, f"unknown placeholder '{{{root}.{rest}}}'.{suggestion} Allowed: {{config.KEY}} "
+                                   "(a setting), {resources.<parent>.<field>}, {incremental.start_value}, "
+                                   "{incremental.end_value}")
+    if path and path[-1] == "base_url" and set(PLACEHOLDER.findall(text)) - {("config", k) for k in CONFIG_TEMPLATE.findall(text)}:
+        raise check.fail(path, "only {config.KEY} settings may be placed in base_url")
 
 
 def _check_client(check: _Checker, client: Any) -> dict[str, Any]:
     client = check.mapping(client, ("client",))
     check.keys(client, vocab.CLIENT_KEYS, ("client",))
     base_url = client.get("base_url")
-    if not isinstance(base_url, (str, SecretRef)) or (isinstance(base_url, str) and not re.match(r"^https?://", base_url)):
+    if not isinstance(base_url, (str, SecretRef, ConfigRef)) or (isinstance(base_url, str) and not re.match(r"^https?://", base_url)):
         raise check.fail(("client", "base_url"), "is required: an http(s) URL such as https://api.example.com")
     if "auth" in client:
         _check_auth(check, client["auth"], ("client", "auth"), None)

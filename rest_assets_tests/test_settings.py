@@ -1,0 +1,90 @@
+"""Non-secret settings: `{config: KEY}` as a whole value and `{config.KEY}` inside any string.
+
+Resolved at run time like secrets (`SOURCES__<SOURCE>__<KEY>`, then `<KEY>`),
+but never redacted; an unknown placeholder is refused when the spec loads.
+"""
+
+from __future__ import annotations
+
+import pytest
+import responses
+from responses import matchers
+
+from rest_assets.compiler import compile_source
+from rest_assets.errors import MissingSettingError, SpecError
+from rest_assets.runtime.redaction import redact
+from rest_assets.spec import load_spec_file
+from rest_assets.spec.model import ConfigRef
+
+SPEC = """\
+client:
+  base_url: "https://{config.subdomain}.example.com/api/{config.api_version}"
+  headers: {X-Account: "acct-{config.account_id}"}
+resources:
+  - name: orders
+    endpoint:
+      path: "regions/{config.region}/orders"
+      params: {tenant: {config: tenant}, since: "{incremental.start_value}"}
+      incremental: {cursor_path: id, initial_value: 0}
+      paginator: single_page
+"""
+SETTINGS = {"subdomain": "acme", "api_version": "v2", "account_id": "A-17", "region": "eu", "tenant": "t9"}
+
+
+@pytest.fixture()
+def spec(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    path = tmp_path / "shop.yaml"
+    path.write_text(SPEC, encoding="utf-8")
+    return load_spec_file(path)
+
+
+def test_settings_are_found_in_whole_values_and_strings(spec):
+    assert spec.config_keys == ["subdomain", "api_version", "account_id", "region", "tenant"]
+    assert spec.resource("orders").endpoint["params"]["tenant"] == ConfigRef("tenant")
+    assert spec.secret_keys == []
+
+
+def test_settings_fill_url_path_headers_and_params_at_run_time(spec, monkeypatch):
+    for key, value in SETTINGS.items():
+        monkeypatch.setenv(f"SOURCES__SHOP__{key.upper()}", value)
+    url = "https://acme.example.com/api/v2/regions/eu/orders"
+    with responses.RequestsMock() as api:
+        api.get(url, json=[{"id": 1}, {"id": 2}],
+                match=[matchers.query_param_matcher({"tenant": "t9", "since": "0"}),
+                       matchers.header_matcher({"X-Account": "acct-A-17"})])
+        rows = list(compile_source(spec, arrow_pages=False).source.with_resources("orders"))
+    assert rows == [{"id": 1}, {"id": 2}]
+    assert redact(url) == url  # a setting is not a secret: it is never masked
+
+
+def test_a_bare_key_is_a_fallback_for_a_setting(spec, monkeypatch):
+    for key, value in SETTINGS.items():
+        monkeypatch.setenv(key.upper(), value)
+    with responses.RequestsMock() as api:
+        api.get("https://acme.example.com/api/v2/regions/eu/orders", json=[])
+        assert list(compile_source(spec, arrow_pages=False).source.with_resources("orders")) == []
+
+
+def test_a_missing_setting_names_what_to_set(spec, monkeypatch):
+    for key, value in SETTINGS.items():
+        if key != "region":
+            monkeypatch.setenv(f"SOURCES__SHOP__{key.upper()}", value)
+    with pytest.raises(MissingSettingError, match=r"source 'shop' needs the setting 'region': set the environment "
+                                                   r"variable SOURCES__SHOP__REGION \(or REGION\)"):
+        compile_source(spec)
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ('client: {base_url: "https://{confg.subdomain}.example.com"}',
+     r"key 'client.base_url': unknown placeholder '\{confg.subdomain\}'. Did you mean '\{config.subdomain\}'\?"),
+    ('client: {base_url: "https://{config.sub-domain}.example.com"}',
+     r"key 'client.base_url': '\{config.sub-domain\}': a setting is written \{config.KEY\} with KEY an identifier"),
+    ('client: {base_url: "https://{incremental.start_value}.example.com"}', r"key 'client.base_url': only \{config.KEY\} settings may be placed in base_url"),
+    ('client: {base_url: "https://x.example.com", headers: {X-A: {config: [a]}}}', r"key 'client.headers.X-A': a config is written \{config: KEY\}"),
+])
+def test_bad_settings_are_refused_when_the_spec_loads(tmp_path, text, message):
+    path = tmp_path / "shop.yaml"
+    path.write_text(text + "\nresources: [orders]\n", encoding="utf-8")
+    with pytest.raises(SpecError, match=r"shop\.yaml:1 - " + message):
+        load_spec_file(path)
