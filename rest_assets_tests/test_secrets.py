@@ -48,10 +48,10 @@ class TokenRecorder:
         tokens = emulator.apis.tokens
         issue, grant = tokens._issue, tokens.client_portal_grant
 
-        def recording_issue(source: str) -> str:
-            token = issue(source)
-            self.issued.add(token)
-            return token
+        def recording_issue(*args: Any, **kwargs: Any) -> Any:
+            issued = issue(*args, **kwargs)
+            self.issued.add(issued if isinstance(issued, str) else issued[0])  # the token (first of a tuple)
+            return issued
 
         def recording_grant(*args: Any, **kwargs: Any) -> Any:
             response = grant(*args, **kwargs)

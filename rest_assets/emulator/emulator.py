@@ -11,7 +11,7 @@ from .admin import handle_admin
 from .apis import Apis, not_found
 from .config import EmulatorConfig
 from .data import Store, iso
-from .faults import FaultRule, FaultSet, corrupt, status_response
+from .faults import FaultRule, FaultSet, corrupt, echo_response, status_response
 from .messages import Request, Response
 from .reqlog import RequestLog
 from .schema import SPECS
@@ -142,6 +142,8 @@ class Emulator:
             await asyncio.sleep(rule.delay)
         if rule is not None and rule.kind == "status":
             return status_response(rule)
+        if rule is not None and rule.kind == "echo":
+            return echo_response(rule, request)
         response = self.apis.handle(request, route) if route is not None else not_found()
         if rule is not None and rule.kind != "slow":
             response = corrupt(rule, response)

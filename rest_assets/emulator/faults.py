@@ -17,7 +17,7 @@ from typing import Any
 
 from .messages import Response, dumps, json_response
 
-KINDS = {"status", "slow", "hang", "reset", "html", "truncated", "drop_selector"}
+KINDS = {"status", "slow", "hang", "reset", "html", "truncated", "drop_selector", "echo"}
 
 
 @dataclass
@@ -104,6 +104,18 @@ def status_response(rule: FaultRule) -> Response:
             value = str(int(rule.retry_after)) if float(rule.retry_after).is_integer() else str(rule.retry_after)
         response.headers.append(("Retry-After", value))
     return response
+
+
+def echo_response(rule: FaultRule, request: Any) -> Response:
+    """An ``echo`` fault: status ``rule.status`` with the request (query, headers, form body) in the body.
+
+    What careless APIs do in their error pages; secret-leak tests use it to see
+    that credentials echoed back never reach logs, errors or disk.
+    """
+    return json_response(rule.status, {
+        "error": "echo", "body": request.body.decode("utf-8", "replace"), "target": request.target,
+        "headers": request.headers, "method": request.method,
+    })
 
 
 def corrupt(rule: FaultRule, response: Response) -> Response:
