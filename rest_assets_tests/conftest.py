@@ -223,21 +223,19 @@ def expected_row(record: dict[str, Any]) -> dict[str, Any]:
 
 
 def stored_value(row: dict[str, Any], field: str, expected: Any) -> Any:
-    """The value of `field` in a table row. A nested object may be stored as one JSON column or
-    flattened into `<field>__<key>` columns (dlt's default); both read back as the object."""
-    if field in row:
-        value = row[field]
-        return json.loads(value) if isinstance(expected, (dict, list)) and isinstance(value, str) else value
+    """The value of `field` in a table row, on every destination as dlt's normalizer stores it: a nested
+    object flattened into `<field>__<key>` columns (never one JSON column), a scalar in its own column."""
     if isinstance(expected, dict):
+        assert field not in row, f"'{field}' is one column: dlt flattens objects into '{field}__*' columns"
         return {key: row.get(f"{field}__{key}") for key in expected}
-    return None  # dlt creates no column for a field that is null in every record
+    return row.get(field)  # dlt creates no column for a field that is null in every record
 
 
 def allowed_columns(expected: dict[str, Any]) -> set[str]:
-    columns = set(expected)
+    """The columns dlt makes of a record: objects flattened into `<field>__<key>`, scalars as they are."""
+    columns = set()
     for field, value in expected.items():
-        if isinstance(value, dict):
-            columns |= {f"{field}__{key}" for key in value}
+        columns |= {f"{field}__{key}" for key in value} if isinstance(value, dict) else {field}
     return columns
 
 
