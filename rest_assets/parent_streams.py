@@ -18,6 +18,7 @@ from dlt.common import jsonpath
 
 from rest_assets.errors import LoadError
 from rest_assets.spec.model import SourceSpec
+from rest_assets.spec.parents import map_strings
 
 
 def with_private_parents(spec: SourceSpec, compiled: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
@@ -80,6 +81,9 @@ def _point_at_parent(endpoint: dict[str, Any], parent: str, private: str) -> lis
 
     endpoint["path"] = _PATH_FIELD.sub(to_private, endpoint["path"])
     old, new = "{resources.%s." % parent, "{resources.%s." % private
+    for key in ("json", "data", "headers"):  # dlt formats parent fields into these as they are
+        if key in endpoint:
+            endpoint[key] = map_strings(endpoint[key], lambda text: text.replace(old, new))
     for key, value in (endpoint.get("params") or {}).items():
         if isinstance(value, str):
             endpoint["params"][key] = value.replace(old, new)

@@ -8,8 +8,9 @@ and rows must be equal. The start of the compatibility suite of issue 13.
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import dlt
 import duckdb
@@ -25,9 +26,27 @@ BASE = "https://api.example.com"
 DLT_COLUMNS = ("_dlt_load_id", "_dlt_id")
 
 
-def _pages(items: list[dict[str, Any]], size: int) -> dict[str, Any]:
-    """Routes of a page_number API (`?page=N`, from 1) serving `items`."""
-    return {f"page={n // size + 1}": {"data": items[n:n + size]} for n in range(0, len(items) + 1, size)}
+Handler = Callable[[Any], Any]  # a request -> the JSON body to answer
+
+
+def _pages(items: list[dict[str, Any]], size: int) -> Handler:
+    """A page_number API (`?page=N`, from 1) serving `items`."""
+    pages = {f"page={n // size + 1}": {"data": items[n:n + size]} for n in range(0, len(items) + 1, size)}
+    return lambda request: next((body for key, body in pages.items() if key in _query(request)), {"data": []})
+
+
+def _query(request: Any) -> list[str]:
+    return request.url.partition("?")[2].split("&")
+
+
+POSTS = [{"id": 1, "title": "first post"}, {"id": 2, "title": "é/ü & more"}]
+
+
+def _comments(request: Any) -> list[dict[str, Any]]:
+    """Comments of the post in the path; each says which title header and body it was asked with."""
+    body = json.loads(request.body) if request.body else {}
+    post = int(body.get("post") or request.url.split("/posts/")[1].split("/")[0])
+    return [{"id": post * 10 + n, "seen_title": request.headers.get("X-Post-Title"), "seen_body": body} for n in (1, 2)]
 
 
 CASES = {
@@ -40,7 +59,7 @@ CASES = {
               path: orders
               data_selector: data
               paginator: {type: page_number, base_page: 1, total_path: null}
-        """ % BASE, {"orders": _pages([{"id": i, "amount": i * 2} for i in range(7)], 3)}),
+        """ % BASE, {"GET orders": _pages([{"id": i, "amount": i * 2} for i in range(7)], 3)}),
     "paginator-null-falls-back-to-the-client-paginator": ("""
         client:
           base_url: %s
@@ -51,7 +70,7 @@ CASES = {
         resources:
           - name: orders
             endpoint: {path: orders, data_selector: data, paginator: null}
-        """ % BASE, {"orders": _pages([{"id": i} for i in range(5)], 2)}),
+        """ % BASE, {"GET orders": _pages([{"id": i} for i in range(5)], 2)}),
     "processing-steps-filter-and-map": ("""
         client: {base_url: %s}
         resources:
@@ -63,18 +82,42 @@ CASES = {
               path: orders
               data_selector: data
               paginator: {type: page_number, base_page: 1, total_path: null}
-        """ % BASE, {"orders": _pages([{"id": i, "amount": i, "internal": "x", "status": ["open", "deleted"][i % 2]}
-                                       for i in range(9)], 4)}),
+        """ % BASE, {"GET orders": _pages([{"id": i, "amount": i, "internal": "x", "status": ["open", "deleted"][i % 2]}
+                                           for i in range(9)], 4)}),
+    # dlt's "headers with resource data" example: one parent, its fields in the path and in a header
+    "parent-fields-in-path-and-headers": ("""
+        client: {base_url: %s, paginator: single_page}
+        resources:
+          - {name: posts, endpoint: {path: posts, data_selector: data}}
+          - name: comments
+            include_from_parent: [title]
+            endpoint:
+              path: "posts/{resources.posts.id}/comments"
+              headers: {X-Post-Title: "{resources.posts.title}"}
+        """ % BASE, {"GET posts": lambda request: {"data": POSTS}, r"GET posts/\d+/comments": _comments}),
+    # a POST child whose parent field is only in the json body
+    "parent-field-only-in-json": ("""
+        client: {base_url: %s, paginator: single_page}
+        resources:
+          - {name: posts, endpoint: {path: posts, data_selector: data}}
+          - name: comments
+            endpoint:
+              path: posts/0/comments
+              method: POST
+              json: {post: "{resources.posts.id}", title: "{resources.posts.title}"}
+        """ % BASE, {"GET posts": lambda request: {"data": POSTS}, r"POST posts/\d+/comments": _comments}),
 }
 
 
-def _mock(api: responses.RequestsMock, routes: dict[str, dict[str, dict[str, Any]]]) -> None:
-    for path, pages in routes.items():
-        def answer(request: Any, pages: dict[str, dict[str, Any]] = pages) -> tuple[int, dict[str, str], str]:
-            query = request.url.partition("?")[2]
-            page = next((body for key, body in pages.items() if key in query.split("&")), {"data": []})
-            return 200, {"Content-Type": "application/json"}, json.dumps(page)
-        api.add_callback(responses.GET, f"{BASE}/{path}", callback=answer)
+def _mock(api: responses.RequestsMock, routes: dict[str, Handler]) -> None:
+    """Serve each `"<METHOD> <path regex>"` route with its handler."""
+    for route, handler in routes.items():
+        method, path = route.split(" ", 1)
+
+        def answer(request: Any, handler: Handler = handler) -> tuple[int, dict[str, str], str]:
+            return 200, {"Content-Type": "application/json"}, json.dumps(handler(request))
+
+        api.add_callback(method, re.compile(f"{re.escape(BASE)}/{path}(\\?.*)?$"), callback=answer)
 
 
 def _drop_and_rename(record: dict[str, Any]) -> dict[str, Any]:
@@ -210,3 +253,20 @@ def test_a_config_plain_dlt_rejects_is_refused_when_the_spec_loads(case, tmp_pat
     spec_file.write_text(text, encoding="utf-8")
     with pytest.raises(SpecError, match=r"rejected\.yaml:\d+ - resource '(issues|comments)'"):
         load_spec_file(spec_file)
+
+
+@pytest.mark.parametrize("case", ["parent-fields-in-path-and-headers", "parent-field-only-in-json"])
+def test_a_child_whose_parent_fields_sit_in_headers_or_json_has_lineage_and_loads_alone(case, tmp_path, monkeypatch):
+    text, routes = CASES[case]
+    spec_file = tmp_path / "parity.yaml"
+    spec_file.write_text("\n".join(line[8:] for line in text.splitlines()), encoding="utf-8")
+    monkeypatch.chdir(tmp_path)
+    spec = load_spec_file(spec_file)
+    assert spec.resource("comments").parent.parent == "posts"
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as api:
+        _mock(api, routes)
+        compiled = compile_source(spec, extracted=["comments"], arrow_pages=False)
+        rows = list(compiled.source.with_resources("comments"))
+    assert sorted(row["id"] for row in rows) == [11, 12, 21, 22]
+    asked = {row["seen_title"] or row["seen_body"].get("title") for row in rows}
+    assert asked == {post["title"] for post in POSTS}

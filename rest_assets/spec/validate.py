@@ -21,6 +21,7 @@ from rest_assets.errors import SpecError, StopConditionError
 from rest_assets.spec import vocabulary as vocab
 from rest_assets.spec.dlt_check import check_with_dlt
 from rest_assets.spec.durations import parse_duration
+from rest_assets.spec.parents import bind_parents, check_no_cycles
 from rest_assets.spec.processing_steps import ProcessingStepError, build_processing_steps
 from rest_assets.spec.cron import is_valid_cron
 from rest_assets.spec.model import CONFIG_TEMPLATE, ConfigRef, Freshness, ParentLink, ResourceSpec, SecretRef, SourceSpec
@@ -29,12 +30,8 @@ from rest_assets.spec.yaml_source import Path, YamlDocument
 
 IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 SNAKE_CASE = re.compile(r"^[a-z_][a-z0-9_]*$")
-STREAM_PARTITION = re.compile(
-    r"\{\{\s*stream_partition\s*(?:\[\s*['\"]([^'\"]+)['\"]\s*\]|\.([A-Za-z_][A-Za-z0-9_]*))\s*\}\}"
-)
 PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\.([^{}]*)\}")
 PLACEHOLDER_ROOTS = ("config", "incremental", "resources")
-DLT_RESOURCE_PLACEHOLDER = re.compile(r"\{resources\.([A-Za-z0-9_]+)\.([^}]+)\}")
 _NAMING = NamingConvention()
 
 
@@ -91,8 +88,8 @@ def build_source_spec(doc: YamlDocument, default_name: str) -> SourceSpec:
         raise check.fail(("resources",), "must be a non-empty list of resources")
     resources = [_build_resource(check, raw, i, defaults) for i, raw in enumerate(raw_resources)]
     _check_unique_names(check, resources)
-    _bind_parents(check, resources)
-    _check_no_cycles(check, resources)
+    bind_parents(check, resources)
+    check_no_cycles(check, resources)
     check_with_dlt(client, resources, check.fail)
     schedule = data.get("schedule")
     if schedule is not None and (not isinstance(schedule, str) or not is_valid_cron(schedule)):
@@ -366,110 +363,3 @@ def _check_unique_columns(check: _Checker, resource: ResourceSpec, index: int) -
 def normalized_identifier(name: str) -> str:
     """`name` as dlt's default naming convention (snake_case) writes it in the destination."""
     return _NAMING.normalize_identifier(name)
-
-
-def _bind_parents(check: _Checker, resources: list[ResourceSpec]) -> None:
-    """Rewrite stream_partition placeholders into dlt's form and record parent links."""
-    names = [r.name for r in resources]
-    for index, resource in enumerate(resources):
-        endpoint = resource.config["endpoint"]
-        path: Path = ("resources", index, "endpoint")
-        fields = _stream_partition_fields(endpoint)
-        router = endpoint.pop("partition_router", None)
-        if fields:
-            resource.spec_path = endpoint.get("path")
-            resource.parent = _partition_parent(check, resource, fields, router, names, path)
-            _rewrite_stream_partition(endpoint, resource.parent)
-            include = resource.config.setdefault("include_from_parent", [])
-            if resource.parent.parent_key not in include:
-                include.append(resource.parent.parent_key)
-        elif router:
-            raise check.fail((*path, "partition_router"), "is set but neither the path nor the params use {{ stream_partition['...'] }}", resource.name)
-        else:
-            resource.parent = _native_parent(check, resource, names, path)
-
-
-def _stream_partition_fields(endpoint: dict[str, Any]) -> list[str]:
-    texts = [endpoint.get("path", "")] + [v for v in (endpoint.get("params") or {}).values() if isinstance(v, str)]
-    found: list[str] = []
-    for text in texts:
-        for match in STREAM_PARTITION.finditer(text):
-            field = match.group(1) or match.group(2)
-            if field not in found:
-                found.append(field)
-    return found
-
-
-def _partition_parent(check: _Checker, resource: ResourceSpec, fields: list[str], router: dict[str, Any] | None,
-                      names: list[str], path: Path) -> ParentLink:
-    if len(fields) > 1:
-        raise check.fail((*path, "path"), f"uses several stream_partition fields ({', '.join(fields)}); one parent field per resource is supported", resource.name)
-    field = fields[0]
-    if router:
-        parent = router["parent"]
-        if parent not in names:
-            raise check.fail((*path, "partition_router", "parent"), f"parent resource '{parent}' does not exist; resources: {', '.join(names)}", resource.name)
-        wanted = router.get("partition_field", field)
-        if wanted != field:
-            raise check.fail((*path, "partition_router", "partition_field"), f"is '{wanted}' but the path uses stream_partition['{field}']", resource.name)
-        return ParentLink(parent, str(router.get("parent_key", "id")))
-    candidates = _infer_parent_names(field, names, resource.name)
-    if len(candidates) != 1:
-        found = "none" if not candidates else "several (" + ", ".join(candidates) + ")"
-        raise check.fail(
-            (*path, "path"),
-            f"cannot infer the parent of stream_partition['{field}']: {found} of the resources match; "
-            f"set endpoint.partition_router: {{parent: <resource>, parent_key: id}}",
-            resource.name,
-        )
-    return ParentLink(candidates[0], "id")
-
-
-def _infer_parent_names(field: str, names: list[str], own: str) -> list[str]:
-    if not field.endswith("_id"):
-        return []
-    stem = field[: -len("_id")]
-    forms = {stem, stem + "s", stem + "es"}
-    if stem.endswith("y"):
-        forms.add(stem[:-1] + "ies")
-    return [name for name in names if name in forms and name != own]
-
-
-def _rewrite_stream_partition(endpoint: dict[str, Any], link: ParentLink) -> None:
-    replacement = "{resources.%s.%s}" % (link.parent, link.parent_key)
-    endpoint["path"] = STREAM_PARTITION.sub(replacement, endpoint.get("path", ""))
-    params = endpoint.get("params") or {}
-    for key, value in params.items():
-        if isinstance(value, str):
-            params[key] = STREAM_PARTITION.sub(replacement, value)
-
-
-def _native_parent(check: _Checker, resource: ResourceSpec, names: list[str], path: Path) -> ParentLink | None:
-    endpoint = resource.config["endpoint"]
-    texts = [endpoint.get("path", "")] + [v for v in (endpoint.get("params") or {}).values() if isinstance(v, str)]
-    links = {(m.group(1), m.group(2)) for text in texts for m in DLT_RESOURCE_PLACEHOLDER.finditer(text)}
-    for key, value in (endpoint.get("params") or {}).items():
-        if isinstance(value, dict) and value.get("type") == "resolve":
-            links.add((str(value.get("resource")), str(value.get("field"))))
-    if not links:
-        return None
-    parents = {parent for parent, _ in links}
-    if len(parents) > 1:
-        raise check.fail((*path, "path"), f"refers to several parents ({', '.join(sorted(parents))}); one is supported", resource.name)
-    parent, field = sorted(links)[0]
-    if parent not in names:
-        raise check.fail((*path, "path"), f"refers to resource '{parent}', which does not exist; resources: {', '.join(names)}", resource.name)
-    return ParentLink(parent, field)
-
-
-def _check_no_cycles(check: _Checker, resources: list[ResourceSpec]) -> None:
-    parent_of = {r.name: r.parent.parent for r in resources if r.parent}
-    for index, resource in enumerate(resources):
-        seen = [resource.name]
-        current = parent_of.get(resource.name)
-        while current is not None:
-            if current in seen:
-                chain = " -> ".join([*seen, current])
-                raise check.fail(("resources", index, "endpoint", "path"), f"parent/child cycle: {chain}", resource.name)
-            seen.append(current)
-            current = parent_of.get(current)
