@@ -95,6 +95,20 @@ CASES = {
               path: "posts/{resources.posts.id}/comments"
               headers: {X-Post-Title: "{resources.posts.title}"}
         """ % BASE, {"GET posts": lambda request: {"data": POSTS}, r"GET posts/\d+/comments": _comments}),
+    # dlt's incremental placeholders composed into a param and placed in a json body
+    "incremental-start-and-end-values-in-params-and-json": ("""
+        client: {base_url: %s, paginator: single_page}
+        resources:
+          - name: events
+            endpoint:
+              path: events
+              method: POST
+              params: {q: "updated>{incremental.start_value} AND updated<{incremental.end_value}"}
+              json: {from: "{incremental.start_value}", to: "{incremental.end_value}"}
+              incremental: {cursor_path: updated, initial_value: 3, end_value: 7}
+        """ % BASE, {"POST events": lambda request: [
+        {"updated": n, "q": dict(part.split("=", 1) for part in _query(request))["q"], "body": json.loads(request.body)}
+        for n in range(10)]}),
     # a POST child whose parent field is only in the json body
     "parent-field-only-in-json": ("""
         client: {base_url: %s, paginator: single_page}
