@@ -8,6 +8,7 @@ recorded events keep their real timestamps, ticks are evaluated later).
 from __future__ import annotations
 
 import json
+import os
 import re
 import time
 from pathlib import Path
@@ -26,12 +27,18 @@ from dagster import (
 )
 from dagster._core.storage.dagster_run import DagsterRun
 
-from conftest import BUNDLED_SOURCES_DIR
+from conftest import BUNDLED_SOURCES_DIR, SOURCES
 from orchestration_helpers import key
+
+from rest_assets.demo import emulator_environment
+from rest_assets.emulator import DEMO_CREDENTIALS
 
 from rest_assets.dagster.sensors import FRESHNESS_SENSOR, SENSOR_INTERVAL_SECONDS, evaluate_freshness, watched_assets
 from rest_assets.definitions import DEFAULT_FRESHNESS, build_definitions
+from rest_assets.runtime.readiness import missing_to_run
 from rest_assets.spec import load_spec_dirs
+from rest_assets.spec.validate import build_source_spec
+from rest_assets.spec.yaml_source import parse_yaml
 
 HOUR = 3600.0
 DAY = 24 * HOUR
@@ -157,7 +164,8 @@ def test_freshness_sensor_skip_reason_names_the_run_in_flight(instance, watched)
     assert "client_portal: 3 stale asset(s), but a run of this source is in flight" in result.skip_message
 
 
-def test_the_definitions_sensor_ticks_with_the_wall_clock(instance, specs_dir, monkeypatch):
+def test_the_definitions_sensor_ticks_with_the_wall_clock(instance, specs_dir, settings, monkeypatch):
+    settings.set_all()
     defs = build_definitions()
     sensor = defs.get_sensor_def(FRESHNESS_SENSOR)
     everything = [k for a in defs.assets for k in a.keys]
@@ -198,3 +206,121 @@ def _requested(result, defs) -> set:
     keys = {k for a in defs.assets for k in a.keys if result.get_num_requested(k)}
     assert result.total_requested == len(keys)
     return keys
+
+
+# -- the freshness sensor never requests a run that cannot start ---------------------------------------------
+
+UNREACHABLE_API = "http://127.0.0.1:9"  # never contacted: the sensor only reads settings
+
+
+class Settings:
+    """The bundled sources' secrets and URLs, set per source through the environment (none at first)."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.monkeypatch = monkeypatch
+        self.values = emulator_environment(UNREACHABLE_API)
+
+    def set_source(self, source: str, skip: tuple[str, ...] = ()) -> None:
+        for name, value in self.values.items():
+            if name.startswith(f"SOURCES__{source.upper()}__") and name.split("__")[-1] not in skip:
+                self.monkeypatch.setenv(name, value)
+
+    def set_all(self) -> None:
+        for source in SOURCES:
+            self.set_source(source)
+
+
+@pytest.fixture()
+def settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
+    """No secret or URL set anywhere: a fresh checkout (no SOURCES__* or plain-named env, no .dlt folder)."""
+    for name in [n for n in os.environ if n.startswith("SOURCES__")]:
+        monkeypatch.delenv(name)
+    for name in {k.upper() for secrets in DEMO_CREDENTIALS.values() for k in secrets} | {"BASE_URL", "TOKEN_URL"}:
+        monkeypatch.delenv(name, raising=False)
+    workdir = tmp_path / "fresh_checkout"
+    workdir.mkdir()
+    monkeypatch.chdir(workdir)
+    return Settings(monkeypatch)
+
+
+def _definitions_tick(instance: DagsterInstance):
+    sensor = build_definitions().get_sensor_def(FRESHNESS_SENSOR)
+    return sensor(build_sensor_context(instance=instance))
+
+
+def test_with_no_secrets_set_the_sensor_requests_no_run_and_names_what_to_set(instance, specs_dir, settings):
+    specs = {spec.name: spec for spec in load_spec_dirs([specs_dir])}
+    result = _definitions_tick(instance)  # nothing ever loaded: every asset is stale
+
+    assert isinstance(result, SkipReason), f"no run can start, yet the sensor requested {result}"
+    for source in SOURCES:
+        reason = next(part for part in result.skip_message.split("; ") if part.startswith(f"{source}:"))
+        assert "a run cannot start until these are set" in reason
+        for secret in specs[source].secret_keys:
+            assert f"SOURCES__{source.upper()}__{secret.upper()} (or {secret.upper()})" in reason
+        assert f"SOURCES__{source.upper()}__BASE_URL" in reason
+    assert "SOURCES__CLIENT_PORTAL__TOKEN_URL" in result.skip_message
+    assert "SOURCES__CHAT_ANALYTICS__TOKEN_URL" not in result.skip_message  # api_key auth: no token host
+
+
+def test_only_sources_whose_secrets_and_urls_resolve_get_a_run(instance, specs_dir, settings):
+    settings.set_source("chat_analytics")
+    settings.set_source("client_portal", skip=("ACCOUNT_ID",))
+    settings.set_source("help_desk", skip=("TOKEN_URL",))
+
+    result = _definitions_tick(instance)
+
+    assert set(_requests(result)) == {"chat_analytics"}
+    values = [v for k, v in settings.values.items() if not k.endswith("_URL")]
+    assert not [v for v in values if v in (result.cursor or "")], "the cursor holds no secret"
+
+
+def test_the_reason_names_only_what_is_missing_and_never_a_value(instance, specs_dir, settings):
+    settings.set_source("client_portal", skip=("ACCOUNT_ID",))
+    settings.set_source("help_desk", skip=("TOKEN_URL",))
+    _materialize(instance, *[k for a in build_definitions().assets for k in a.keys
+                             if k.path[0] not in ("client_portal", "help_desk")])
+
+    result = _definitions_tick(instance)
+
+    assert isinstance(result, SkipReason)
+    portal = next(p for p in result.skip_message.split("; ") if p.startswith("client_portal:"))
+    assert portal.endswith("SOURCES__CLIENT_PORTAL__ACCOUNT_ID (or ACCOUNT_ID)"), portal
+    desk = next(p for p in result.skip_message.split("; ") if p.startswith("help_desk:"))
+    assert desk.endswith("SOURCES__HELP_DESK__TOKEN_URL (the spec's token URL "
+                         "'https://api.example.com/v2/oauth2/token' is a placeholder)"), desk
+    for value in DEMO_CREDENTIALS["client_portal"].values():
+        assert value not in result.skip_message
+
+
+def test_with_every_secret_and_url_set_each_stale_source_gets_its_run(instance, specs_dir, settings):
+    settings.set_all()
+    assert set(_requests(_definitions_tick(instance))) == set(SOURCES)
+
+
+def test_a_secret_under_its_bare_name_counts_as_set_as_it_does_for_a_run(instance, specs_dir, settings):
+    settings.monkeypatch.setenv("API_KEY", "bare-api-key-value")  # the run's fallback lookup (see runtime.secrets)
+    settings.monkeypatch.setenv("SOURCES__CONTACT_BOOK__BASE_URL", f"{UNREACHABLE_API}/contact_book")
+
+    assert set(_requests(_definitions_tick(instance))) == {"contact_book"}
+
+
+RESOURCE_SECRET_SPEC = """
+client: {base_url: "https://api.acme.io", auth: {type: bearer, api_key: {secret: token}}}
+resources:
+  - {name: orders, endpoint: {path: /orders}}
+  - {name: audit, endpoint: {path: /audit, headers: {X-Audit-Key: {secret: audit_key}}}}
+  - {name: lines, endpoint: {path: "/orders/{resources.orders.id}/lines", headers: {X-Lines: {secret: lines_key}}}}
+"""
+
+
+def test_a_resource_secret_is_needed_only_by_runs_that_extract_that_resource(settings):
+    spec = build_source_spec(parse_yaml(RESOURCE_SECRET_SPEC, "acme.yaml"), "acme")
+    settings.monkeypatch.setenv("SOURCES__ACME__TOKEN", "t0k3n-acme")
+
+    assert missing_to_run(spec, ["orders"]) == []
+    assert missing_to_run(spec, ["audit"]) == ["SOURCES__ACME__AUDIT_KEY (or AUDIT_KEY)"]
+    assert missing_to_run(spec, ["lines"]) == ["SOURCES__ACME__LINES_KEY (or LINES_KEY)"]
+    assert missing_to_run(spec) == ["SOURCES__ACME__AUDIT_KEY (or AUDIT_KEY)", "SOURCES__ACME__LINES_KEY (or LINES_KEY)"]
+    settings.monkeypatch.setenv("SOURCES__ACME__BASE_URL", "ftp://files.acme.io")
+    assert missing_to_run(spec, ["orders"]) == ["SOURCES__ACME__BASE_URL (its value is not an http(s) URL)"]

@@ -4,7 +4,10 @@
   the assets whose last materialization is older than their freshness window
   allows (or will be by the next tick). It keeps a cursor and a stable
   run_key so the same work is never requested twice, never stacks a run on a
-  source while one is in flight, and says why it skipped.
+  source while one is in flight, and says why it skipped. It never requests
+  a run that cannot start: a source whose secrets, base URL or token URL do
+  not resolve is skipped with a reason naming what to set
+  (see runtime.readiness).
 * Parent → child: children carry `AutomationCondition.eager()` (set by the
   translator); the automation sensor here evaluates it, so a child is
   refreshed whenever its parent was materialized without it.
@@ -15,6 +18,7 @@ import json
 import time
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Callable
 
 from dagster import (
     AssetKey,
@@ -33,6 +37,7 @@ from dagster import (
 )
 
 from rest_assets.dagster.translator import asset_key
+from rest_assets.runtime.readiness import missing_to_run
 from rest_assets.spec.model import Freshness, SourceSpec
 
 FRESHNESS_SENSOR = "rest_assets_freshness_sensor"
@@ -61,9 +66,14 @@ def watched_assets(specs: list[SourceSpec], default: Freshness | None) -> list[W
     return watched
 
 
+# What to set before a run of `source` refreshing `stale` can start ([] when nothing): never values.
+MissingCheck = Callable[[str, list["WatchedAsset"]], list[str]]
+
+
 def build_freshness_sensor(specs: list[SourceSpec], default: Freshness | None) -> SensorDefinition:
     """The freshness sensor over all spec'd assets (starts running)."""
     watched = watched_assets(specs, default)
+    missing = missing_check(specs)
 
     @sensor(
         name=FRESHNESS_SENSOR,
@@ -73,13 +83,27 @@ def build_freshness_sensor(specs: list[SourceSpec], default: Freshness | None) -
         description="Requests an incremental run per source for the assets that are (or are about to be) stale.",
     )
     def _freshness_sensor(context: SensorEvaluationContext) -> SensorResult | SkipReason:
-        return evaluate_freshness(context, watched, now=time.time())
+        return evaluate_freshness(context, watched, now=time.time(), missing=missing)
 
     return _freshness_sensor
 
 
-def evaluate_freshness(context: SensorEvaluationContext, watched: list[WatchedAsset], now: float) -> SensorResult | SkipReason:
-    """One tick of the freshness sensor (a plain function so it is easy to test)."""
+def missing_check(specs: list[SourceSpec]) -> MissingCheck:
+    """What each source's run of its stale assets needs set, looked up as a run would (runtime.readiness)."""
+    by_name = {spec.name: spec for spec in specs}
+
+    def missing(source: str, stale: list[WatchedAsset]) -> list[str]:
+        return missing_to_run(by_name[source], [w.key.path[-1] for w in stale])
+
+    return missing
+
+
+def evaluate_freshness(context: SensorEvaluationContext, watched: list[WatchedAsset], now: float,
+                       missing: MissingCheck | None = None) -> SensorResult | SkipReason:
+    """One tick of the freshness sensor (a plain function so it is easy to test).
+
+    With `missing`, a source whose run could not start is skipped, the reason naming what to set.
+    """
     cursor = json.loads(context.cursor) if context.cursor else {}
     busy = _sources_in_flight(context, watched)
     latest = {w.key: _latest_materialization(context, w.key) for w in watched}
@@ -88,6 +112,11 @@ def evaluate_freshness(context: SensorEvaluationContext, watched: list[WatchedAs
         stale = [w for w in watched if w.source == source and _is_stale(latest[w.key], w, now)]
         if not stale:
             reasons.append(f"{source}: every asset is fresh")
+            continue
+        unset = missing(source, stale) if missing else []
+        if unset:
+            reasons.append(f"{source}: {len(stale)} stale asset(s), but a run cannot start until these are set "
+                           f"(environment, or [sources.{source}] in .dlt/secrets.toml): {', '.join(unset)}")
             continue
         if source in busy:
             reasons.append(f"{source}: {len(stale)} stale asset(s), but a run of this source is in flight")
@@ -104,6 +133,8 @@ def evaluate_freshness(context: SensorEvaluationContext, watched: list[WatchedAs
         ))
     if not requests:
         return SkipReason("; ".join(reasons) or "no assets are watched")
+    for reason in reasons:
+        context.log.info(f"not requested: {reason}")
     return SensorResult(run_requests=requests, cursor=json.dumps(cursor, sort_keys=True))
 
 

@@ -1,0 +1,76 @@
+"""Can a run of a source start? What must be set first, named, never valued.
+
+A run resolves the source's secrets and its base and token URLs before it
+sends anything (see rest_assets.compiler); one that cannot fails at once.
+Whatever would start such runs on its own (the freshness sensor) asks here
+first. Secrets are looked up through dlt's providers exactly as a run does
+(runtime.secrets) but their values are neither kept nor shown. A base or
+token URL on a reserved example domain (RFC 2606/6761: `example.com`,
+`.example`, `.invalid`, `.test`, ...) is a placeholder no API answers, so it
+counts as not set: a bundled spec is written against such a host until
+`SOURCES__<SOURCE>__BASE_URL` points it at the real API.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any, Collection
+from urllib.parse import urlsplit
+
+from rest_assets.runtime.secrets import resolve_setting, secret_env_names, secret_is_set
+from rest_assets.spec.model import SourceSpec
+
+_PLACEHOLDER_DOMAINS = ("example.com", "example.net", "example.org", "example", "invalid", "test")
+
+
+def missing_to_run(spec: SourceSpec, resources: Collection[str] | None = None) -> list[str]:
+    """What to set before a run of `spec` extracting `resources` (default: all) can start; [] when nothing.
+
+    Each item names environment variables (and, for a URL, why the current one
+    does not do); no item holds a secret's value.
+    """
+    selected = replace(spec, resources=_with_ancestors(spec, resources)) if resources else spec
+    missing = [_secret_hint(spec.name, key) for key in selected.secret_keys if not secret_is_set(spec.name, key)]
+    missing += _url_problems(spec.name, "base_url", spec.client.get("base_url"), "base URL")
+    auth = spec.client.get("auth") or {}
+    token_url = (auth.get("token_url") or auth.get("access_token_url")) if isinstance(auth, dict) else None
+    if token_url:
+        missing += _url_problems(spec.name, "token_url", token_url, "token URL")
+    return missing
+
+
+def _with_ancestors(spec: SourceSpec, names: Collection[str]) -> list[Any]:
+    """The resources `names` and the parents they are fetched through, in spec order."""
+    needed: set[str] = set()
+    for name in names:
+        while name is not None and name not in needed:
+            needed.add(name)
+            link = spec.resource(name).parent
+            name = link.parent if link else None
+    return [r for r in spec.resources if r.name in needed]
+
+
+def _secret_hint(source: str, key: str) -> str:
+    specific, plain = secret_env_names(source, key)
+    return f"{specific} (or {plain})"
+
+
+def _url_problems(source: str, key: str, configured: Any, label: str) -> list[str]:
+    """[] when the URL a run would use is usable, else what to set (a secret URL is checked as a secret)."""
+    env = f"SOURCES__{source.upper()}__{key.upper()}"
+    override = resolve_setting(source, key, None)
+    if override is not None:
+        return [] if _usable_url(str(override)) else [f"{env} (its value is not an http(s) URL)"]
+    if not isinstance(configured, str):
+        return []  # a {secret: ...} (checked with the secrets) or a run-time setting
+    if _usable_url(configured):
+        return []
+    return [f"{env} (the spec's {label} {configured!r} is a placeholder)"]
+
+
+def _usable_url(url: str) -> bool:
+    parts = urlsplit(url.strip())
+    host = (parts.hostname or "").rstrip(".").lower()
+    if parts.scheme not in ("http", "https") or not host:
+        return False
+    return not any(host == domain or host.endswith("." + domain) for domain in _PLACEHOLDER_DOMAINS)
