@@ -8,6 +8,7 @@ import dlt
 
 from rest_assets.errors import MissingSecretError
 from rest_assets.runtime.redaction import register_secret
+from rest_assets.runtime.settings import resolve_settings_in
 from rest_assets.spec.model import SecretRef
 
 
@@ -32,14 +33,14 @@ def resolve_secret(source: str, key: str) -> str:
 
 
 def resolve_secrets(source: str, value: Any) -> Any:
-    """A copy of `value` with every SecretRef replaced by its resolved value."""
+    """A copy of `value` with every SecretRef replaced by its resolved value, and every setting too."""
     if isinstance(value, SecretRef):
         return resolve_secret(source, value.key)
     if isinstance(value, dict):
         return {k: resolve_secrets(source, v) for k, v in value.items()}
     if isinstance(value, list):
         return [resolve_secrets(source, v) for v in value]
-    return value
+    return resolve_settings_in(source, value)
 
 
 def resolve_setting(source: str, key: str, default: Any) -> Any:
