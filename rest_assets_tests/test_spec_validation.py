@@ -742,3 +742,18 @@ def test_declarative_steps_become_callables_applied_in_order(tmp_path):
     records = [{"id": 1, "status": "open", "amount": 3, "x": 0}, {"id": 2, "status": "void", "amount": 4}]
     kept = [steps[1]["map"](dict(r)) for r in records if steps[0]["filter"](r)]
     assert kept == [{"id": 1, "total": 3}]
+
+
+CRON_EXAMPLES = ["0 * * * *", "@hourly", "@daily", "@weekly", "@monthly", "@yearly", "@annually", "@midnight",
+                 "*/15 9-17 * * mon-fri", "0 0 L * *", "0 0 * * 5#3", "0 0 ? * *", "0 0 1 jan,jul *", "0 0 30 2 *",
+                 "0 0 31 2 *", "0 0 29 2 *", "61 * * * *", "0 0 * * * *", "0 0 0 * *", "* * * * 8", "@reboot",
+                 "every hour", "", "0 0 * * 7", "0 0 LW * *", "0 12 * * sun#1", "1-5/2 * * * *", "0 0 1,15 * 1"]
+
+
+@pytest.mark.parametrize("expression", CRON_EXAMPLES)
+def test_the_spec_takes_a_cron_expression_exactly_when_dagster_does(expression):
+    from dagster._utils.schedules import is_valid_cron_string
+
+    from rest_assets.spec.cron import is_valid_cron
+
+    assert is_valid_cron(expression) is is_valid_cron_string(expression)

@@ -1,42 +1,25 @@
-"""A dependency-free check that a string is a five-field cron expression."""
+"""Cron expressions, checked with croniter exactly as Dagster checks a schedule's.
+
+Dagster accepts what croniter accepts and expands to five fields (no seconds),
+except the 30th or 31st of February; the spec layer must agree with it to the
+letter (`L`, `#`, `?`, names, macros), or a spec that validates would fail
+when its schedule is built. It cannot call Dagster's check (this layer never
+imports dagster), so it applies the same rules to the same library.
+"""
 
 from __future__ import annotations
 
-import re
+from croniter import croniter
 
-_MACROS = {"@hourly", "@daily", "@midnight", "@weekly", "@monthly", "@yearly", "@annually"}
-_RANGES = [(0, 59), (0, 23), (1, 31), (1, 12), (0, 7)]
-_NAMES = [
-    {},
-    {},
-    {},
-    {m: i + 1 for i, m in enumerate("jan feb mar apr may jun jul aug sep oct nov dec".split())},
-    {d: i for i, d in enumerate("sun mon tue wed thu fri sat".split())},
-]
-_ITEM = re.compile(r"^(\*|[a-z0-9]+(-[a-z0-9]+)?)(/\d+)?$")
+_FEBRUARY = 2
 
 
 def is_valid_cron(expression: str) -> bool:
-    """True for @macros and five-field expressions with in-range values."""
-    text = expression.strip().lower()
-    if text in _MACROS:
-        return True
-    fields = text.split()
+    """True where Dagster takes `expression` as a schedule's cron string."""
+    if not isinstance(expression, str) or not croniter.is_valid(expression):
+        return False
+    fields, *_ = croniter.expand(expression)
     if len(fields) != 5:
         return False
-    return all(_valid_field(f, lo, hi, names) for f, (lo, hi), names in zip(fields, _RANGES, _NAMES))
-
-
-def _valid_field(field: str, low: int, high: int, names: dict[str, int]) -> bool:
-    for item in field.split(","):
-        match = _ITEM.match(item)
-        if not match:
-            return False
-        base = match.group(1)
-        if base == "*":
-            continue
-        for bound in base.split("-"):
-            value = names.get(bound, int(bound) if bound.isdigit() else None)
-            if value is None or not low <= value <= high:
-                return False
-    return True
+    day_of_month, month = fields[2], fields[3]
+    return not (list(month) == [_FEBRUARY] and len(day_of_month) == 1 and day_of_month[0] in (30, 31))
