@@ -38,6 +38,8 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic"
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 LOCATION = "rest_assets.definitions"  # `dagster dev -m rest_assets.definitions` names the location after the module
 STARTUP_SECONDS = 120
+PORT_ATTEMPTS = 4
+PORT_IN_USE = re.compile(r"address already in use|Errno 98", re.IGNORECASE)
 RUN_SECONDS = 120
 HELP_DESK_EDGES = {("conversations", "conversation_threads"), ("inboxes", "inbox_custom_fields"),
                    ("inboxes", "inbox_folders"), ("teams", "team_members")}
@@ -50,25 +52,37 @@ STALE_SOURCES = {"help_desk", "sales_crm"}
 
 
 class DagsterDev:
-    """A `dagster dev` process group serving the code location, pointed at an emulator."""
+    """A `dagster dev` process group serving the code location, pointed at an emulator.
+
+    `dagster dev` cannot bind port 0 (it takes 0 to mean its default, 3000), so a free port is
+    picked, and if another process takes it first the server is started again on another one
+    (see `wait_until_serving`): whatever answers must be serving this test's own instance.
+    """
 
     def __init__(self, root: Path, emulator_url: str, fresh_sources: tuple[str, ...] = ()):
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
+        self.root = root
         self.home, self.cwd = root / "dagster_home", root / "cwd"
         self.home.mkdir()
         self.cwd.mkdir()
         _record_materializations(self.home, fresh_sources)
-        self.log_path = root / "dagster_dev.log"
-        env = {k: v for k, v in os.environ.items()
-               if not k.startswith("SOURCES__") and k not in {
-                   "REST_ASSETS_SOURCES_DIR", "REST_ASSETS_DESTINATION", "DESTINATION__DUCKDB__CREDENTIALS", "DLT_DATA_DIR"}}
-        env.update(emulator_environment(emulator_url))
-        env["DAGSTER_HOME"] = str(self.home)
+        self.env = {k: v for k, v in os.environ.items()
+                    if not k.startswith("SOURCES__") and k not in {
+                        "REST_ASSETS_SOURCES_DIR", "REST_ASSETS_DESTINATION", "DESTINATION__DUCKDB__CREDENTIALS",
+                        "DLT_DATA_DIR"}}
+        self.env.update(emulator_environment(emulator_url))
+        self.env["DAGSTER_HOME"] = str(self.home)
+        self.attempt = 0
+        self._start()
+
+    def _start(self) -> None:
+        self.attempt += 1
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log_path = self.root / f"dagster_dev.{self.attempt}.log"
         self._log = open(self.log_path, "wb")
         self.process = subprocess.Popen(
             [sys.executable, "-m", "dagster", "dev", "-m", LOCATION, "-h", "127.0.0.1", "-p", str(self.port)],
-            cwd=self.cwd, env=env, stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True)
+            cwd=self.cwd, env=self.env, stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True)
 
     @property
     def duckdb_file(self) -> Path:
@@ -78,18 +92,38 @@ class DagsterDev:
         return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
 
     def wait_until_serving(self) -> None:
+        """Wait until this server answers; start it again on another port if its port was taken."""
+        while True:
+            outcome = self._wait_once()
+            if outcome == "serving":
+                return
+            if self.attempt >= PORT_ATTEMPTS:
+                pytest.fail(f"dagster dev found its port taken {PORT_ATTEMPTS} times:\n{self.log_tail()}")
+            self.stop()
+            self._start()
+
+    def _wait_once(self) -> str:
+        """"serving", or "port taken" (bind failed, or someone else's server answers on the port)."""
         deadline = time.monotonic() + STARTUP_SECONDS
         while time.monotonic() < deadline:
+            # a webserver that cannot bind says so, but `dagster dev` (daemon and all) keeps running
+            if PORT_IN_USE.search(self.log_path.read_text(errors="replace")):
+                return "port taken"
             if self.process.poll() is not None:
                 pytest.fail(f"dagster dev exited with {self.process.returncode}:\n{self.log_tail()}")
             try:
                 with urllib.request.urlopen(f"{self.url}/server_info", timeout=5) as response:
                     if response.status == 200 and "dagster_webserver_version" in json.loads(response.read()):
-                        return
+                        return "serving" if self._serves_own_instance() else "port taken"
             except (urllib.error.URLError, ConnectionError, TimeoutError, ValueError):
                 pass
             time.sleep(0.5)
         pytest.fail(f"dagster dev did not answer /server_info within {STARTUP_SECONDS}s:\n{self.log_tail()}")
+
+    def _serves_own_instance(self) -> bool:
+        """The answering webserver's instance is this test's DAGSTER_HOME (not another test's server)."""
+        info = self.graphql("{ instance { info } }")["instance"]["info"] or ""
+        return str(self.home) in info
 
     def graphql(self, text: str) -> dict[str, Any]:
         request = urllib.request.Request(f"{self.url}/graphql", data=json.dumps({"query": text}).encode(),
