@@ -324,3 +324,22 @@ def test_a_resource_secret_is_needed_only_by_runs_that_extract_that_resource(set
     assert missing_to_run(spec) == ["SOURCES__ACME__AUDIT_KEY (or AUDIT_KEY)", "SOURCES__ACME__LINES_KEY (or LINES_KEY)"]
     settings.monkeypatch.setenv("SOURCES__ACME__BASE_URL", "ftp://files.acme.io")
     assert missing_to_run(spec, ["orders"]) == ["SOURCES__ACME__BASE_URL (its value is not an http(s) URL)"]
+
+
+SETTING_SPEC = """
+client: {base_url: "https://{config.host}/v1", auth: {type: bearer, api_key: {secret: token}}}
+resources:
+  - {name: orders, endpoint: {path: /orders, params: {region: {config: region}}}}
+"""
+
+
+def test_a_setting_a_run_needs_is_named_when_unset_and_the_url_it_builds_is_checked(settings):
+    spec = build_source_spec(parse_yaml(SETTING_SPEC, "acme.yaml"), "acme")
+    settings.monkeypatch.setenv("SOURCES__ACME__TOKEN", "t0k3n-acme")
+
+    assert missing_to_run(spec) == ["SOURCES__ACME__HOST (or HOST)", "SOURCES__ACME__REGION (or REGION)"]
+    settings.monkeypatch.setenv("SOURCES__ACME__REGION", "eu")
+    settings.monkeypatch.setenv("SOURCES__ACME__HOST", "api.example.com")
+    assert missing_to_run(spec) == ["SOURCES__ACME__BASE_URL (the spec's base URL 'https://{config.host}/v1' is a placeholder)"]
+    settings.monkeypatch.setenv("SOURCES__ACME__HOST", "api.acme.io")
+    assert missing_to_run(spec) == []

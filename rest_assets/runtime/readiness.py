@@ -1,7 +1,7 @@
 """Can a run of a source start? What must be set first, named, never valued.
 
-A run resolves the source's secrets and its base and token URLs before it
-sends anything (see rest_assets.compiler); one that cannot fails at once.
+A run resolves the source's secrets, settings (`{config: KEY}`) and its base
+and token URLs before it sends anything (see rest_assets.compiler); one that cannot fails at once.
 Whatever would start such runs on its own (the freshness sensor) asks here
 first. Secrets are looked up through dlt's providers exactly as a run does
 (runtime.secrets) but their values are neither kept nor shown. A base or
@@ -17,7 +17,9 @@ from dataclasses import replace
 from typing import Any, Collection
 from urllib.parse import urlsplit
 
+from rest_assets.errors import MissingSettingError
 from rest_assets.runtime.secrets import resolve_setting, secret_env_names, secret_is_set
+from rest_assets.runtime.settings import find_setting, resolve_settings_in
 from rest_assets.spec.model import SourceSpec
 
 _PLACEHOLDER_DOMAINS = ("example.com", "example.net", "example.org", "example", "invalid", "test")
@@ -30,7 +32,8 @@ def missing_to_run(spec: SourceSpec, resources: Collection[str] | None = None) -
     does not do); no item holds a secret's value.
     """
     selected = replace(spec, resources=_with_ancestors(spec, resources)) if resources else spec
-    missing = [_secret_hint(spec.name, key) for key in selected.secret_keys if not secret_is_set(spec.name, key)]
+    missing = [_hint(spec.name, key) for key in selected.secret_keys if not secret_is_set(spec.name, key)]
+    missing += [_hint(spec.name, key) for key in selected.config_keys if find_setting(spec.name, key) is None]
     missing += _url_problems(spec.name, "base_url", spec.client.get("base_url"), "base URL")
     auth = spec.client.get("auth") or {}
     token_url = (auth.get("token_url") or auth.get("access_token_url")) if isinstance(auth, dict) else None
@@ -50,7 +53,7 @@ def _with_ancestors(spec: SourceSpec, names: Collection[str]) -> list[Any]:
     return [r for r in spec.resources if r.name in needed]
 
 
-def _secret_hint(source: str, key: str) -> str:
+def _hint(source: str, key: str) -> str:
     specific, plain = secret_env_names(source, key)
     return f"{specific} (or {plain})"
 
@@ -61,9 +64,13 @@ def _url_problems(source: str, key: str, configured: Any, label: str) -> list[st
     override = resolve_setting(source, key, None)
     if override is not None:
         return [] if _usable_url(str(override)) else [f"{env} (its value is not an http(s) URL)"]
-    if not isinstance(configured, str):
-        return []  # a {secret: ...} (checked with the secrets) or a run-time setting
-    if _usable_url(configured):
+    try:
+        url = resolve_settings_in(source, configured)  # settings are not secret: the value may be looked at
+    except MissingSettingError:
+        return []  # named with the settings
+    if not isinstance(url, str):
+        return []  # a {secret: ...}: checked with the secrets, never looked at
+    if _usable_url(url):
         return []
     return [f"{env} (the spec's {label} {configured!r} is a placeholder)"]
 
