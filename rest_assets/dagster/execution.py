@@ -72,6 +72,8 @@ def _with_run_figures(result: Any, stats: TransportStats, cursors: dict[str, Any
     })
     if resource in cursors:
         metadata["cursor_value"] = MetadataValue.text(str(cursors[resource]))
+    if stats.rotated_refresh_tokens:  # the configured refresh token is dead: the run log names the secret
+        metadata["refresh_token_rotated"] = MetadataValue.bool(True)
     return MaterializeResult(asset_key=result.asset_key, metadata=metadata)
 
 

@@ -38,6 +38,10 @@ def _dispatch(emu: "Emulator", method: str, parts: list[str], request: Request) 
     if parts == ["faults"] and method == "DELETE":
         emu.clear_faults()
         return json_response(200, {"cleared": True})
+    if parts == ["churn"] and method == "POST":
+        return json_response(201, emu.set_churn(**_body(request)))
+    if parts == ["churn"] and method == "GET":
+        return json_response(200, emu.churn.describe() if emu.churn else None)
     if parts == ["advance"] and method == "POST":
         return json_response(200, emu.advance(**_body(request)))
     if parts == ["config"] and method == "POST":

@@ -246,7 +246,7 @@ class Apis:
         return self._cached(request, route, build)
 
     def _help_desk_token(self, request: Request, route: Route) -> Response:
-        return self.tokens.help_desk_grant(request)
+        return self.tokens.help_desk_grant(request, self.settings.rotate_refresh_tokens)
 
     def _help_desk(self, request: Request, route: Route) -> Response:
         denied = self.tokens.check(request, "help_desk", self.settings.token_expiry_requests)

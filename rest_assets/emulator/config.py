@@ -11,7 +11,8 @@ DEMO_CREDENTIALS: dict[str, dict[str, str]] = {
     "sales_crm": {"api_key": "demo-sales-crm-key", "organization_id": "demo-org-42"},
     "client_portal": {"client_id": "demo-portal-client", "client_secret": "demo-portal-secret",
                       "refresh_token": "demo-portal-refresh", "account_id": "demo-account-7"},
-    "help_desk": {"client_id": "demo-helpdesk-client", "client_secret": "demo-helpdesk-secret"},
+    "help_desk": {"client_id": "demo-helpdesk-client", "client_secret": "demo-helpdesk-secret",
+                  "refresh_token": "demo-helpdesk-refresh"},
 }
 
 SOURCES = tuple(DEMO_CREDENTIALS)

@@ -9,6 +9,7 @@ from typing import Any
 
 from .admin import handle_admin
 from .apis import Apis, not_found
+from .churn import Churn, ChurnSettings
 from .config import EmulatorConfig
 from .data import Store, iso
 from .faults import FaultRule, FaultSet, corrupt, echo_response, status_response
@@ -27,6 +28,7 @@ class Emulator:
         self.apis = Apis(self.store, self.config.credentials, self.config)
         self.faults = FaultSet()
         self.log = RequestLog(self.config.credentials)
+        self.churn: Churn | None = None
         self._server: HttpServer | None = None
         self._url: str | None = None
 
@@ -88,8 +90,14 @@ class Emulator:
         return self.faults.add(kind=kind, **kwargs).describe()
 
     def clear_faults(self) -> None:
-        """Remove all fault rules."""
+        """Remove all fault rules (and token churn)."""
         self.faults.clear()
+        self.churn = None
+
+    def set_churn(self, **settings: Any) -> dict[str, Any]:
+        """Turn token churn on (see ``churn.ChurnSettings`` for the keyword arguments); returns it."""
+        self.churn = Churn(ChurnSettings(**settings), self.apis.tokens)
+        return self.churn.describe()
 
     def advance(self, update_fraction: float = 0.01, add: int = 5, hours: float = 1.0) -> dict[str, Any]:
         """Advance the clock, update ``update_fraction`` of each resource, add ``add`` top-level records."""
@@ -113,7 +121,12 @@ class Emulator:
         started = time.perf_counter()
         route = self.apis.resolve(request)
         source = request.path.strip("/").split("/", 1)[0] or None
-        rule = self.faults.pick(request.path, source)
+        audit = self._token_audit(request, source, route)
+        churned = None
+        if self.churn is not None:
+            churn_audit, churned = self.churn.on_request(source, route.resource if route else None)
+            audit.update(churn_audit)
+        rule = self.faults.pick(request.path, source) if churned is None else None
         if self.config.latency_ms:
             await asyncio.sleep(self.config.latency_ms / 1000)
         if rule is not None and rule.kind == "hang":
@@ -121,7 +134,8 @@ class Emulator:
             self._log(request, response, source, started, rule)  # logged before the client gives up
             await asyncio.sleep(rule.delay)
             return response
-        response = await self._answer(request, rule, route)
+        response = churned or await self._answer(request, rule, route)
+        response.audit = {**audit, **(response.audit or {})}
         if response.resource is None and route is not None:
             response.resource = route.resource
         self._log(request, response, source, started, rule)
@@ -134,8 +148,14 @@ class Emulator:
             "status": None if response.action == "hang" else response.status,
             "duration_ms": round((time.perf_counter() - started) * 1000, 3),
             "source": source if source in SPECS else None, "resource": response.resource,
-            "fault": rule.kind if rule else None,
+            "fault": rule.kind if rule else None, **(response.audit or {}),
         })
+
+    def _token_audit(self, request: Request, source: str | None, route: Any) -> dict[str, Any]:
+        """For APIs that check issued tokens: the token id and whether it was valid at receipt."""
+        if route is None or route.resource == "oauth2_token" or source not in self.apis.tokens.refresh_sources:
+            return {}
+        return self.apis.tokens.inspect(request)
 
     async def _answer(self, request: Request, rule: FaultRule | None, route: Any) -> Response:
         if rule is not None and rule.kind == "slow":

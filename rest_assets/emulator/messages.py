@@ -59,6 +59,7 @@ class Response:
     data_key: str | None = None
     action: str | None = None
     resource: str | None = None
+    audit: dict[str, Any] | None = None  # extra request-log fields (e.g. a token grant)
 
 
 def dumps(obj: Any) -> bytes:
