@@ -8,12 +8,18 @@
   records every connection and request and answers from a handler function
   (for what the emulator cannot produce: repeated cursors, cross-host links,
   odd parent ids);
-* ``snapshot`` — every row of some tables, to prove a failed run left them untouched.
+* ``snapshot`` — every row of some tables, to prove a failed run left them untouched;
+* ``wait_for_peers`` — installed in several run processes: their runs wait
+  for each other inside the run, so they overlap for sure;
+* ``park_at`` — installed in a run process started by a test: the process
+  stops for good at a chosen point of dlt's normalize or load step and says
+  so in a marker file, so the test can SIGKILL it exactly there.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import threading
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -28,11 +34,17 @@ Reply = tuple[int, dict[str, str], bytes]
 
 def write_spec(target: Path, source: str, *, resources: list[str] | None = None, backoff: float = 0.01,
                client: dict[str, Any] | None = None, page_limit: int | None = None,
-               max_retries: int | None = None) -> Path:
-    """Write a trimmed copy of the bundled spec `source` into folder `target` and return the folder."""
+               max_retries: int | None = None, write_dispositions: dict[str, str] | None = None) -> Path:
+    """Write a trimmed copy of the bundled spec `source` into folder `target` and return the folder.
+
+    `write_dispositions` maps resource names to the write disposition they get.
+    """
     spec = yaml.safe_load((BUNDLED_SOURCES_DIR / f"{source}.yaml").read_text())
     if resources is not None:
         spec["resources"] = [r for r in spec["resources"] if r["name"] in resources]
+    for resource in spec["resources"]:
+        if resource["name"] in (write_dispositions or {}):
+            resource["write_disposition"] = write_dispositions[resource["name"]]
     spec["client"].update(client or {})
     for endpoint in _endpoints(spec):
         handler = endpoint.get("error_handler")
@@ -77,6 +89,63 @@ def run_source(name: str, instance: Any = None) -> Any:
 def snapshot(dataset: str, tables: list[str]) -> dict[str, list[dict[str, Any]]]:
     """Every row of each table, in a stable order (comparable across reads)."""
     return {t: sorted(read_table(dataset, t), key=lambda row: repr(sorted(row.items()))) for t in tables}
+
+
+def park_at(stage: str, marker: Path, table: str | None = None) -> None:
+    """Make this process stop for good at `stage` of dlt's run (the test then SIGKILLs it).
+
+    * ``normalize``: the package's normalized files are written (``load/new/``)
+      and the extracted package is still there, just before dlt commits it;
+    * ``load``: the load job of `table` has run (its rows are in the table, in
+      the run's transaction when there is one), other jobs and `_dlt_loads` not.
+
+    On arrival the process writes its pid into `marker` and waits forever.
+    """
+    def park() -> None:
+        marker.write_text(str(os.getpid()))
+        threading.Event().wait()
+
+    if stage == "normalize":
+        from dlt.common.storages.load_storage import LoadStorage
+
+        LoadStorage.commit_new_load_package = lambda self, load_id: park()  # type: ignore[method-assign]
+    elif stage == "load":
+        from dlt.common.destination.client import RunnableLoadJob
+
+        original = RunnableLoadJob.run_managed
+
+        def run_managed(self: Any, *args: Any, **kwargs: Any) -> None:
+            original(self, *args, **kwargs)
+            if self._parsed_file_name.table_name == table:
+                park()
+
+        RunnableLoadJob.run_managed = run_managed  # type: ignore[method-assign]
+    else:
+        raise ValueError(f"no park point {stage!r}")
+
+
+def wait_for_peers(barrier: Path, count: int) -> None:
+    """Make this process's next run wait, inside its run (before it takes the destination), for `count` peers.
+
+    Each run process calling this compiles its source, then registers in the
+    folder `barrier` and waits until `count` processes have: their runs
+    overlap by construction.
+    """
+    import time
+
+    from rest_assets import compiler
+
+    original = compiler.compile_source
+
+    def compile_source(*args: Any, **kwargs: Any) -> Any:
+        compiled = original(*args, **kwargs)
+        barrier.mkdir(parents=True, exist_ok=True)
+        (barrier / str(os.getpid())).touch()
+        while len(list(barrier.iterdir())) < count:
+            time.sleep(0.02)  # polling the folder: the peers' arrival is the event waited for
+        return compiled
+
+    compiler.compile_source = compile_source  # type: ignore[assignment]
 
 
 @dataclass
