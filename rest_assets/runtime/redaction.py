@@ -45,6 +45,7 @@ _TOKEN_CHARS = r"A-Za-z0-9_\-.~"
 _lock = threading.Lock()
 _secrets: set[str] = set()
 _pattern: re.Pattern[str] | None = None
+_long_cache: tuple[list[str], list[bytes], bool] | None = None
 
 
 def _derived_forms(value: str) -> set[str]:
@@ -68,12 +69,12 @@ def register_basic_credentials(username: object, password: object) -> None:
 
 
 def _register(forms: set[str]) -> None:
-    global _pattern
+    global _pattern, _long_cache
     with _lock:
         if forms <= _secrets:
             return
         _secrets.update(forms)
-        _pattern = None
+        _pattern = _long_cache = None
 
 
 def _compiled() -> re.Pattern[str] | None:
@@ -103,17 +104,25 @@ def contains_secret(data: str | bytes) -> bool:
 
     Plain substring tests (C speed) for the long forms; a regex only for the short ones.
     """
-    with _lock:
-        long_forms = [s for s in _secrets if len(s) >= SUBSTRING_MIN_LENGTH]
-        has_short = len(long_forms) != len(_secrets)
+    long_text, long_bytes, has_short = _long_forms()
     if isinstance(data, bytes):
-        if any(form.encode() in data for form in long_forms):
+        if any(form in data for form in long_bytes):
             return True
         data = data.decode("utf-8", "replace") if has_short else ""
-    elif any(form in data for form in long_forms):
+    elif any(form in data for form in long_text):
         return True
     pattern = _compiled() if has_short else None
     return pattern is not None and pattern.search(data) is not None
+
+
+def _long_forms() -> tuple[list[str], list[bytes], bool]:
+    """The forms masked anywhere (as text and UTF-8), and whether shorter ones exist (cached per registry)."""
+    global _long_cache
+    with _lock:
+        if _long_cache is None:
+            text = [s for s in _secrets if len(s) >= SUBSTRING_MIN_LENGTH]
+            _long_cache = (text, [s.encode() for s in text], len(text) != len(_secrets))
+        return _long_cache
 
 
 def redacted_excerpt(text: object, limit: int) -> str:

@@ -43,13 +43,17 @@ def scrub_failed_run(folder: Path, error: str, requests: Iterable[str] = ()) -> 
     if not folder.is_dir():
         return None
     report = [f"error: {error}", "", *_trace_lines(folder), "", "last requests:", *requests]
-    for child in folder.iterdir():
-        if child.is_dir() and not child.is_symlink():
-            shutil.rmtree(child, ignore_errors=True)
-        else:
-            child.unlink(missing_ok=True)
-    target = folder / ERROR_FILE
-    target.write_text(redact("\n".join(report)) + "\n", encoding="utf-8")
+    try:
+        for child in folder.iterdir():
+            if child.is_dir() and not child.is_symlink():
+                shutil.rmtree(child, ignore_errors=True)
+            else:
+                child.unlink(missing_ok=True)
+        target = folder / ERROR_FILE
+        target.write_text(redact("\n".join(report)) + "\n", encoding="utf-8")
+    except OSError:  # the run's own error matters more; never hide it behind a cleanup error
+        shutil.rmtree(folder, ignore_errors=True)
+        return None
     return target
 
 
