@@ -108,7 +108,7 @@ def test_urllib3_child_logger_records_are_redacted_at_any_level():
         try:
             raise ValueError(f"bad url ?key={secret}")
         except ValueError:
-            logging.getLogger("dlt.extract").exception("failed")
+            logging.getLogger("urllib3.util.retry").exception("failed")
     finally:
         root.removeHandler(handler)
         root.setLevel(old_level)

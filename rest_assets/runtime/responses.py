@@ -12,8 +12,9 @@ A registered secret that an API echoes inside a record (its caller's token,
 say) is masked in the records of the cached body, so it reaches dlt as `***`
 whether the records go on as dicts or as Arrow tables; the raw page bytes are
 searched once first, so a page without any secret costs one substring search.
-Only the records are masked: a next-page link elsewhere in the body keeps its
-value, or pagination would follow a broken URL.
+Only the records' string values are masked (not keys, not numbers): a
+next-page link elsewhere in the body keeps its value, or pagination would
+follow a broken URL.
 """
 
 from __future__ import annotations
