@@ -10,7 +10,12 @@ source at it, and materializes it through Dagster into a temporary DuckDB:
    cleanly and leave the last good table untouched;
 3. hostile inputs (code in stop conditions, object-constructing YAML tags,
    unknown keys, wrong types, cycles) — each must be refused with a SpecError;
-4. every secret (the random credentials and every token the emulator issued)
+4. token churn (see selftest_churn.py): an OAuth2 source with two child
+   endpoints, 16 requests at a time, materialized while the emulator revokes
+   access tokens, answers 503 and throttles; every run must succeed with
+   exact tables, no request may carry a token already replaced, one grant
+   per revocation, each with the newest (rotated) refresh token;
+5. every secret (the random credentials and every token the emulator issued)
    is searched for in the captured logs and output, the run errors, the
    DuckDB file and dlt's working folders.
 
@@ -32,6 +37,7 @@ from typing import Any, Callable, Iterator
 
 from rest_assets.emulator import DEMO_CREDENTIALS, Emulator, EmulatorConfig
 from rest_assets.errors import SpecError
+from rest_assets.selftest_churn import ChurnFigures, churn_environment, run_churn
 
 SOURCE = "chat_analytics"
 SPEC = """
@@ -84,17 +90,20 @@ class Report:
     rows_lost: int = 0
     rows_duplicated: int = 0
     secrets_found: int = 0
+    churn: ChurnFigures | None = None
 
     @property
     def ok(self) -> bool:
         return (self.rows_lost == 0 and self.rows_duplicated == 0 and self.secrets_found == 0
-                and self.faults_survived == self.faults_injected and self.bad_inputs_refused == self.bad_inputs_tried)
+                and self.faults_survived == self.faults_injected and self.bad_inputs_refused == self.bad_inputs_tried
+                and (self.churn is None or self.churn.ok))
 
     def lines(self) -> list[str]:
         return [f"faults injected / survived: {self.faults_injected} / {self.faults_survived}",
                 f"bad inputs tried / refused: {self.bad_inputs_tried} / {self.bad_inputs_refused}",
                 f"rows lost: {self.rows_lost}", f"rows duplicated: {self.rows_duplicated}",
-                f"secrets found: {self.secrets_found}", "result: " + ("OK" if self.ok else "FAILED")]
+                f"secrets found: {self.secrets_found}", *([self.churn.line()] if self.churn else []),
+                "result: " + ("OK" if self.ok else "FAILED")]
 
 
 def run_selftest(out: Callable[[str], None] = print) -> int:
@@ -107,9 +116,12 @@ def run_selftest(out: Callable[[str], None] = print) -> int:
         work = Path(folder)
         with _environment(_env_for(work, emulator, credentials)):
             errors = _fault_runs(emulator, report)
+            with _environment(churn_environment(work, emulator, credentials["help_desk"])):
+                report.churn = run_churn(emulator, work, _materialize)
         _check_bad_inputs(report)
-        secret_values = {v for c in credentials.values() for v in c.values()} | set(emulator.apis.tokens.access)
-        places = [captured.getvalue(), *errors, *(_file_texts(work))]
+        secret_values = ({v for c in credentials.values() for v in c.values()} | set(emulator.apis.tokens.access)
+                         | report.churn.refresh_tokens)
+        places = [captured.getvalue(), *errors, *(_file_texts(work, skip=work / "tokens"))]
         report.secrets_found = sum(1 for s in secret_values for text in places if s.encode() in _as_bytes(text))
     for line in report.lines():
         out(line)
@@ -204,11 +216,12 @@ def _check_bad_inputs(report: Report) -> None:
             pass
 
 
-def _file_texts(root: Path) -> Iterator[bytes]:
+def _file_texts(root: Path, skip: Path) -> Iterator[bytes]:
+    """Every file under `root` but those under `skip` (the opt-in refresh-token store)."""
     import gzip
 
     for path in root.rglob("*"):
-        if path.is_file():
+        if path.is_file() and skip not in path.parents:
             data = path.read_bytes()
             yield data
             if data[:2] == b"\x1f\x8b":

@@ -256,3 +256,21 @@ def test_endpoint_oauth2_uses_its_own_token_host_and_never_sends_its_credentials
     headers = {url: auth for url, auth, _ in calls if url.startswith("https://api.example.com")}
     assert headers == {"https://api.example.com/v1/items": "Bearer token-of-a-123",
                        "https://api.example.com/v1/audit": "Bearer token-of-b-456"}
+
+
+def _auth_spec(auth: str) -> str:
+    return f"client:\n  base_url: https://api.example.com\n  auth: {auth}\nresources:\n  - name: items\n"
+
+
+def test_refresh_token_store_is_accepted_under_oauth2_only():
+    oauth2 = ("{type: oauth2, client_id: {secret: cid}, client_secret: {secret: cs}, token_url: https://id.example.com/t, "
+              "refresh_token: {secret: rt}, refresh_token_store: ~/.config/rest_assets/shop.refresh_token}")
+    spec = build_source_spec(parse_yaml(_auth_spec(oauth2), "shop.yaml"), "shop")
+    assert spec.client["auth"]["refresh_token_store"] == "~/.config/rest_assets/shop.refresh_token"
+    with pytest.raises(SpecError, match="refresh_token_store") as error:
+        build_source_spec(parse_yaml(_auth_spec("{type: bearer, token: {secret: t}, refresh_token_store: /x}"),
+                                     "shop.yaml"), "shop")
+    assert error.value.file == "shop.yaml"
+    with pytest.raises(SpecError, match="must be a file path"):
+        build_source_spec(parse_yaml(_auth_spec(oauth2.replace("~/.config/rest_assets/shop.refresh_token", "''")),
+                                     "shop.yaml"), "shop")
