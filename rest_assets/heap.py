@@ -8,12 +8,19 @@ during a load, and once more at shutdown (0.5–0.7 s). Following the pattern
 the `gc.freeze` documentation describes (collector off while the long-lived
 part is built, then freeze it), those objects are set aside: collections only
 look at what a load creates, and the process exits at once (issue 6).
+
+One exception: a process that loaded into DuckDB. DuckDB's objects, held by
+frozen ones, would outlive the interpreter's last collection, and DuckDB's
+bindings (nanobind) then print "leaked ... instances" at exit, which reads as
+a crash. Such a process gives its frozen heap back to the collector at exit.
 """
 
 from __future__ import annotations
 
+import atexit
 import functools
 import gc
+import sys
 from contextlib import contextmanager
 from typing import Iterator
 
@@ -40,3 +47,13 @@ def freeze_before_first_load() -> None:
     """
     gc.collect()
     gc.freeze()
+
+
+def _release_duckdb_at_exit() -> None:
+    """Collect the whole heap once before exit where DuckDB was used, so its objects die before its bindings."""
+    if "duckdb" in sys.modules and gc.get_freeze_count():
+        gc.unfreeze()
+        gc.collect()
+
+
+atexit.register(_release_duckdb_at_exit)
