@@ -156,3 +156,11 @@ def test_a_run_against_an_api_that_ignores_offset_fails_fast_naming_source_resou
     assert "/items?" in errors[0] and "offset=2" in errors[0] and "key=***" in errors[0]
     assert QUERY_KEY not in errors[0]
     assert "items" not in table_names("stubborn")
+
+
+def test_records_with_a_null_id_are_compared_whole(http):
+    serve(http, lambda n: {"data": [{"id": None, "n": 2 * n - 1}, {"id": None, "n": 2 * n}] if n < 3 else []})
+
+    pages = fetch(build_paginator({"type": "offset", "limit": 2}))
+
+    assert [len(p) for p in pages] == [2, 2, 0]

@@ -223,8 +223,8 @@ class PageGuard(BasePaginator):
 
 
 def _record_identity(record: Any) -> str:
-    """A record's `id` when it has one, else the whole record, as comparable text."""
-    if isinstance(record, dict) and "id" in record:
+    """A record's `id` when it has one (not null), else the whole record, as comparable text."""
+    if isinstance(record, dict) and record.get("id") is not None:
         record = {"id": record["id"]}
     return json.dumps(record, sort_keys=True, default=str)
 
