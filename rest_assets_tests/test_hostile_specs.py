@@ -412,3 +412,35 @@ def test_a_parent_value_is_one_encoded_path_segment_whatever_the_keys_name(workd
     posts = read_table("keyed", "posts")
     assert sorted(r["seen"] for r in posts) == sorted(HOSTILE_KEY_VALUES)
     assert all("leaked" not in r or r["leaked"] is None for r in posts)
+
+
+ROUTED_CHILD = KEYED_CHILDREN["partition_router with parent_key user-key"]
+
+
+@pytest.mark.e2e
+def test_a_dot_segment_value_under_any_key_name_is_refused_not_sent(workdir, tmp_path):
+    with RecordingServer(handler=_keyed_api(["fine", ".."])) as api:
+        workdir.use_specs(_keyed_spec(tmp_path / "specs", api.url, copy.deepcopy(ROUTED_CHILD)))
+        result = run_source("keyed")
+
+    assert not result.success
+    errors = [m for cls, m in failure_errors(result) if cls == "LoadError"]
+    assert len(errors) == 1 and "'..'" in errors[0] and "'user-key'" in errors[0] and "'posts'" in errors[0], errors
+    assert all(urlsplit(r.path).path.startswith("/users") for r in api.requests)
+
+
+@pytest.mark.e2e
+def test_a_parent_record_without_the_key_is_a_clear_error_naming_parent_key_and_child(workdir, tmp_path):
+    def answer(request: Recorded) -> Reply:
+        if urlsplit(request.path).path == "/users":
+            return json_reply({"items": [{"id": 1, "user-key": "u1"}, {"id": 2, "name": "no key"}]})
+        return json_reply({"items": [{"id": 1}]})
+
+    with RecordingServer(handler=answer) as api:
+        workdir.use_specs(_keyed_spec(tmp_path / "specs", api.url, copy.deepcopy(ROUTED_CHILD)))
+        result = run_source("keyed")
+
+    assert not result.success
+    errors = [m for cls, m in failure_errors(result) if cls == "LoadError"]
+    assert len(errors) == 1, failure_errors(result)
+    assert "resource 'users'" in errors[0] and "no field 'user-key'" in errors[0] and "'posts'" in errors[0], errors
