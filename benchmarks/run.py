@@ -1,6 +1,7 @@
 """Benchmark harness (issue 6): rest_assets vs its baselines, side by side, in one invocation.
 
-    python benchmarks/run.py [--quick] [--workloads bulk,fanout,incremental,imports] [--json FILE] [--profile DIR]
+    python benchmarks/run.py [--quick] [--workloads bulk,fanout,incremental,imports,mixed,scale] [--json FILE]
+                             [--profile DIR] [--small]
 
 Every run is a whole process (benchmarks/runner.py) with a fresh DuckDB and dlt
 data dir, implementations alternate, the emulator runs in its own process, and
@@ -20,11 +21,15 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from benchlib import workloads  # noqa: E402
+from benchlib import scale, workloads  # noqa: E402
 from benchlib.context import Context  # noqa: E402
 from benchlib.report import figures, table  # noqa: E402
 
-ALL = ("bulk", "fanout", "incremental", "imports")
+WORKLOADS = {"bulk": workloads.bulk, "fanout": workloads.fanout, "incremental": workloads.incremental,
+             "imports": None, "mixed": scale.mixed, "scale": scale.scale}
+ALL = tuple(WORKLOADS)
+# --small: every workload at a tiny size, to check the harness itself in seconds (figures meaningless)
+SMALL = {"bulk": 2_000, "fanout": 100, "scale_rows": 5_000, "scale_children": 200, "mixed_rows": 2_000}
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -38,6 +43,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--workloads", default=",".join(ALL), help=f"comma-separated subset of {','.join(ALL)}")
     parser.add_argument("--json", type=Path, help="write figures and raw samples to this file")
     parser.add_argument("--profile", type=Path, help="also write one cProfile of each rest_assets workload here")
+    parser.add_argument("--fanout-repeats", type=int,
+                        help="timed runs of rest_assets and the hand pool in the fan-out workload (default: 5, "
+                             "or --repeats when larger)")
+    parser.add_argument("--small", action="store_true", help="tiny sizes: checks the harness, not the product")
     parser.add_argument("--keep", action="store_true", help="keep the scratch folder (DuckDB files, logs)")
     args = parser.parse_args(argv)
     args.workloads = [w.strip() for w in args.workloads.split(",") if w.strip()]
@@ -55,7 +64,8 @@ def main(argv: list[str] | None = None) -> int:
     scratch = Path(tempfile.mkdtemp(prefix="rest_assets_bench-"))
     if args.profile:
         args.profile.mkdir(parents=True, exist_ok=True)
-    ctx = Context(repeats=repeats, baseline_repeats=baseline_repeats, scratch=scratch, profile_dir=args.profile)
+    ctx = Context(repeats=repeats, baseline_repeats=baseline_repeats, scratch=scratch, profile_dir=args.profile,
+                  fanout_repeats=args.fanout_repeats or max(5, repeats), sizes=SMALL if args.small else {})
     started = time.perf_counter()
     results: dict[str, Any] = {}
     try:
@@ -64,16 +74,17 @@ def main(argv: list[str] | None = None) -> int:
             if name == "imports":
                 results[name] = workloads.imports(ctx, repeats=2 * repeats)
             else:
-                results[name] = getattr(workloads, name)(ctx)
+                results[name] = WORKLOADS[name](ctx)
     finally:
         if not args.keep:
             shutil.rmtree(scratch, ignore_errors=True)
     elapsed = time.perf_counter() - started
     print(table(results))
-    print(f"\ntotal harness time {elapsed:.0f} s ({'quick, ' if args.quick else ''}{repeats} repeats, "
-          f"{baseline_repeats} for the dlt baselines)")
+    print(f"\ntotal harness time {elapsed:.0f} s ({'quick, ' if args.quick else ''}{'SMALL sizes, ' if args.small else ''}"
+          f"{repeats} repeats, {ctx.fanout_repeats} for fan-out, {baseline_repeats} for the dlt baselines)")
     if args.json:
-        document = {**figures(results), "repeats": repeats, "baseline_repeats": baseline_repeats, "quick": args.quick, "harness_seconds": elapsed,
+        document = {**figures(results), "repeats": repeats, "baseline_repeats": baseline_repeats,
+                    "fanout_repeats": ctx.fanout_repeats, "quick": args.quick, "small": args.small, "harness_seconds": elapsed,
                     "peak_memory_method": "os.wait4 ru_maxrss of each run process", "workloads": results}
         args.json.write_text(json.dumps(document, indent=1, default=str))
     return 0 if _all_ok(results) else 1

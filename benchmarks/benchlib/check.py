@@ -46,3 +46,24 @@ def rows_updated_at(duckdb_file: Path, schema: str, tables: list[str], clock: st
                                        [clock]).fetchone()[0]) for table in tables}
     finally:
         con.close()
+
+
+def non_null_counts(duckdb_file: Path, schema: str, table: str, fields: tuple[str, ...]) -> dict[str, int]:
+    """Per field, the rows holding a value in the field's column or any of its variant columns
+    (``<field>__v_<type>``, where dlt puts values that do not fit the column's type)."""
+    import duckdb
+
+    con = duckdb.connect(str(duckdb_file), read_only=True)
+    try:
+        columns = [d[0] for d in con.execute(f"SELECT * FROM {schema}.{table} LIMIT 0").description]
+        counts: dict[str, int] = {}
+        for field in fields:
+            found = [c for c in columns if c == field or c.startswith(f"{field}__v_")]
+            if not found:
+                counts[field] = 0
+                continue
+            held = " OR ".join(f'"{c}" IS NOT NULL' for c in found)
+            counts[field] = int(con.execute(f"SELECT count(*) FROM {schema}.{table} WHERE {held}").fetchone()[0])
+        return counts
+    finally:
+        con.close()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from benchlib.measure import Sample, new_workdir, run_impl
@@ -24,6 +24,12 @@ class Context:
     baseline_repeats: int
     scratch: Path
     profile_dir: Path | None = None
+    fanout_repeats: int = 5
+    sizes: dict[str, int] = field(default_factory=dict)  # overrides of the workloads' sizes (--small)
+
+    def size(self, name: str, default: int) -> int:
+        """The size of ``name`` (rows or parents) for this invocation."""
+        return self.sizes.get(name, default)
 
     def say(self, text: str) -> None:
         """Progress line on stderr (the report goes to stdout)."""

@@ -16,9 +16,11 @@ LAUNCHER = Path(__file__).with_name("launch_emulator.py")
 class EmulatorProcess:
     """One emulator process (started with per-resource sizes); stopped by ``close``."""
 
-    def __init__(self, sizes: dict[str, int], latency_ms: float = 0, default_size: int = 120):
-        args = [sys.executable, str(LAUNCHER), "--default-size", str(default_size),
-                "--latency-ms", str(latency_ms), "--sizes", *[f"{k}={v}" for k, v in sizes.items()]]
+    def __init__(self, sizes: dict[str, int], latency_ms: float = 0, default_size: int = 120,
+                 profile: str = "plain", mixed_every: int = 100):
+        args = [sys.executable, str(LAUNCHER), "--default-size", str(default_size), "--latency-ms", str(latency_ms),
+                "--profile", profile, "--mixed-every", str(mixed_every),
+                "--sizes", *[f"{k}={v}" for k, v in sizes.items()]]
         self.sizes = dict(sizes)
         self.process = subprocess.Popen(args, stdout=subprocess.PIPE, text=True)
         assert self.process.stdout is not None

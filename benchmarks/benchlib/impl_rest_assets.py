@@ -27,5 +27,6 @@ def materialize_assets(source: str, resources: list[str]) -> dict[str, Any]:
     for event in result.get_asset_materialization_events():
         mat = event.step_materialization_data.materialization
         metadata[mat.asset_key.path[-1]] = {k: getattr(v, "value", None) for k, v in mat.metadata.items()
-                                           if k in ("rows_loaded", "requests", "pages", "retries")}
+                                           if k in ("rows_loaded", "requests", "pages", "retries",
+                                                    "batches_as_rows")}
     return {"assets": metadata}

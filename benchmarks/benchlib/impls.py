@@ -92,3 +92,11 @@ IMPLEMENTATIONS: dict[str, Impl] = {
     "dlt_parallel_fanout": lambda: _dlt("help_desk", _fanout_config(True), None),
     "rest_assets_source": rest_assets_source,
 }
+# The same code under another name, so a workload's samples are keyed apart (the emulator decides the data):
+# the scale workload (1M rows, 20,000 children) and the typed/mixed variants of the bulk load.
+ALIASES = {
+    "rest_assets_scale_bulk": "rest_assets_bulk", "handloop_scale_bulk": "handloop_bulk",
+    "rest_assets_scale_fanout": "rest_assets_fanout", "handpool_scale_fanout": "handpool_fanout",
+    "rest_assets_bulk_typed": "rest_assets_bulk", "rest_assets_bulk_mixed": "rest_assets_bulk",
+}
+IMPLEMENTATIONS.update({alias: IMPLEMENTATIONS[impl] for alias, impl in ALIASES.items()})

@@ -2,6 +2,13 @@
 
 Usage: ``python benchlib/launch_emulator.py --sizes chat_analytics.contacts=100000 --latency-ms 0``.
 Prints ``emulator listening on URL`` and serves until SIGTERM/SIGINT.
+
+``--profile typed|mixed`` changes chat_analytics ``contacts`` before the first
+request (the emulator's own data stays untouched otherwise): ``typed`` adds an
+integer ``score`` to every row; ``mixed`` is the same rows, but in one row of
+every ``--mixed-every`` the ``score`` is the string ``"n/a"`` and, in another,
+``location.postal_code`` is an integer instead of a string (fields that change
+type across rows, as real APIs do).
 """
 
 from __future__ import annotations
@@ -9,6 +16,7 @@ from __future__ import annotations
 import argparse
 import signal
 import threading
+from typing import Any
 
 from rest_assets.emulator import Emulator, EmulatorConfig
 
@@ -24,6 +32,21 @@ def parse_sizes(items: list[str]) -> dict[str, int]:
     return sizes
 
 
+def apply_profile(emulator: Emulator, profile: str, every: int) -> None:
+    """Rewrite chat_analytics contacts in place for the ``typed`` / ``mixed`` profiles (no-op for ``plain``)."""
+    if profile == "plain":
+        return
+    with emulator.store.lock:
+        records: list[dict[str, Any]] = emulator.store.table("chat_analytics", "contacts").records
+        for record in records:
+            rid = record["id"]
+            record["score"] = rid % 1000
+            if profile == "mixed" and rid % every == 0:
+                record["score"] = "n/a"
+            if profile == "mixed" and rid % every == every // 2:
+                record["location"]["postal_code"] = int(record["location"]["postal_code"])
+
+
 def main() -> int:
     """Run the emulator until a termination signal."""
     parser = argparse.ArgumentParser(description=__doc__)
@@ -31,9 +54,12 @@ def main() -> int:
     parser.add_argument("--default-size", type=int, default=120)
     parser.add_argument("--sizes", nargs="*", default=[], help="source.resource=N ...")
     parser.add_argument("--latency-ms", type=float, default=0)
+    parser.add_argument("--profile", choices=("plain", "typed", "mixed"), default="plain")
+    parser.add_argument("--mixed-every", type=int, default=100)
     args = parser.parse_args()
     emulator = Emulator(EmulatorConfig(default_size=args.default_size, sizes=parse_sizes(args.sizes),
                                        latency_ms=args.latency_ms))
+    apply_profile(emulator, args.profile, args.mixed_every)
     done = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: done.set())

@@ -29,27 +29,34 @@ HELP_DESK_CHILDREN = {"conversation_threads": "conversations", "inbox_custom_fie
                       "inbox_folders": "inboxes", "team_members": "teams"}
 
 
-def alternate(ctx: Context, emulator: EmulatorProcess, impls: list[str],
-              check: Callable[[Path], str]) -> dict[str, list[dict[str, Any]]]:
+def alternate(ctx: Context, emulator: EmulatorProcess | dict[str, EmulatorProcess], impls: list[str],
+              check: Callable[[Path], str] | dict[str, Callable[[Path], str]],
+              repeats: int | None = None) -> dict[str, list[dict[str, Any]]]:
     """Run the implementations in alternating rounds (A B C D, A B C D, ...), each run verified by ``check``.
 
-    rest_assets and the hand-written baselines run ``ctx.repeats`` rounds, the
-    dlt baselines ``ctx.baseline_repeats`` (fewer with --quick: they are the
-    slowest runs and their ratios are far from 1); a round runs every
-    implementation that still has runs left, always in the same order.
+    rest_assets and the hand-written baselines run ``repeats`` rounds (default
+    ``ctx.repeats``), the dlt baselines ``ctx.baseline_repeats`` (fewer with
+    --quick: they are the slowest runs and their ratios are far from 1); a
+    round runs every implementation that still has runs left, always in the
+    same order. ``emulator`` and ``check`` may be given per implementation
+    (a dict), when implementations are compared on different data.
     """
+    emulators = emulator if isinstance(emulator, dict) else {impl: emulator for impl in impls}
+    checks = check if isinstance(check, dict) else {impl: check for impl in impls}
     samples: dict[str, list[dict[str, Any]]] = {impl: [] for impl in impls}
-    wanted = {impl: ctx.baseline_repeats if impl.startswith("dlt_") else ctx.repeats for impl in impls}
-    warm_up(ctx, emulator, [impl for impl in impls if not impl.startswith("dlt_")])
+    wanted = {impl: ctx.baseline_repeats if impl.startswith("dlt_") else repeats or ctx.repeats for impl in impls}
+    for impl in impls:
+        if not impl.startswith("dlt_"):
+            warm_up(ctx, emulators[impl], [impl])
     rounds = max(wanted.values())
     for rep in range(rounds):
         for impl in (i for i in impls if wanted[i] > rep):
             workdir = ctx.workdir(impl)
-            emulator.clear_requests()
-            sample = ctx.run(impl, ctx.run_env(emulator.url, workdir), workdir)
-            sample.detail["requests"] = len(emulator.requests())
+            emulators[impl].clear_requests()
+            sample = ctx.run(impl, ctx.run_env(emulators[impl].url, workdir), workdir)
+            sample.detail["requests"] = len(emulators[impl].requests())
             if sample.ok:
-                problem = check(workdir / "bench.duckdb")
+                problem = checks[impl](workdir / "bench.duckdb")
                 if problem:
                     sample.ok, sample.error = False, f"wrong result: {problem}"
             samples[impl].append(asdict(sample))
@@ -83,20 +90,25 @@ def bulk(ctx: Context) -> dict[str, Any]:
     from rest_assets.emulator import DEMO_CREDENTIALS
 
     key = DEMO_CREDENTIALS["chat_analytics"]["api_key"]
-    with EmulatorProcess({"chat_analytics.contacts": BULK_SIZE}) as emulator:
-        # Same parameter order as the clients send, so the warm-up fills the emulator's page cache for them.
-        targets = ["/chat_analytics/v1/contacts?" + urlencode(
-            {"updated_since": "1970-01-01T00:00:00Z", "offset": offset, "limit": 100, "api_key": key})
-            for offset in range(0, BULK_SIZE + 1, 100)]
-        ctx.say("bulk: warming the emulator (generates 100k rows, fills its page cache)")
+    size = ctx.size("bulk", BULK_SIZE)
+    with EmulatorProcess({"chat_analytics.contacts": size}) as emulator:
+        targets = bulk_targets(key, size)
+        ctx.say(f"bulk: warming the emulator (generates {size:,} rows, fills its page cache)")
         cold = pages_per_second(emulator.url, targets)
         warm = max(pages_per_second(emulator.url, targets) for _ in range(2))  # best of 2: the machine is shared
         emulator.clear_requests()
         samples = alternate(ctx, emulator, BULK_IMPLS,
-                            lambda db: verify(db, "chat_analytics", {"contacts": BULK_SIZE}))
+                            lambda db: verify(db, "chat_analytics", {"contacts": size}))
         profile_once(ctx, emulator, "rest_assets_bulk")
     return {"samples": samples, "emulator_pages_per_s": {"cold_1conn": cold, "cached_1conn": warm},
             "pages": len(targets)}
+
+
+def bulk_targets(api_key: str, rows: int) -> list[str]:
+    """The contacts pages a client asks for, in the same parameter order (so a probe fills the page cache for it)."""
+    return ["/chat_analytics/v1/contacts?" + urlencode(
+        {"updated_since": "1970-01-01T00:00:00Z", "offset": offset, "limit": 100, "api_key": api_key})
+        for offset in range(0, rows + 1, 100)]
 
 
 def _token(url: str) -> str:
@@ -109,22 +121,37 @@ def _token(url: str) -> str:
 
 
 def fanout(ctx: Context) -> dict[str, Any]:
-    """(B) 2,000 child requests under 40 parent pages, 10 ms emulator latency."""
-    with EmulatorProcess({"help_desk.conversations": FANOUT_PARENTS}, latency_ms=FANOUT_LATENCY_MS) as emulator:
+    """(B) 2,000 child requests under 40 parent pages, 10 ms emulator latency.
+
+    rest_assets and the hand pool run ``ctx.fanout_repeats`` times (5 in the
+    quick run too: the ratio is a median of 5, its runs vary by ±10% here).
+    """
+    return fanout_workload(ctx, ctx.size("fanout", FANOUT_PARENTS), FANOUT_IMPLS, ctx.fanout_repeats)
+
+
+def fanout_workload(ctx: Context, parents: int, impls: list[str], repeats: int,
+                    full_probe: bool = True) -> dict[str, Any]:
+    """``parents`` conversations (pages of 50) and one child request each, 10 ms latency: probe, then alternate.
+
+    The full probe (8 and 64 connections, best of 3, and without latency) is
+    for the 2,000-child run; a larger run gets one 64-connection pass.
+    """
+    with EmulatorProcess({"help_desk.conversations": parents}, latency_ms=FANOUT_LATENCY_MS) as emulator:
         threads = len(emulator.truth("help_desk", "conversation_threads"))
-        expected = {"conversations": FANOUT_PARENTS, "conversation_threads": threads}
-        targets = [f"/help_desk/v2/conversations/{cid}/threads?limit=25" for cid in range(1, FANOUT_PARENTS + 1)]
+        expected = {"conversations": parents, "conversation_threads": threads}
+        targets = [f"/help_desk/v2/conversations/{cid}/threads?limit=25" for cid in range(1, parents + 1)]
         auth = {"Authorization": f"Bearer {_token(emulator.url)}"}
         ctx.say(f"fanout: probing the emulator ({len(targets)} child pages, {FANOUT_LATENCY_MS:g} ms latency)")
-        pages_per_second(emulator.url, targets, connections=64, headers=auth)  # warm the page cache
-        probe = {f"cached_{n}conn": max(pages_per_second(emulator.url, targets, connections=n, headers=auth)
-                                        for _ in range(3)) for n in (8, 64)}  # best of 3: the machine is shared
-        emulator.configure(latency_ms=0)
-        probe["cached_8conn_no_latency"] = pages_per_second(emulator.url, targets, connections=8, headers=auth)
-        emulator.configure(latency_ms=FANOUT_LATENCY_MS)  # the latency switch, back on for the clients
+        probe = {"one_pass_64conn": pages_per_second(emulator.url, targets, connections=64, headers=auth)}
+        if full_probe:
+            probe = {f"cached_{n}conn": max(pages_per_second(emulator.url, targets, connections=n, headers=auth)
+                                            for _ in range(3)) for n in (8, 64)}  # best of 3: the machine is shared
+            emulator.configure(latency_ms=0)
+            probe["cached_8conn_no_latency"] = pages_per_second(emulator.url, targets, connections=8, headers=auth)
+            emulator.configure(latency_ms=FANOUT_LATENCY_MS)  # the latency switch, back on for the clients
         emulator.clear_requests()
-        samples = alternate(ctx, emulator, FANOUT_IMPLS, lambda db: verify(db, "help_desk", expected))
-        profile_once(ctx, emulator, "rest_assets_fanout")
+        samples = alternate(ctx, emulator, impls, lambda db: verify(db, "help_desk", expected), repeats)
+        profile_once(ctx, emulator, impls[0])
     return {"samples": samples, "emulator_pages_per_s": probe, "child_rows": threads}
 
 
@@ -144,7 +171,7 @@ def _help_desk_expected(emulator: EmulatorProcess) -> dict[str, int]:
 
 def incremental(ctx: Context) -> dict[str, Any]:
     """(C) help_desk full load, then advance(update_fraction=0.01, add=0) and rerun into the same DuckDB."""
-    with EmulatorProcess({"help_desk.conversations": FANOUT_PARENTS}) as emulator:
+    with EmulatorProcess({"help_desk.conversations": ctx.size("fanout", FANOUT_PARENTS)}) as emulator:
         workdir = ctx.workdir("incremental")
         env = ctx.run_env(emulator.url, workdir, BENCH_SOURCE="help_desk")
         expected = _help_desk_expected(emulator)
