@@ -262,6 +262,9 @@ def test_with_no_secrets_set_the_sensor_requests_no_run_and_names_what_to_set(in
     assert "SOURCES__CLIENT_PORTAL__TOKEN_URL" in result.skip_message
     assert "SOURCES__CHAT_ANALYTICS__TOKEN_URL" not in result.skip_message  # api_key auth: no token host
 
+    settings.set_all()  # once set, the next tick requests the runs (a skip is not remembered in the cursor)
+    assert set(_requests(_definitions_tick(instance))) == set(SOURCES)
+
 
 def test_only_sources_whose_secrets_and_urls_resolve_get_a_run(instance, specs_dir, settings):
     settings.set_source("chat_analytics")
