@@ -122,8 +122,9 @@ def pipeline_with_held_destination(source: str, working_folder: str,
     The pipeline is made without a destination (the run brings the held one:
     `pipeline.run(destination=...)`) and deactivated at the end: dlt keeps the
     active pipeline in a process-wide context, where it would keep DuckDB's
-    objects alive to the end. On DuckDB the pipeline's load step is one
-    transaction (see load_transaction.py): a failed run changes no table.
+    objects alive to the end. On DuckDB and PostgreSQL the pipeline's load
+    step is one transaction (load_transaction.py, pg_transaction.py): a
+    failed run changes no table.
     """
     _empty_staging_after_loads()
     pipeline = make_pipeline(source, working_folder, with_destination=False)
@@ -131,6 +132,10 @@ def pipeline_with_held_destination(source: str, working_folder: str,
         with held_destination(log) as (destination, connection):
             if connection is not None:
                 load_in_one_transaction(pipeline, connection)
+            elif destination_name() == "postgres":
+                from rest_assets.dagster.pg_transaction import load_in_one_pg_transaction
+
+                load_in_one_pg_transaction(pipeline)
             yield pipeline, destination
     finally:
         if pipeline.is_active:
