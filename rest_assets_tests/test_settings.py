@@ -88,3 +88,33 @@ def test_bad_settings_are_refused_when_the_spec_loads(tmp_path, text, message):
     path.write_text(text + "\nresources: [orders]\n", encoding="utf-8")
     with pytest.raises(SpecError, match=r"shop\.yaml:1 - " + message):
         load_spec_file(path)
+
+
+OAUTH_SPEC = """\
+client:
+  base_url: https://api.example.com
+  auth:
+    type: oauth2_client_credentials
+    access_token_url: https://id.example.com/token
+    access_token_request_data: {grant_type: account_credentials, account_id: "{config.account_id}"}
+resources: [{name: orders, endpoint: {path: orders, paginator: single_page}}]
+"""
+
+
+def test_oauth2_client_credentials_takes_its_client_from_dlt_config_and_any_grant_type(tmp_path, monkeypatch):
+    """dlt resolves a missing client id/secret from its providers and lets the request data set grant_type."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "shop.yaml").write_text(OAUTH_SPEC, encoding="utf-8")
+    spec = load_spec_file(tmp_path / "shop.yaml")
+    monkeypatch.setenv("SOURCES__SHOP__ACCOUNT_ID", "acc-1")
+    monkeypatch.setenv("SOURCES__SHOP__CLIENT_ID", "id-from-env")
+    with pytest.raises(Exception, match=r"needs the secret 'client_secret': set the environment variable SOURCES__SHOP__CLIENT_SECRET"):
+        list(compile_source(spec, arrow_pages=False).source.with_resources("orders"))
+    monkeypatch.setenv("SOURCES__SHOP__CLIENT_SECRET", "secret-from-env")
+    with responses.RequestsMock() as api:
+        api.post("https://id.example.com/token", json={"access_token": "tok-123456", "expires_in": 600},
+                 match=[matchers.urlencoded_params_matcher({"grant_type": "account_credentials", "account_id": "acc-1",
+                                                            "client_id": "id-from-env", "client_secret": "secret-from-env"})])
+        api.get("https://api.example.com/orders", json=[{"id": 1}],
+                match=[matchers.header_matcher({"Authorization": "Bearer tok-123456"})])
+        assert list(compile_source(spec, arrow_pages=False).source.with_resources("orders")) == [{"id": 1}]

@@ -28,6 +28,7 @@ from dlt.sources.helpers.rest_client.auth import AuthConfigBase, HttpBasicAuth
 
 from rest_assets.errors import HttpError, LoadError
 from rest_assets.runtime.redaction import redact, redacted_excerpt, register_basic_credentials, register_secret
+from rest_assets.runtime.secrets import resolve_secret
 from rest_assets.runtime.token_store import RefreshTokenStore
 
 DEFAULT_TOKEN_LIFETIME_SECONDS = 3600
@@ -285,13 +286,14 @@ class OAuth2Auth(_ResolvedAuth):
                 f"failed, so the run stops: {redact(exc)}", status=getattr(exc, "status", None))
 
     def _obtain_token(self) -> None:
-        data = {"client_id": self.client_id, "client_secret": self.client_secret, **self.extra_request_data}
+        data = {"client_id": self.client_id, "client_secret": self.client_secret}
         if self.refresh_token:
             data.update(grant_type="refresh_token", refresh_token=self.refresh_token)
         else:
             data["grant_type"] = "client_credentials"
         if self.scopes:
             data["scope"] = self.scopes
+        data.update(self.extra_request_data)  # as in dlt, any form field may be set, grant_type included
         self.token_requests += 1
         response = self.session.post(self.token_url, data=data, headers={"Accept": "application/json"})
         body = self._token_body(response)
@@ -351,6 +353,16 @@ def _as_seconds(value: Any, default: int) -> float:
     return seconds if seconds > 0 else float(default)
 
 
+def _credential(source: str, config: dict[str, Any], field: str) -> str:
+    """`config[field]`, else, as dlt does for its own auth types, the secret `field` from dlt's providers.
+
+    Raises MissingSecretError naming what to set.
+    """
+    if config.get(field) not in (None, ""):
+        return str(config[field])
+    return resolve_secret(source, field)
+
+
 def build_auth(source: str, config: dict[str, Any] | None, token_session: requests.Session,
                token_url_override: str | None = None, refresh_token_key: str | None = None) -> AuthConfigBase | None:
     """An authenticator for a resolved `auth` mapping from a spec (None for no auth).
@@ -376,7 +388,7 @@ def build_auth(source: str, config: dict[str, Any] | None, token_session: reques
         return OAuth2Auth(
             source=source,
             token_url=token_url_override or config.get("token_url") or config["access_token_url"],
-            client_id=str(config["client_id"]), client_secret=str(config["client_secret"]),
+            client_id=_credential(source, config, "client_id"), client_secret=_credential(source, config, "client_secret"),
             refresh_token=config.get("refresh_token"), scopes=config.get("scopes"),
             extra_request_data=config.get("access_token_request_data"),
             default_lifetime=int(config.get("default_token_expiration", DEFAULT_TOKEN_LIFETIME_SECONDS)),
