@@ -1,4 +1,5 @@
-"""The destination a run holds: one DuckDB connection and the file lock, both released however the block ends."""
+"""The destination a run holds: one DuckDB connection and the file lock, both released however the block ends,
+and one transaction around the load step."""
 
 from __future__ import annotations
 
@@ -56,3 +57,32 @@ def test_a_merge_leaves_no_second_copy_in_the_staging_dataset(duckdb_file: Path)
     with duckdb.connect(str(duckdb_file), read_only=True) as connection:
         assert connection.sql("select count(*) from shop.items").fetchall() == [(2,)]
         assert connection.sql("select count(*) from shop_staging.items").fetchall() == [(0,)]
+
+
+def _shop_source(items: list[dict]) -> list:
+    import dlt
+
+    events = dlt.resource([{"seq": 1}], name="events", write_disposition="append")
+    return [events, dlt.resource(items, name="items", write_disposition="merge", primary_key="id")]
+
+
+def test_a_first_load_that_fails_leaves_no_table_and_the_next_one_loads_once(duckdb_file: Path):
+    """The load step is one transaction even when the dataset does not exist yet (dlt then reads tables it
+    has not created: those reads must not abort the transaction)."""
+    import duckdb
+
+    with duckdb.connect(str(duckdb_file)) as connection:  # a table dlt will merge into, with a constraint
+        connection.execute("CREATE SCHEMA shop; CREATE TABLE shop.items (id BIGINT, score BIGINT NOT NULL)")
+    with pytest.raises(Exception, match="NOT NULL"):
+        with pipeline_with_held_destination("shop", "work") as (pipeline, destination):
+            pipeline.run(_shop_source([{"id": 1}]), destination=destination)
+    with duckdb.connect(str(duckdb_file), read_only=True) as connection:
+        tables = {name for (name,) in connection.sql(
+            "SELECT table_name FROM duckdb_tables() WHERE schema_name LIKE 'shop%'").fetchall()}
+    assert tables == {"items"}, "the failed load must leave nothing behind but the table that was there"
+
+    with pipeline_with_held_destination("shop", "work-2") as (pipeline, destination):
+        pipeline.run(_shop_source([{"id": 1, "score": 2}]), destination=destination)
+    with duckdb.connect(str(duckdb_file), read_only=True) as connection:
+        assert connection.sql("SELECT count(*) FROM shop.events").fetchall() == [(1,)]
+        assert connection.sql("SELECT id, score FROM shop.items").fetchall() == [(1, 2)]
