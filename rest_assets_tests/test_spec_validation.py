@@ -215,6 +215,10 @@ BAD_SPECS = {
           - name: orders
             processing_steps: [{yield_map: x}]
         """, SpecError, r"yield_map takes a Python generator function", 4, "orders", "processing_steps.0.yield_map"),
+    "columns-empty-name": Bad(BASE + "resource_defaults: {columns: {'': 0}}\nresources: [x]\n", SpecError,
+                              r"a column name is a non-empty string, its hints a mapping", 2, None, "resource_defaults.columns."),
+    "columns-list-of-numbers": Bad(BASE + "resources:\n  - name: x\n    columns: [0]\n", SpecError,
+                                   r"must be a mapping of column name to dlt column hints, or a list", 4, "x", "columns.0"),
     "duplicate-yaml-key-top": Bad(BASE + "resources: [x]\nresources: [y]\n", SpecError, r"duplicate key 'resources'", 3,
                                   None, "resources"),
     "duplicate-yaml-key-resource": Bad(BASE + """

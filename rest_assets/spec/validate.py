@@ -241,9 +241,23 @@ def _check_resource_body(check: _Checker, body: Any, path: Path, resource: str |
         raise check.fail((*path, "write_disposition"), f"must be one of {', '.join(sorted(vocab.WRITE_DISPOSITIONS))} (or dlt's mapping form)", resource)
     if "freshness" in body:
         _check_freshness(check, body["freshness"], (*path, "freshness"), resource)
-    if "columns" in body and not isinstance(body["columns"], (dict, list)):
-        raise check.fail((*path, "columns"), "must be a mapping of column name to dlt column hints", resource)
+    if "columns" in body:
+        _check_columns(check, body["columns"], (*path, "columns"), resource)
     return body
+
+
+def _check_columns(check: _Checker, columns: Any, path: Path, resource: str | None) -> None:
+    """dlt's `columns`: a mapping of column name to hints, or a list of hints each with its `name`."""
+    allowed = "a mapping of column name to dlt column hints, or a list of hints each with a 'name'"
+    if isinstance(columns, dict):
+        entries = [((*path, name), name, hints) for name, hints in columns.items()]
+    elif isinstance(columns, list):
+        entries = [((*path, i), hints.get("name") if isinstance(hints, dict) else None, hints) for i, hints in enumerate(columns)]
+    else:
+        raise check.fail(path, f"must be {allowed}", resource)
+    for where, name, hints in entries:
+        if not isinstance(name, str) or not name or not isinstance(hints, dict):
+            raise check.fail(where, f"must be {allowed} (a column name is a non-empty string, its hints a mapping)", resource)
 
 
 def _check_endpoint(check: _Checker, endpoint: Any, path: Path, resource: str | None) -> None:
