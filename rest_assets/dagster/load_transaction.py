@@ -123,8 +123,12 @@ def duckdb_destination(connection: RunConnection) -> Any:
 
     dlt accepts an open DuckDB connection as credentials and keeps it as the
     credentials' `_external_conn` (private), which its pool duplicates for
-    every job; that attribute is set to the RunConnection wrapper here, the
-    one place rest_assets relies on dlt's private behaviour.
+    every job; that attribute is set to the RunConnection wrapper here. This
+    and the pool's calls on it (`duplicate`, `close`, `begin`/`commit`/
+    `rollback`, `execute`) are the dlt internals the DuckDB transaction relies
+    on: dlt offers no way to give its load jobs one connection, and without
+    one connection there is no one transaction. Checked by
+    test_destination.py and test_all_or_nothing.py on every dlt upgrade.
     """
     from dlt.destinations.impl.duckdb.configuration import DuckDbCredentials
 
