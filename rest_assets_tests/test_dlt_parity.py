@@ -39,6 +39,20 @@ def _query(request: Any) -> list[str]:
     return request.url.partition("?")[2].split("&")
 
 
+def _param(request: Any, name: str, default: str) -> str:
+    return dict(part.split("=", 1) for part in _query(request) if "=" in part).get(name, default)
+
+
+def _cursor_page(start: int) -> dict[str, Any]:
+    """Three events from `start`; the next cursor (at dlt's default `cursors.next`) until 9 events."""
+    return {"data": [{"id": n} for n in range(start, start + 3)], "cursors": {"next": str(start + 3) if start < 6 else None}}
+
+
+def _offset_page(offset: int) -> dict[str, Any]:
+    """Always a full page: only the `total` (at dlt's default path) says where the data ends."""
+    return {"total": 5, "data": [{"id": n} for n in range(offset, offset + 2)]}
+
+
 POSTS = [{"id": 1, "title": "first post"}, {"id": 2, "title": "é/ü & more"}]
 
 
@@ -95,6 +109,17 @@ CASES = {
               path: "posts/{resources.posts.id}/comments"
               headers: {X-Post-Title: "{resources.posts.title}"}
         """ % BASE, {"GET posts": lambda request: {"data": POSTS}, r"GET posts/\d+/comments": _comments}),
+    # dlt's defaults: a cursor paginator reads `cursors.next`; an offset paginator stops at `total`
+    "cursor-paginator-default-path": ("""
+        client: {base_url: %s}
+        resources:
+          - {name: events, endpoint: {path: events, data_selector: data, paginator: {type: cursor}}}
+        """ % BASE, {"GET events": lambda request: _cursor_page(int(_param(request, "cursor", "0")))}),
+    "offset-paginator-default-total": ("""
+        client: {base_url: %s}
+        resources:
+          - {name: events, endpoint: {path: events, data_selector: data, paginator: {type: offset, limit: 2}}}
+        """ % BASE, {"GET events": lambda request: _offset_page(int(_param(request, "offset", "0")))}),
     # dlt's incremental placeholders composed into a param and placed in a json body
     "incremental-start-and-end-values-in-params-and-json": ("""
         client: {base_url: %s, paginator: single_page}

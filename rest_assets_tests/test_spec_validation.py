@@ -340,12 +340,6 @@ BAD_SPECS = {
                 stop_condition: "__import__('os').system('touch x')"
         """, StopConditionError, r"must not contain '__'.*allowed: a dotted path", 8, "orders",
         "endpoint.paginator.stop_condition"),
-    "cursor-without-path": Bad(BASE + """
-        resources:
-          - name: orders
-            endpoint:
-              paginator: {type: cursor}
-        """, SpecError, r"needs 'cursor_path' or a 'stop_condition'", 5, "orders", "endpoint.paginator"),
     # ---- YAML itself ----
     "malformed-yaml": Bad("client: {base_url: https://api.example.com\nresources: [x]\n", SpecError,
                           r"invalid YAML: .*expected ',' or '}'", 2),

@@ -49,6 +49,11 @@ def _first_value(path: Any, body: Any) -> Any:
     return values[0] if values else None
 
 
+# dlt's defaults: where a range paginator finds the total, and a cursor paginator the cursor.
+DLT_TOTAL_PATH = "total"
+DLT_CURSOR_PATH = "cursors.next"
+
+
 class _ShortPageMixin:
     """Range paginators that stop on a short page and tolerate a missing total."""
 
@@ -79,16 +84,17 @@ class _ShortPageMixin:
 
 
 class ShortPageOffsetPaginator(_ShortPageMixin, OffsetPaginator):
-    """dlt's offset paginator, stopping on a short page; `total` is optional."""
+    """dlt's offset paginator (total at `total` by default), stopping on a short page; a missing total is no error."""
 
-    def __init__(self, limit: int, total_path: Any = None, **kwargs: Any) -> None:
+    def __init__(self, limit: int, total_path: Any = DLT_TOTAL_PATH, **kwargs: Any) -> None:
         super().__init__(limit=limit, total_path=total_path, **kwargs)
 
 
 class LimitedPageNumberPaginator(_ShortPageMixin, PageNumberPaginator):
     """dlt's page-number paginator plus a page size sent as `limit_param`."""
 
-    def __init__(self, limit: int | None = None, limit_param: str = "limit", total_path: Any = None, **kwargs: Any) -> None:
+    def __init__(self, limit: int | None = None, limit_param: str = "limit", total_path: Any = DLT_TOTAL_PATH,
+                 **kwargs: Any) -> None:
         super().__init__(total_path=total_path, **kwargs)
         self.limit = limit
         self.limit_param = limit_param
@@ -116,7 +122,7 @@ class CursorPaginator(BasePaginator):
         super().__init__()
         self.stop: StopCondition | None = parse_stop_condition(stop_condition) if stop_condition else None
         derived = self.stop.single_path if self.stop else None
-        self.cursor_path = jsonpath.compile_path(cursor_path or derived)  # validated at load time
+        self.cursor_path = jsonpath.compile_path(cursor_path or derived or DLT_CURSOR_PATH)
         self.cursor_param = cursor_param
         self.cursor_body_path = cursor_body_path
         self.limit, self.limit_param = limit, limit_param

@@ -193,8 +193,6 @@ def _check_paginator(check: _Checker, paginator: Any, path: Path, resource: str 
         except StopConditionSyntaxError as exc:
             err = check.fail((*path, "stop_condition"), f"{exc}; allowed: a dotted path or response['k'] / response.get('k', default) with not/and/or, 'is none', '==', '!='", resource)
             raise StopConditionError(err.detail, file=err.file, line=err.line, resource=err.resource, key=err.key) from None
-    if kind == "cursor" and not (paginator.get("cursor_path") or paginator.get("stop_condition")):
-        raise check.fail(path, "a cursor paginator needs 'cursor_path' or a 'stop_condition' that names one path", resource)
     for key in ("limit", "maximum_offset", "maximum_page", "base_page", "page", "offset"):
         if key in paginator and (not isinstance(paginator[key], int) or isinstance(paginator[key], bool) or paginator[key] < 0):
             raise check.fail((*path, key), "must be a non-negative integer", resource)
