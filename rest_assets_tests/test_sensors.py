@@ -346,3 +346,20 @@ def test_a_setting_a_run_needs_is_named_when_unset_and_the_url_it_builds_is_chec
     assert missing_to_run(spec) == ["SOURCES__ACME__BASE_URL (the spec's base URL 'https://{config.host}/v1' is a placeholder)"]
     settings.monkeypatch.setenv("SOURCES__ACME__HOST", "api.acme.io")
     assert missing_to_run(spec) == []
+
+
+IMPLICIT_CLIENT_SPEC = """
+client:
+  base_url: https://api.acme.io
+  auth: {type: oauth2_client_credentials, access_token_url: https://id.acme.io/token}
+resources: [orders]
+"""
+
+
+def test_an_oauth2_client_left_out_of_the_spec_is_named_until_set(settings):
+    """A run resolves a missing client id/secret as secrets (as dlt does): the sensor asks for them first."""
+    spec = build_source_spec(parse_yaml(IMPLICIT_CLIENT_SPEC, "acme.yaml"), "acme")
+    assert missing_to_run(spec) == ["SOURCES__ACME__CLIENT_ID (or CLIENT_ID)", "SOURCES__ACME__CLIENT_SECRET (or CLIENT_SECRET)"]
+    settings.monkeypatch.setenv("SOURCES__ACME__CLIENT_ID", "id-1")
+    settings.monkeypatch.setenv("CLIENT_SECRET", "s3cr3t-1")
+    assert missing_to_run(spec) == []

@@ -34,12 +34,23 @@ def missing_to_run(spec: SourceSpec, resources: Collection[str] | None = None) -
     selected = replace(spec, resources=_with_ancestors(spec, resources)) if resources else spec
     missing = [_hint(spec.name, key) for key in selected.secret_keys if not secret_is_set(spec.name, key)]
     missing += [_hint(spec.name, key) for key in selected.config_keys if find_setting(spec.name, key) is None]
+    missing += [_hint(spec.name, key) for key in _implicit_credentials(selected) if not secret_is_set(spec.name, key)]
     missing += _url_problems(spec.name, "base_url", spec.client.get("base_url"), "base URL")
     auth = spec.client.get("auth") or {}
     token_url = (auth.get("token_url") or auth.get("access_token_url")) if isinstance(auth, dict) else None
     if token_url:
         missing += _url_problems(spec.name, "token_url", token_url, "token URL")
     return missing
+
+
+def _implicit_credentials(spec: SourceSpec) -> list[str]:
+    """OAuth2 client credentials a spec leaves out, which a run resolves as secrets (see runtime.auth)."""
+    auths = [spec.client.get("auth"), *[r.endpoint.get("auth") for r in spec.resources]]
+    keys: list[str] = []
+    for auth in auths:
+        if isinstance(auth, dict) and auth.get("type") in ("oauth2", "oauth2_client_credentials"):
+            keys += [key for key in ("client_id", "client_secret") if key not in auth and key not in keys]
+    return keys
 
 
 def _with_ancestors(spec: SourceSpec, names: Collection[str]) -> list[Any]:
