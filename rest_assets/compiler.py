@@ -79,6 +79,8 @@ def compile_source(spec: SourceSpec, *, sleep: Callable[[float], None] = time.sl
         _fetch_concurrently(spec, source, workers, read_ahead_top_level=several)
     if arrow_pages:
         for resource in spec.resources:
+            if resource.config.get("processing_steps"):
+                continue  # dlt applies processing steps to whatever an item is: they need records, not Arrow batches
             use_arrow_pages(source.resources[resource.name], resources[resource.name],
                             functools.partial(session.stats.add, "batches_as_rows", resource.name))
     return CompiledSource(source=source, session=session)

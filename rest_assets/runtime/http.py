@@ -92,7 +92,6 @@ class TransportStats:
     retries: dict[str, int] = field(default_factory=dict)
     throttled: dict[str, int] = field(default_factory=dict)
     seconds_waited: dict[str, float] = field(default_factory=dict)
-    batches_as_rows: dict[str, int] = field(default_factory=dict)  # batches dlt normalized row by row (not Arrow)
     secrets_masked: dict[str, int] = field(default_factory=dict)  # record values echoing a secret
     batches_as_rows: dict[str, int] = field(default_factory=dict)  # batches dlt normalized row by row (not Arrow)
     rotated_refresh_tokens: int = 0  # refresh tokens the token endpoint replaced during the run
