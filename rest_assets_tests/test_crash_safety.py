@@ -10,6 +10,8 @@ after the kill every table is as the last good run left it, and the rerun
 leaves exactly the API's data, the append table holding every version the API
 served once.
 
+The load case runs on PostgreSQL too.
+
 The concurrency case starts three runs of one source on one DuckDB file at
 once; each waits, inside its run, until all three are there, so their runs
 overlap (their run records prove it), and each must succeed.
@@ -31,6 +33,7 @@ from typing import Any, Callable
 import pytest
 from conftest import assert_table_equals_truth, failure_messages, read_table
 from reliability_support import run_source, snapshot, write_spec
+from test_postgres import pg, pg_destination  # noqa: F401 - fixtures
 
 pytestmark = pytest.mark.e2e
 
@@ -188,3 +191,28 @@ def test_runs_of_one_duckdb_file_at_once_overlap_and_all_succeed(slow_source, wo
     assert sorted(appended) == sorted(_versions(emulator.truth("chat_analytics", APPEND))), \
         "three runs of an unchanged API append the API's records once"
     assert _working_folders(tmp_path / "dlt") == set(), "every run's working folder is removed after success"
+
+
+def test_on_postgres_killed_in_load_then_rerun_loses_nothing_and_doubles_nothing(pg_destination, slow_source,
+                                                                                 workdir, tmp_path):
+    emulator, pg = slow_source, pg_destination
+
+    def tables() -> dict[str, list[tuple[Any, datetime]]]:
+        return {t: sorted(_versions(pg.rows("chat_analytics", t))) for t in RESOURCES}
+
+    first = run_source("chat_analytics")
+    assert first.success, failure_messages(first)
+    before = tables()
+    served = _versions(emulator.truth("chat_analytics", APPEND))
+    emulator.advance(update_fraction=0.5, add=6)
+
+    victim = _start_and_kill_at("load", emulator, tmp_path, tmp_path / "dlt")
+    assert victim.returncode == -signal.SIGKILL
+    assert tables() == before, "a run killed in load must not change the tables"
+
+    rerun = run_source("chat_analytics")
+    assert rerun.success, failure_messages(rerun)
+    after = tables()
+    assert after["contacts"] == sorted(_versions(emulator.truth("chat_analytics", "contacts")))
+    assert not [v for v, n in Counter(after[APPEND]).items() if n > 1], "the append table holds a version twice"
+    assert set(after[APPEND]) == set(served) | set(_versions(emulator.truth("chat_analytics", APPEND)))
