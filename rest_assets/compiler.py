@@ -22,7 +22,8 @@ from dlt.sources.rest_api import rest_api_source
 from rest_assets.runtime.arrow_pages import use_arrow_pages
 from rest_assets.runtime.auth import build_auth
 from rest_assets.runtime.fanout import DEFAULT_CHILD_CONCURRENCY, fan_out, read_ahead
-from rest_assets.runtime.http import DEFAULT_TIMEOUT_SECONDS, EndpointRoute, GuardedSession, RetryPolicy
+from rest_assets.runtime.http import DEFAULT_TIMEOUT_SECONDS, GuardedSession
+from rest_assets.runtime.retry import EndpointRoute, RetryPolicy
 from rest_assets.parent_streams import private_parent_name, with_private_parents
 from rest_assets.runtime.paginators import build_paginator
 from rest_assets.runtime.redaction import install_log_redaction

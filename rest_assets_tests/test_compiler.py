@@ -18,7 +18,7 @@ from responses import matchers
 
 from rest_assets.compiler import compile_source
 from rest_assets.errors import MissingSecretError, ResponseFormatError
-from rest_assets.runtime.http import RetryPolicy
+from rest_assets.runtime.retry import RetryPolicy
 from rest_assets.spec import load_spec_dirs, load_spec_file
 from rest_assets.spec.loader import BUNDLED_SOURCES_DIR
 

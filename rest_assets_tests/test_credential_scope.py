@@ -21,7 +21,9 @@ from reliability_support import Recorded, RecordingServer, Reply, json_reply, ru
 
 from rest_assets.compiler import compile_source
 from rest_assets.errors import CredentialScopeError, SpecError
-from rest_assets.runtime.http import GuardedSession, RetryPolicy, is_loopback_host
+from rest_assets.runtime.credential_scope import is_loopback_host
+from rest_assets.runtime.http import GuardedSession
+from rest_assets.runtime.retry import RetryPolicy
 from rest_assets.spec.validate import build_source_spec
 from rest_assets.spec.yaml_source import parse_yaml
 

@@ -132,7 +132,7 @@ def test_token_endpoint_5xx_then_ok_recovers(own_emulator, workdir, tmp_path):
 def test_token_endpoint_always_failing_is_a_clear_error(own_emulator, workdir, tmp_path, monkeypatch):
     # The token request has no spec error_handler of its own; the default policy's backoff (1 s, 2 s,
     # 4 s) is made tiny here so the test does not sleep 7 s. Retry counts are unchanged.
-    monkeypatch.setattr("rest_assets.runtime.http.RetryPolicy.backoff", lambda self, retry: 0.01)
+    monkeypatch.setattr("rest_assets.runtime.retry.RetryPolicy.backoff", lambda self, retry: 0.01)
     _use(workdir, own_emulator, tmp_path, "help_desk", resources=["users"])
     own_emulator.add_fault(kind="status", status=500, count=None, source="help_desk", path_contains=TOKEN_PATH)
 

@@ -20,7 +20,8 @@ from dlt.sources.helpers.rest_client import RESTClient
 from reliability_support import Recorded, RecordingServer, Reply, json_reply, run_source
 
 from rest_assets.errors import PaginationError
-from rest_assets.runtime.http import GuardedSession, RetryPolicy
+from rest_assets.runtime.http import GuardedSession
+from rest_assets.runtime.retry import RetryPolicy
 from rest_assets.runtime.paginators import build_paginator
 
 API = "https://api.example.com"

@@ -19,7 +19,8 @@ from responses import matchers
 import rest_assets.runtime.auth as auth_module
 from rest_assets.errors import HttpError, LoadError
 from rest_assets.runtime.auth import DEFAULT_TOKEN_LIFETIME_SECONDS, OAuth2Auth, build_auth
-from rest_assets.runtime.http import GuardedSession, RetryPolicy
+from rest_assets.runtime.http import GuardedSession
+from rest_assets.runtime.retry import RetryPolicy
 from rest_assets.runtime.paginators import build_paginator
 
 API = "https://api.example.com"

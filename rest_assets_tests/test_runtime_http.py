@@ -17,7 +17,9 @@ from responses import matchers
 
 from rest_assets.errors import CredentialScopeError, HttpError, PaginationError
 from rest_assets.runtime.auth import ApiKeyAuth
-from rest_assets.runtime.http import EndpointRoute, GuardedSession, HostGate, RetryPolicy, parse_retry_after
+from rest_assets.runtime.host_gate import HostGate
+from rest_assets.runtime.http import GuardedSession
+from rest_assets.runtime.retry import EndpointRoute, RetryPolicy, parse_retry_after
 from rest_assets.runtime.paginators import build_paginator
 
 API = "https://api.example.com"

@@ -25,7 +25,7 @@ from rest_assets.runtime.scrub import scrub_failed_run
 from rest_assets.spec.model import SourceSpec
 
 if TYPE_CHECKING:
-    from rest_assets.runtime.http import TransportStats
+    from rest_assets.runtime.transport_stats import TransportStats
 
 
 def materialize_source(context: AssetExecutionContext, dlt: DagsterDltResource, spec: SourceSpec) -> Iterator[MaterializeResult]:
