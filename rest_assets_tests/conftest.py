@@ -20,7 +20,7 @@ from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 import duckdb
 import pytest
@@ -222,20 +222,29 @@ def expected_row(record: dict[str, Any]) -> dict[str, Any]:
             for key, value in record.items() if key != "parent_id"}
 
 
-def stored_value(row: dict[str, Any], field: str, expected: Any) -> Any:
+def stored_value(row: dict[str, Any], field: str, expected: Any,
+                 lists: dict[tuple[str, str], list[Any]] | None = None) -> Any:
     """The value of `field` in a table row, on every destination as dlt's normalizer stores it: a nested
-    object flattened into `<field>__<key>` columns (never one JSON column), a scalar in its own column."""
+    object flattened into `<field>__<key>` columns and a list in a child table (`lists`, see
+    `stored_lists`), never one JSON column; a scalar in its own column."""
     if isinstance(expected, dict):
         assert field not in row, f"'{field}' is one column: dlt flattens objects into '{field}__*' columns"
         return {key: row.get(f"{field}__{key}") for key in expected}
+    if isinstance(expected, list):
+        assert field not in row, f"'{field}' is one column: dlt loads lists into a child table"
+        return (lists or {}).get((row["_dlt_id"], field), [])
     return row.get(field)  # dlt creates no column for a field that is null in every record
 
 
 def allowed_columns(expected: dict[str, Any]) -> set[str]:
-    """The columns dlt makes of a record: objects flattened into `<field>__<key>`, scalars as they are."""
+    """The columns dlt makes of a record: objects flattened into `<field>__<key>`, scalars as they are,
+    lists none (they go to child tables)."""
     columns = set()
     for field, value in expected.items():
-        columns |= {f"{field}__{key}" for key in value} if isinstance(value, dict) else {field}
+        if isinstance(value, dict):
+            columns |= {f"{field}__{key}" for key in value}
+        elif not isinstance(value, list):
+            columns.add(field)
     return columns
 
 
@@ -247,12 +256,46 @@ def row_key(source: str, resource: str, row: dict[str, Any], truth: bool) -> tup
     return (row["id"], row["parent_id"] if truth else row[child[1]])
 
 
-def assert_table_equals_truth(emulator: Any, source: str, resource: str, values: bool = True) -> None:
-    """The table holds exactly the API's records: same rows, keys, parents and (if `values`) field values."""
+Reader = Callable[[str, str], list[dict[str, Any]]]  # (dataset, table) -> rows, on some destination
+CHILD_TABLE_COLUMNS = {"value", "_dlt_parent_id", "_dlt_list_idx", "_dlt_id"}
+
+
+def stored_lists(read: Reader, source: str, resource: str, rows: list[dict[str, Any]],
+                 truth: list[dict[str, Any]]) -> dict[tuple[str, str], list[Any]]:
+    """The lists of the records in `rows` as dlt stored them: child table `<resource>__<field>`, one row
+    per item (`value`), linked by `_dlt_parent_id` to the parent row's `_dlt_id`, in `_dlt_list_idx`
+    order (and `_dlt_root_id`, where dlt adds it for merge, the top-level row's `_dlt_id`).
+    Returns (parent `_dlt_id`, field) -> items."""
+    fields = {f for record in truth for f, value in record.items() if isinstance(value, list) and value}
+    parents = {row["_dlt_id"] for row in rows}
+    lists: dict[tuple[str, str], list[Any]] = {}
+    for field in sorted(fields):
+        where = f"{source}.{resource}__{field}"
+        items = read(source, f"{resource}__{field}")
+        assert len(items) == sum(len(r.get(field) or []) for r in truth), f"{where}: item count differs from the API's"
+        extra = set(items[0]) - CHILD_TABLE_COLUMNS - {"_dlt_root_id"}
+        assert not extra, f"{where}: unexpected columns {sorted(extra)}"
+        by_parent: dict[str, list[dict[str, Any]]] = {}
+        for item in items:
+            assert item["_dlt_parent_id"] in parents, f"{where}: an item points at no {resource} row"
+            assert item.get("_dlt_root_id", item["_dlt_parent_id"]) == item["_dlt_parent_id"], where
+            by_parent.setdefault(item["_dlt_parent_id"], []).append(item)
+        for parent, found in by_parent.items():
+            found.sort(key=lambda item: item["_dlt_list_idx"])
+            assert [i["_dlt_list_idx"] for i in found] == list(range(len(found))), f"{where}: list positions"
+            lists[(parent, field)] = [i["value"] for i in found]
+    return lists
+
+
+def assert_table_equals_truth(emulator: Any, source: str, resource: str, values: bool = True,
+                              read: Reader | None = None) -> None:
+    """The table holds exactly the API's records: same rows, keys, parents and (if `values`) field values,
+    lists included (their child tables). `read` reads a table from the destination (default: DuckDB)."""
+    read = read or read_table
     truth = emulator.truth(source, resource)
-    rows = read_table(source, resource)
+    rows = read(source, resource)
     where = f"{source}.{resource}"
-    assert len(rows) == len(truth), f"{where}: {len(rows)} rows in DuckDB, the API serves {len(truth)}"
+    assert len(rows) == len(truth), f"{where}: {len(rows)} rows in the destination, the API serves {len(truth)}"
 
     truth_keys = [row_key(source, resource, r, truth=True) for r in truth]
     table_keys = [row_key(source, resource, r, truth=False) for r in rows]
@@ -271,11 +314,12 @@ def assert_table_equals_truth(emulator: Any, source: str, resource: str, values:
     if not values:
         return
 
+    lists = stored_lists(read, source, resource, rows, truth)
     by_key = {k: r for k, r in zip(table_keys, rows)}
     for key, record in zip(truth_keys, truth):
         expected = expected_row(record)
         stored = by_key[key]
-        actual = {name: stored_value(stored, name, value) for name, value in expected.items()}
+        actual = {name: stored_value(stored, name, value, lists) for name, value in expected.items()}
         assert actual == expected, f"{where} {key}: stored {actual} != served {expected}"
         assert isinstance(stored["updated_at"], datetime) and stored["updated_at"].tzinfo is not None
 

@@ -45,6 +45,10 @@ def parse_since(value: str) -> str:
     return iso(math.ceil(moment.timestamp()))
 
 
+def _copy(record: Record, **extra: Any) -> Record:
+    return {**{k: list(v) if isinstance(v, list) else v for k, v in record.items()}, **extra}
+
+
 @dataclass
 class Table:
     """Records of one resource; children are also grouped by parent id."""
@@ -151,13 +155,13 @@ class Store:
     def truth(self, source: str, resource: str) -> list[Record]:
         """Deep-enough copies of every record served for a resource.
 
-        Child records get an added ``parent_id`` key.
+        Child records get an added ``parent_id`` key; list fields are copied too.
         """
         with self.lock:
             table = self.table(source, resource)
             if table.by_parent is None:
-                return [dict(r) for r in table.records]
-            out = [dict(r, parent_id=pid) for pid, rows in table.by_parent.items() for r in rows]
+                return [_copy(r) for r in table.records]
+            out = [_copy(r, parent_id=pid) for pid, rows in table.by_parent.items() for r in rows]
             if not table.spec.ref:
                 out.sort(key=lambda r: r["id"])
             return out

@@ -2,8 +2,9 @@
 
 ``SPECS[source][resource]`` describes how each resource is generated;
 ``FIELDS[source][resource]`` documents the JSON field name -> type of the
-records the emulator serves (``"text (nullable)"`` marks nullable fields and
-``"json"`` marks nested objects).
+records the emulator serves (``"text (nullable)"`` marks nullable fields,
+``"json"`` marks nested objects and ``"text list"`` lists of strings, which dlt
+loads into a child table ``<resource>__<field>``, see ``child_tables``).
 """
 
 from __future__ import annotations
@@ -55,6 +56,10 @@ def _address(rng: random.Random, rid: int, name: str) -> dict[str, Any]:
     return {"city": city, "country": country, "postal_code": f"{between(rng, 10000, 99999)}"}
 
 
+def _tags(rng: random.Random, rid: int, name: str) -> list[str]:
+    return rng.sample(WORDS, between(rng, 0, 3))  # empty lists too: dlt makes no child row of them
+
+
 def _choice(kind: str) -> Gen:
     options = CHOICES[kind]
     return lambda rng, rid, name: pick(rng, options)
@@ -70,6 +75,7 @@ GENERATORS: dict[str, tuple[str, Gen]] = {
     "amount": ("double", lambda rng, rid, name: round(rng.uniform(0, 10000), 2)),
     "optional_text": ("text (nullable)", _optional_text),
     "address": ("json", _address),
+    "tags": ("text list", _tags),
     **{kind: ("text", _choice(kind)) for kind in CHOICES},
 }
 
@@ -103,7 +109,7 @@ def _specs(source: str, table: dict[str, dict[str, Any]]) -> dict[str, ResourceS
 SPECS: dict[str, dict[str, ResourceSpec]] = {
     "contact_book": _specs("contact_book", {
         "contact_books": {"extras": {"description": "optional_text", "contact_count": "count"}},
-        "contacts": {"extras": {"email": "email", "address": "address"}},
+        "contacts": {"extras": {"email": "email", "address": "address", "tags": "tags"}},
         "contact_groups": {"extras": {"member_count": "count"}},
         "users": {"extras": {"email": "email", "active": "flag"}},
         "teams": {"extras": {"member_count": "count"}},
@@ -160,6 +166,12 @@ def _fields(spec: ResourceSpec) -> dict[str, str]:
 FIELDS: dict[str, dict[str, dict[str, str]]] = {
     source: {name: _fields(spec) for name, spec in specs.items()} for source, specs in SPECS.items()
 }
+
+
+def child_tables(source: str) -> set[str]:
+    """The child tables dlt makes of the list fields of ``source``'s resources: ``<resource>__<field>``."""
+    return {f"{resource}__{name}" for resource, fields in FIELDS[source].items()
+            for name, kind in fields.items() if kind == "text list"}
 
 
 def make_name(rng: random.Random) -> str:
