@@ -15,6 +15,11 @@ from rest_assets.emulator.schema import SPECS, child_tables
 pytestmark = pytest.mark.e2e
 
 
+def expected_child_tables(source: str, resource: str) -> list[str]:
+    """The child tables of a resource's lists, as its materialization metadata lists them."""
+    return sorted(t for t in child_tables(source) if t.startswith(f"{resource}__"))
+
+
 @pytest.mark.parametrize("source", SOURCES)
 def test_source_loads_exactly_what_the_api_serves_and_reruns_idempotently(source, emulator, workdir):
     resources = sorted(SPECS[source])
@@ -38,6 +43,7 @@ def test_source_loads_exactly_what_the_api_serves_and_reruns_idempotently(source
             assert type(figures.get(name)) is int, f"{source}/{resource}: metadata {name}={figures.get(name)!r}"
         assert figures["rows_loaded"] == len(emulator.truth(source, resource)), f"{source}/{resource}"
         assert figures["requests"] >= 1 and figures["retries"] == 0, f"{source}/{resource}: {figures}"
+        assert figures["child_tables"] == expected_child_tables(source, resource), f"{source}/{resource}"
     for (child_source, child), (parent, _) in CHILDREN.items():
         if child_source == source:  # one request per parent record at least
             assert meta[f"{source}/{child}"]["requests"] >= len(emulator.truth(source, parent))
@@ -48,7 +54,10 @@ def test_source_loads_exactly_what_the_api_serves_and_reruns_idempotently(source
 
     second = materialize_source(source)
     assert second.success, f"second run of {source} failed"
-    assert set(materialization_metadata(second)) == set(meta)
+    again = materialization_metadata(second)
+    assert set(again) == set(meta)
+    for resource in resources:  # listed from the schema restored from the destination, new items or not
+        assert again[f"{source}/{resource}"]["child_tables"] == expected_child_tables(source, resource)
     for resource in resources:
         assert_table_equals_truth(emulator, source, resource)
 

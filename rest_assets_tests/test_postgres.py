@@ -294,7 +294,11 @@ def test_the_same_spec_makes_the_same_tables_columns_and_values_on_duckdb_and_po
     workdir.monkeypatch.setenv("REST_ASSETS_DESTINATION", "postgres")
     workdir.monkeypatch.setenv("DESTINATION__POSTGRES__CREDENTIALS", pg.dlt_url)
     for source in SAME_SCHEMA_SOURCES:
-        assert materialize_source(source).success, f"{source} failed to load into Postgres"
+        result = materialize_source(source)
+        assert result.success, f"{source} failed to load into Postgres"
+        children = {key: figures["child_tables"] for key, figures in materialization_metadata(result).items()}
+        assert children == {f"{source}/{r}": sorted(t for t in child_tables(source) if t.startswith(f"{r}__"))
+                            for r in SPECS[source]}, source
 
     for source in SAME_SCHEMA_SOURCES:
         tables = table_names(source, db=workdir.duckdb_file)

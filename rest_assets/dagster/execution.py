@@ -49,7 +49,8 @@ def materialize_source(context: AssetExecutionContext, dlt: DagsterDltResource, 
                               destination=destination, **({"loader_file_format": fmt} if fmt else {}))
             for result in results:
                 _warn_if_masked(context, result.asset_key.path[-1], compiled.session.stats)
-                yield _with_run_figures(result, compiled.session.stats, _cursor_values(pipeline, spec.name))
+                yield _with_run_figures(result, compiled.session.stats, _cursor_values(pipeline, spec.name),
+                                        _child_tables(pipeline))
     except Exception as exc:
         error = _clean_error(spec.name, exc)
         scrub_failed_run(state_root() / folder, str(error), request_log.lines())  # no secret left on disk
@@ -57,7 +58,8 @@ def materialize_source(context: AssetExecutionContext, dlt: DagsterDltResource, 
     shutil.rmtree(state_root() / folder, ignore_errors=True)
 
 
-def _with_run_figures(result: Any, stats: TransportStats, cursors: dict[str, Any]) -> MaterializeResult:
+def _with_run_figures(result: Any, stats: TransportStats, cursors: dict[str, Any],
+                      child_tables: dict[str, list[str]] | None = None) -> MaterializeResult:
     resource = result.asset_key.path[-1]
     metadata = dict(result.metadata or {})
     metadata.setdefault("rows_loaded", MetadataValue.int(0))
@@ -70,6 +72,7 @@ def _with_run_figures(result: Any, stats: TransportStats, cursors: dict[str, Any
         "batches_as_rows": MetadataValue.int(int(stats.batches_as_rows.get(resource, 0))),
         "secrets_masked_in_rows": MetadataValue.int(int(stats.secrets_masked.get(resource, 0))),
     })
+    metadata["child_tables"] = MetadataValue.json((child_tables or {}).get(resource, []))
     if resource in cursors:
         metadata["cursor_value"] = MetadataValue.text(str(cursors[resource]))
     if stats.rotated_refresh_tokens:  # the configured refresh token is dead: the run log names the secret
@@ -93,6 +96,17 @@ def _cursor_values(pipeline: Any, source: str) -> dict[str, Any]:
             if isinstance(cursor, dict) and cursor.get("last_value") is not None:
                 cursors[name] = cursor["last_value"]
     return cursors
+
+
+def _child_tables(pipeline: Any) -> dict[str, list[str]]:
+    """Per resource, the child tables dlt made of its lists (`<table>__<field>`, deeper ones too), read
+    from the pipeline's schema after the run (it holds the tables restored from the destination)."""
+    from dlt.common.schema.utils import get_nested_tables, is_nested_table
+
+    tables = pipeline.default_schema.tables
+    return {table["resource"]: sorted(nested["name"] for nested in get_nested_tables(tables, name, include_self=False)
+                                      if nested.get("columns"))
+            for name, table in tables.items() if table.get("resource") and not is_nested_table(table)}
 
 
 def _clean_error(source: str, exc: BaseException) -> LoadError:
