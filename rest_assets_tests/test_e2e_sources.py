@@ -85,3 +85,21 @@ def test_incremental_rerun_after_data_changes_merges_new_and_updated_records(own
     # (the parent is incremental), so only the children's keys are compared here.
     for (source, child) in CHILDREN:
         assert_table_equals_truth(own_emulator, source, child, values=False)
+
+
+def test_an_incremental_rerun_replaces_the_lists_of_updated_records_in_their_child_table(own_emulator, workdir):
+    """contact_book contacts (merge, incremental) carry a list (`tags`): after the API updates some
+    contacts, a rerun leaves each contact's items exactly as served, none left over from before."""
+    workdir.point_at(own_emulator)
+    assert materialize_source("contact_book").success
+    before = {r["id"]: r["tags"] for r in own_emulator.truth("contact_book", "contacts")}
+    own_emulator.advance(update_fraction=0.5, add=3)
+    changed = [r["id"] for r in own_emulator.truth("contact_book", "contacts")
+               if r["id"] in before and r["tags"] != before[r["id"]]]
+    assert changed, "no contact's tags changed: the test would prove nothing"
+
+    result = materialize_source("contact_book")
+
+    assert result.success
+    assert 3 <= materialization_metadata(result)["contact_book/contacts"]["rows_loaded"] < len(before) + 3
+    assert_table_equals_truth(own_emulator, "contact_book", "contacts")  # lists compared item by item
