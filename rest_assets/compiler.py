@@ -19,6 +19,7 @@ from dlt.common import jsonpath
 from dlt.extract.source import DltSource
 from dlt.sources.rest_api import rest_api_source
 
+from rest_assets.dlt_internals import replace_generator
 from rest_assets.runtime.arrow_pages import use_arrow_pages
 from rest_assets.runtime.auth import build_auth
 from rest_assets.runtime.fanout import DEFAULT_CHILD_CONCURRENCY, fan_out, read_ahead
@@ -111,15 +112,15 @@ def _fetch_concurrently(spec: SourceSpec, source: DltSource, workers: int, read_
     to overlap, and the thread costs there (a bulk load measured 10% slower).
     """
     for resource in spec.resources:
-        pipe = source.resources[resource.name]._pipe
+        compiled = source.resources[resource.name]
         if not resource.parent:
             if read_ahead_top_level:
-                pipe.replace_gen(read_ahead(pipe.gen, min_records=1))
+                replace_generator(compiled, lambda gen: read_ahead(gen, min_records=1))
             continue
-        pipe.replace_gen(fan_out(pipe.gen, workers))
+        replace_generator(compiled, lambda gen: fan_out(gen, workers))
         if not spec.resource(resource.parent.parent).parent:  # a grandchild's parent stream is itself a child
-            parent_pipe = source.resources[private_parent_name(resource.parent.parent, resource.name)]._pipe
-            parent_pipe.replace_gen(read_ahead(parent_pipe.gen, min_records=workers * PARENTS_PER_WORKER))
+            private = source.resources[private_parent_name(resource.parent.parent, resource.name)]
+            replace_generator(private, lambda gen: read_ahead(gen, min_records=workers * PARENTS_PER_WORKER))
 
 
 def _token_url(source: str, auth: dict[str, Any]) -> str | None:

@@ -15,6 +15,7 @@ except ImportError:  # not POSIX: no cross-process lock
 
 import dlt
 
+from rest_assets.dlt_internals import set_config_default
 from rest_assets.dagster.load_transaction import RunConnection, duckdb_destination, load_in_one_transaction
 
 DESTINATION_ENV = "REST_ASSETS_DESTINATION"
@@ -149,11 +150,7 @@ def _empty_staging_after_loads() -> None:
     dlt otherwise keeps a second copy of every merged batch; in DuckDB that copy
     is written to the file again at every checkpoint (issue 6).
     """
-    try:
-        if dlt.config.get(TRUNCATE_STAGING) is None:
-            dlt.config[TRUNCATE_STAGING] = True
-    except StopIteration:  # a custom dlt run context without a writable config provider: dlt's default
-        pass
+    set_config_default(TRUNCATE_STAGING, True)
 
 
 def make_pipeline(source: str, working_folder: str, *, with_destination: bool = True) -> dlt.Pipeline:

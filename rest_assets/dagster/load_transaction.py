@@ -24,6 +24,8 @@ from typing import Any, Callable
 
 import dlt
 
+from rest_assets.dlt_internals import set_duckdb_external_connection
+
 
 class RunConnection:
     """The run's DuckDB connection, as dlt's DuckDB connection pool sees it.
@@ -133,7 +135,7 @@ def duckdb_destination(connection: RunConnection) -> Any:
     from dlt.destinations.impl.duckdb.configuration import DuckDbCredentials
 
     credentials = DuckDbCredentials(connection.connection)
-    credentials._external_conn = connection
+    set_duckdb_external_connection(credentials, connection)
     return dlt.destinations.duckdb(credentials=credentials)
 
 

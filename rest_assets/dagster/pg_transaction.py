@@ -18,6 +18,8 @@ import functools
 import threading
 from typing import Any, Callable
 
+from rest_assets.dlt_internals import postgres_client_class
+
 _active = threading.local()
 
 
@@ -91,9 +93,8 @@ class RunPgConnection:
 
 @functools.cache
 def _install() -> None:
-    from dlt.destinations.impl.postgres.sql_client import Psycopg2SqlClient
-
-    original = Psycopg2SqlClient.open_connection
+    client_class = postgres_client_class()
+    original = client_class.open_connection
 
     def open_connection(self: Any) -> Any:
         run = getattr(_active, "run", None)
@@ -106,7 +107,7 @@ def _install() -> None:
         self._conn = run["connection"]
         return self._conn
 
-    Psycopg2SqlClient.open_connection = open_connection  # type: ignore[method-assign]
+    client_class.open_connection = open_connection
 
 
 def load_in_one_pg_transaction(pipeline: Any) -> None:

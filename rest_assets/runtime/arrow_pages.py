@@ -26,12 +26,11 @@ import os
 import re
 from typing import Any, Callable, Iterator
 
-import dlt
 import pyarrow as pa
 import pyarrow.compute as pc
 from dlt.common.schema import Schema
-from dlt.extract.items_transform import ItemTransform
 
+from rest_assets.dlt_internals import ItemTransform, current_source_schema, replace_generator
 from rest_assets.runtime.batch_shape import BatchShape
 from rest_assets.runtime.page_batches import join_pages
 
@@ -51,10 +50,8 @@ _PLAIN_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 def _current_schema() -> Schema:
     """The schema of the source being extracted (with the tables dlt restored from the destination)."""
-    try:
-        return dlt.current.source_schema()
-    except Exception:  # outside an extraction (unit tests): an empty schema with dlt's defaults
-        return Schema("rest_assets")
+    schema = current_source_schema()
+    return schema if schema is not None else Schema("rest_assets")  # outside an extraction (unit tests)
 
 
 def batch_pages(generator_function: Callable[..., Iterator[Any]], rows_per_batch: int = ROWS_PER_BATCH, *,
@@ -145,8 +142,9 @@ def use_arrow_pages(resource: Any, config: dict[str, Any], on_rows_batch: Callab
     for setting in _DLT_COLUMN_SETTINGS:
         os.environ.setdefault(setting, "true")
     hints = {name: str(h["data_type"]) for name, h in columns.items() if isinstance(h, dict) and h.get("data_type")}
-    resource._pipe.replace_gen(batch_pages(resource._pipe.gen, ROWS_PER_BATCH, resource=resource.name, hints=hints,
-                                           max_nesting=config.get("max_table_nesting"), on_rows_batch=on_rows_batch))
+    replace_generator(resource, lambda gen: batch_pages(gen, ROWS_PER_BATCH, resource=resource.name, hints=hints,
+                                                       max_nesting=config.get("max_table_nesting"),
+                                                       on_rows_batch=on_rows_batch))
     resource.add_step(ColumnCaster(columns))
 
 

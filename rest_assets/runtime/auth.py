@@ -26,6 +26,7 @@ import requests
 from requests.structures import CaseInsensitiveDict
 from dlt.sources.helpers.rest_client.auth import AuthConfigBase, HttpBasicAuth
 
+from rest_assets.dlt_internals import SharedOnDeepCopy, mark_resolved
 from rest_assets.errors import HttpError, LoadError
 from rest_assets.runtime.redaction import redact, redacted_excerpt, register_basic_credentials, register_secret
 from rest_assets.runtime.secrets import resolve_secret
@@ -38,7 +39,7 @@ _PLAIN_MARK = "_rest_assets_plain"
 logger = logging.getLogger("rest_assets")
 
 
-class _ResolvedAuth(AuthConfigBase):
+class _ResolvedAuth(SharedOnDeepCopy, AuthConfigBase):
     """Base for our authenticators: plain objects dlt treats as resolved credentials.
 
     Subclasses implement :meth:`apply`; :meth:`sending` and
@@ -49,13 +50,10 @@ class _ResolvedAuth(AuthConfigBase):
     refreshes = False  # whether a 401 can be answered by getting new credentials
 
     def __init__(self) -> None:  # noqa: D107 - dlt's dataclass __init__ is not wanted here
-        self.__is_resolved__ = True
+        mark_resolved(self)
 
     def __bool__(self) -> bool:
         return True
-
-    def __deepcopy__(self, memo: dict[int, Any]) -> "_ResolvedAuth":
-        return self  # dlt deep-copies its config; a token cache must stay shared
 
     def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
         if request.headers is None:

@@ -29,8 +29,7 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable, Iterator
 
-from dlt.common.configuration.container import Container
-
+from rest_assets.dlt_internals import extraction_thread_prefix
 from rest_assets.runtime.page_batches import join_pages
 
 DEFAULT_CHILD_CONCURRENCY = 16
@@ -54,7 +53,7 @@ def fan_out(child_generator: Callable[..., Iterator[Any]], workers: int = DEFAUL
             return list(child_generator([parent], *args, **kwargs))
 
         with ThreadPoolExecutor(max_workers=min(workers, len(parents)),
-                                thread_name_prefix=Container.thread_pool_prefix() + "rest_assets_child") as pool:
+                                thread_name_prefix=extraction_thread_prefix() + "rest_assets_child") as pool:
             for pages in pool.map(children_of, parents):
                 yield from pages
 
@@ -76,7 +75,7 @@ def read_ahead(generator_function: Callable[..., Iterator[Any]], min_records: in
         pages: queue.Queue[tuple[Any, BaseException | None]] = queue.Queue(maxsize=depth)
         stop = threading.Event()
         producer = threading.Thread(target=_produce, args=(generator_function(*args, **kwargs), pages, stop),
-                                    name=Container.thread_pool_prefix() + "rest_assets_parent", daemon=True)
+                                    name=extraction_thread_prefix() + "rest_assets_parent", daemon=True)
         producer.start()
         ended: list[BaseException | None] = []
         try:

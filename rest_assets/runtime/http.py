@@ -24,6 +24,7 @@ import requests
 from requests.adapters import HTTPAdapter
 from requests.exceptions import ChunkedEncodingError, ConnectionError, HTTPError, Timeout
 
+from rest_assets.dlt_internals import SharedOnDeepCopy
 from rest_assets.errors import HttpError, ResponseFormatError
 from rest_assets.runtime.auth import authenticator_of, plain_copy, retarget
 from rest_assets.runtime.credential_scope import CredentialScope
@@ -37,7 +38,7 @@ _MAX_REDIRECTS = 5
 _TRANSIENT_ERRORS = (ConnectionError, Timeout, ChunkedEncodingError)
 
 
-class GuardedSession(requests.Session):
+class GuardedSession(SharedOnDeepCopy, requests.Session):
     """A requests Session with retries, host gating, timeouts and credential scoping."""
 
     def __init__(
@@ -79,9 +80,6 @@ class GuardedSession(requests.Session):
     @property
     def sends_credentials(self) -> bool:
         return self.scope.sends_credentials
-
-    def __deepcopy__(self, memo: dict[int, Any]) -> "GuardedSession":
-        return self  # dlt deep-copies its config; the transport (counters, gates) is shared
 
     def route(self, url: str) -> tuple[str, RetryPolicy]:
         """The resource name and retry policy for a request URL."""

@@ -30,9 +30,9 @@ from dlt.sources.helpers.rest_client.paginators import (
     PageNumberPaginator,
     SinglePagePaginator,
 )
-from dlt.sources.rest_api.config_setup import create_paginator
 from requests import Request, Response
 
+from rest_assets.dlt_internals import create_paginator
 from rest_assets.errors import PaginationError
 from rest_assets.runtime.redaction import redact
 from rest_assets.spec.stop_condition import StopCondition, parse_stop_condition

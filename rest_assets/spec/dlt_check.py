@@ -19,9 +19,9 @@ from dlt.common.exceptions import DictValidationException
 from dlt.common.validation import validate_dict
 from dlt.sources.helpers.rest_client.auth import AuthConfigBase
 from dlt.sources.helpers.rest_client.paginators import SinglePagePaginator
-from dlt.sources.rest_api.config_setup import build_resource_dependency_graph
 from dlt.sources.rest_api.typing import RESTAPIConfig
 
+from rest_assets.dlt_internals import build_resource_dependency_graph
 from rest_assets.spec import vocabulary as vocab
 from rest_assets.spec.model import CONFIG_TEMPLATE, ConfigRef, ResourceSpec, SecretRef
 

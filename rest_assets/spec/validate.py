@@ -15,8 +15,8 @@ from typing import Any, Iterable
 
 from dlt.common.normalizers.naming.snake_case import NamingConvention
 from dlt.common.schema.utils import merge_columns
-from dlt.extract.utils import ensure_table_schema_columns
 
+from rest_assets.dlt_internals import ensure_table_schema_columns
 from rest_assets.errors import SpecError, StopConditionError
 from rest_assets.spec import vocabulary as vocab
 from rest_assets.spec.dlt_check import check_with_dlt

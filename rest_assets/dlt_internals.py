@@ -1,0 +1,139 @@
+"""Every use of a private or undocumented dlt behaviour, behind one door.
+
+rest_assets builds on dlt's public API where it can. Where dlt offers no
+public way to do what the dialect promises, the dlt internal it relies on is
+reached through one function (or class) here, with the reason beside it, and
+`rest_assets_tests/test_dlt_internals.py` holds one canary test per hook
+that fails with a clear message when a dlt upgrade changes the behaviour.
+Nothing else in the package touches dlt's private attributes; the
+destination-specific transaction hooks (`orchestration/load_transaction.py`,
+`orchestration/pg_transaction.py`) name theirs here too.
+
+Re-exported as they are, each for the reason given: `ItemTransform` (the
+base of a step that sees every item, Arrow tables included: the column
+caster), `create_paginator` (dlt's paginator for a dlt-typed config, so our
+registry falls back to dlt's own), `build_resource_dependency_graph` (dlt's
+check of parents and placeholders, run when a spec loads) and
+`ensure_table_schema_columns` (dlt's list-or-mapping `columns` as the mapping
+dlt makes of it).
+
+This module imports only dlt: every layer may use it.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import dlt
+from dlt.common.configuration.container import Container
+from dlt.extract.items_transform import ItemTransform
+from dlt.extract.utils import ensure_table_schema_columns
+from dlt.sources.rest_api.config_setup import build_resource_dependency_graph, create_paginator
+
+__all__ = [
+    "ItemTransform",
+    "SharedOnDeepCopy",
+    "build_resource_dependency_graph",
+    "create_paginator",
+    "ensure_table_schema_columns",
+    "current_source_schema",
+    "extraction_thread_prefix",
+    "mark_resolved",
+    "replace_generator",
+    "set_config_default",
+    "set_duckdb_external_connection",
+]
+
+
+def replace_generator(resource: Any, wrap: Callable[[Any], Any]) -> None:
+    """Replace a dlt resource's page generator `gen` with `wrap(gen)` (`_pipe.replace_gen`).
+
+    Why: read-ahead, child fan-out and Arrow batching wrap the generator dlt's
+    rest_api built for a resource (its paginate loop); dlt has no public hook
+    between that generator and the resource's first step.
+    """
+    pipe = resource._pipe
+    pipe.replace_gen(wrap(pipe.gen))
+
+
+class SharedOnDeepCopy:
+    """Objects that dlt must share, not copy, when it deep-copies a source's config.
+
+    Why: dlt's rest_api deep-copies the client config (auth, session) and
+    paginators per resource and per parent record; an authenticator's token
+    cache and single-flight lock, and the session's counters and Retry-After
+    gate, must be one object for the whole run.
+    """
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> Any:
+        return self
+
+
+def mark_resolved(config: Any) -> None:
+    """Tell dlt a configspec object (our authenticators) is resolved (`__is_resolved__`).
+
+    Why: our authenticators are built with secrets already resolved through
+    dlt's providers; left unmarked, dlt resolves them again from its own
+    config sections and fails on fields it does not know.
+    """
+    config.__is_resolved__ = True
+
+
+def set_config_default(key: str, value: Any) -> None:
+    """Set dlt config `key` to `value` unless the user configured it (writes `dlt.config`).
+
+    Why: defaults such as `load.truncate_staging_dataset` have no
+    per-pipeline argument; writing dlt's in-memory config provider is the
+    only way short of environment variables. A run context without a
+    writable provider keeps dlt's default.
+    """
+    try:
+        if dlt.config.get(key) is None:
+            dlt.config[key] = value
+    except StopIteration:  # no writable config provider in this run context
+        pass
+
+
+def extraction_thread_prefix() -> str:
+    """The thread-name prefix under which dlt resolves its extraction context (`Container.thread_pool_prefix`).
+
+    Why: children fetched on our thread pool read dlt's resource state
+    (incremental cursors) as dlt's own extraction threads do only when their
+    threads carry this prefix.
+    """
+    return str(Container.thread_pool_prefix())
+
+
+def current_source_schema() -> Any:
+    """The schema of the source dlt is extracting (`dlt.current.source_schema`), or None outside one.
+
+    Why: an Arrow batch may take the columnar path only where its types agree
+    with the table's types as dlt already knows them (restored from the
+    destination).
+    """
+    try:
+        return dlt.current.source_schema()
+    except Exception:  # dlt raises a context error outside an extraction
+        return None
+
+
+def set_duckdb_external_connection(credentials: Any, connection: Any) -> None:
+    """Give dlt's DuckDB credentials the connection every load job gets (`_external_conn`).
+
+    Why: dlt keeps an open DuckDB connection passed as credentials in the
+    private `_external_conn` and duplicates it per load job; one connection
+    for every job is the only way to one transaction for the whole load.
+    """
+    credentials._external_conn = connection
+
+
+def postgres_client_class() -> Any:
+    """dlt's psycopg2 SQL client, whose `open_connection` the Postgres load transaction wraps.
+
+    Why: dlt opens one connection per load job and commits each; sharing one
+    connection and one transaction across a run's jobs needs the client's
+    connection factory.
+    """
+    from dlt.destinations.impl.postgres.sql_client import Psycopg2SqlClient
+
+    return Psycopg2SqlClient

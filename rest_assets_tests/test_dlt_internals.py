@@ -1,0 +1,133 @@
+"""Canaries: one test per dlt internal rest_assets relies on (see rest_assets/dlt_internals.py).
+
+Each fails with a message that names the hook and what changed, so a dlt
+upgrade that breaks one is caught here first, not as a wrong load.
+"""
+
+from __future__ import annotations
+
+import copy
+import threading
+
+import dlt
+import duckdb
+import pyarrow as pa
+import responses
+from dlt.sources.rest_api import rest_api_source
+
+from rest_assets import dlt_internals as hooks
+from rest_assets.runtime.auth import BearerAuth
+from rest_assets.runtime.http import GuardedSession
+from rest_assets.runtime.retry import RetryPolicy
+
+
+def test_replace_generator_wraps_the_pages_a_rest_api_resource_yields():
+    source = rest_api_source({"client": {"base_url": "https://api.example.com", "paginator": "single_page"},
+                              "resources": ["items"]})
+    resource = source.resources["items"]
+    hooks.replace_generator(resource, lambda gen: lambda *a, **k: iter([[{"id": "wrapped"}]]))
+    assert list(resource) == [{"id": "wrapped"}], "dlt's resource._pipe.replace_gen no longer replaces the generator"
+
+
+def test_objects_shared_on_deep_copy_reach_the_requests_as_the_same_object():
+    session = GuardedSession(source="s", allowed_hosts={"api.example.com"}, routes=[], default_policy=RetryPolicy())
+    auth = BearerAuth("t0k3n-canary")
+    config = {"client": {"base_url": "https://api.example.com", "paginator": "single_page", "session": session,
+                         "auth": auth}, "resources": ["items"]}
+    assert copy.deepcopy(config)["client"]["session"] is session
+    with responses.RequestsMock() as api:
+        api.get("https://api.example.com/items", json=[{"id": 1}])
+        assert list(rest_api_source(config).resources["items"]) == [{"id": 1}]
+        assert api.calls[0].request.headers["Authorization"] == "Bearer t0k3n-canary"
+    assert session.stats.requests, "dlt no longer sends through the session object it was given (copied it?)"
+
+
+def test_a_resolved_authenticator_needs_no_dlt_config():
+    auth = BearerAuth("t0k3n-canary")
+    assert auth.is_resolved(), "dlt no longer reads __is_resolved__: it would resolve our authenticators again"
+
+
+def test_set_config_default_is_read_back_and_never_overrides_the_user(monkeypatch):
+    key = "load.rest_assets_canary_setting"
+    hooks.set_config_default(key, True)
+    assert dlt.config.get(key) is True, "dlt.config no longer takes writes"
+    monkeypatch.setenv("LOAD__REST_ASSETS_CANARY_SETTING_USER", "false")
+    hooks.set_config_default("load.rest_assets_canary_setting_user", True)
+    assert str(dlt.config.get("load.rest_assets_canary_setting_user")).lower() == "false"
+
+
+def test_threads_with_the_extraction_prefix_see_the_extracting_threads_state(tmp_path):
+    """Our child workers read dlt's resource state (incremental cursors) as dlt's own pool threads do."""
+    seen: list[object] = []
+
+    def read_state() -> None:
+        try:
+            seen.append(dlt.current.resource_state("canary").get("marker"))
+        except Exception as error:  # a thread without dlt's context: no state
+            seen.append(type(error).__name__)
+
+    @dlt.resource(name="canary")
+    def canary():
+        dlt.current.resource_state()["marker"] = "set in the extracting thread"
+        for name in (hooks.extraction_thread_prefix() + "rest_assets_canary", "a-plain-thread"):
+            worker = threading.Thread(target=read_state, name=name)
+            worker.start()
+            worker.join()
+        yield [{"id": 1}]
+
+    pipeline = dlt.pipeline("canary", pipelines_dir=str(tmp_path), destination=dlt.destinations.duckdb(str(tmp_path / "c.duckdb")))
+    pipeline.extract(canary())
+    assert seen[0] == "set in the extracting thread", "dlt no longer shares its state with threads named with the prefix"
+    assert seen[1] != "set in the extracting thread"  # the canary can tell: a thread without the prefix sees none
+
+
+def test_current_source_schema_inside_and_outside_an_extraction(tmp_path):
+    assert hooks.current_source_schema() is None
+    seen = []
+
+    @dlt.resource(name="canary")
+    def canary():
+        seen.append(hooks.current_source_schema())
+        yield {"id": 1}
+
+    pipeline = dlt.pipeline("canary", pipelines_dir=str(tmp_path), destination=dlt.destinations.duckdb(str(tmp_path / "c.duckdb")))
+    pipeline.extract(canary())
+    assert seen and seen[0] is not None and seen[0].name, "dlt.current.source_schema() no longer gives the schema"
+
+
+def test_item_transform_steps_see_arrow_tables():
+    class Count(hooks.ItemTransform):
+        def __call__(self, item, meta=None):
+            seen.append(type(item))
+            return item
+
+    seen: list[type] = []
+    resource = dlt.resource([pa.table({"id": [1, 2]})], name="arrow")
+    resource.add_step(Count(lambda item: item))
+    list(resource)
+    assert seen == [pa.Table], "an ItemTransform step no longer receives whole Arrow tables"
+
+
+def test_duckdb_credentials_keep_the_external_connection(tmp_path):
+    from dlt.destinations.impl.duckdb.configuration import DuckDbCredentials
+
+    connection = duckdb.connect(str(tmp_path / "c.duckdb"))
+    credentials = DuckDbCredentials(connection)
+    marker = object()
+    hooks.set_duckdb_external_connection(credentials, marker)
+    assert getattr(credentials, "_external_conn", None) is marker, "DuckDbCredentials has no _external_conn any more"
+    connection.close()
+
+
+def test_postgres_client_opens_connections_through_open_connection():
+    client_class = hooks.postgres_client_class()
+    assert callable(getattr(client_class, "open_connection", None)), "Psycopg2SqlClient.open_connection is gone"
+
+
+def test_dependency_graph_and_paginator_factory_keep_their_shape():
+    graph, resources, params = hooks.build_resource_dependency_graph(
+        {}, ["posts", {"name": "comments", "endpoint": {"path": "posts/{resources.posts.id}/comments"}}])
+    assert list(graph.static_order()) == ["posts", "comments"] and set(resources) == {"posts", "comments"}
+    assert params["comments"] and params["comments"][0].resolve_config["resource"] == "posts"
+    assert type(hooks.create_paginator({"type": "json_link", "next_url_path": "next"})).__name__ == "JSONLinkPaginator"
+    assert hooks.ensure_table_schema_columns([{"name": "id", "data_type": "bigint"}]) == {"id": {"name": "id", "data_type": "bigint"}}
