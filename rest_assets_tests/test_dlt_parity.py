@@ -222,6 +222,48 @@ def _form(request: Any) -> list[dict[str, Any]]:
     return [{"id": 1, "asked": dict(parse_qsl(request.body or ""))}, {"id": 2}]
 
 
+def _body(request: Any) -> dict[str, Any]:
+    return json.loads(request.body) if request.body else {}
+
+
+def _offset_in_body(request: Any) -> dict[str, Any]:
+    paging = _body(request).get("paging", {})
+    start, size = paging.get("offset", 0), paging.get("limit", 0)
+    return {"data": _numbered("a", size, start=start + 1), "has_more": start + size < 5}
+
+
+def _max_page(request: Any) -> dict[str, Any]:
+    """Never ends by itself: only `maximum_page` stops it."""
+    page = int(_param(request, "page", "1"))
+    return {"data": _numbered("b", 2, start=page * 10)}
+
+
+def _cursor_has_more(request: Any) -> dict[str, Any]:
+    at = int(_param(request, "c", "0"))
+    return {"data": _numbered("c", 2, start=at), "next": str(at + 2), "more": at < 4}
+
+
+def _cursor_in_body(request: Any) -> dict[str, Any]:
+    at = int(_body(request).get("cursor") or 0)
+    return {"data": _numbered("d", 2, start=at), "cursors": {"next": str(at + 2) if at < 4 else None}}
+
+
+def _custom_link(request: Any) -> Reply:
+    page = int(_param(request, "page", "1"))
+    link = {"Link": f'<{BASE}/e?page={page + 1}>; rel="next_page"'} if page < 3 else {}
+    return Reply(_numbered("e", 2, start=page * 10), headers=link)
+
+
+def _default_json_link(request: Any) -> dict[str, Any]:
+    page = int(_param(request, "page", "1"))
+    return {"data": _numbered("f", 2, start=page * 10), "next": f"{BASE}/f?page={page + 1}" if page < 3 else None}
+
+
+def _page_in_body(request: Any) -> dict[str, Any]:
+    page = int(_body(request).get("page") or 0)
+    return {"data": _numbered("g", 2, start=page * 10) if page < 3 else []}
+
+
 BASIC = "Basic " + __import__("base64").b64encode(b"ann:s3cret-pw").decode()
 NESTED = {"meta": {"a": 1, "b": {"c": "x"}}, "tags": ["t1", "t2"]}
 
@@ -248,7 +290,7 @@ KEY_CASES: dict[str, tuple[Any, ...]] = {
               path: teams
               auth: {type: api_key, name: key, api_key: k3y-query, location: query}
               paginator: {type: header_cursor, cursor_key: X-Next, cursor_param: after}
-          - {name: tags, endpoint: {path: tags, paginator: single_page}}
+          - tags
         """ % BASE, {"GET users": _guarded(_header_link, _header("X-Api-Key", "k3y-header")),
                      "GET teams": _guarded(_header_cursor, lambda r: _param(r, "key", "") == "k3y-query"),
                      "GET tags": _guarded(lambda r: _numbered("tag", 3), _header("X-Api-Key", "k3y-header"))}),
@@ -279,6 +321,46 @@ KEY_CASES: dict[str, tuple[Any, ...]] = {
           - {name: orders, endpoint: orders}
         """ % (BASE, BASE), {"POST oauth/token": lambda r: {"access_token": "tok-123", "expires_in": 3600},
                              "GET orders": _guarded(_auto, _header("Authorization", "Bearer tok-123"))}),
+    # the paginators' less common keys: body paths (POST), has_more_path, maximum_page, links_next_key, defaults
+    "paginator-body-paths-has-more-maximum-page-link-key": ("""
+        client: {base_url: %s}
+        resources:
+          - name: a
+            endpoint:
+              path: a
+              method: POST
+              json: {filter: open}
+              data_selector: data
+              paginator: {type: offset, limit: 2, offset_body_path: paging.offset, limit_body_path: paging.limit,
+                          total_path: null, has_more_path: has_more}
+          - name: b
+            endpoint:
+              path: b
+              data_selector: data
+              paginator: {type: page_number, base_page: 1, total_path: null, maximum_page: 3}
+          - name: c
+            endpoint:
+              path: c
+              data_selector: data
+              paginator: {type: cursor, cursor_path: next, cursor_param: c, has_more_path: more}
+          - name: d
+            endpoint:
+              path: d
+              method: POST
+              json: {}
+              data_selector: data
+              paginator: {type: cursor, cursor_body_path: cursor}
+          - {name: e, endpoint: {path: e, paginator: {type: header_link, links_next_key: next_page}}}
+          - {name: f, endpoint: {path: f, data_selector: data, paginator: json_link}}
+          - name: g
+            endpoint:
+              path: g
+              method: POST
+              json: {}
+              data_selector: data
+              paginator: {type: page_number, page_body_path: page, total_path: null, stop_after_empty_page: true}
+        """ % BASE, {"POST a": _offset_in_body, "GET b": _max_page, "GET c": _cursor_has_more, "POST d": _cursor_in_body,
+                     "GET e": _custom_link, "GET f": _default_json_link, "POST g": _page_in_body}),
     # two runs: merge on primary_key (table_name, schema_contract), merge_key with delete-insert (columns,
     # max_table_nesting: 0), replace, a deselected resource
     "write-dispositions-keys-table-name-columns-nesting-selected-contract": ("""
