@@ -112,6 +112,13 @@ def run_events(instance: DagsterInstance, run_id: str) -> dict[str, list[Any]]:
     return by_type
 
 
+def _last_work(events: dict[str, list[Any]]) -> float:
+    """When a step's work ended: its last asset materialization (the pool slot is freed after it)."""
+    entries = events.get(DagsterEventType.ASSET_MATERIALIZATION.value, [])
+    assert entries, "the step materialized nothing"
+    return max(entry.timestamp for entry in entries)
+
+
 def _one(events: dict[str, list[Any]], event_type: DagsterEventType) -> float:
     entries = events.get(event_type.value, [])
     assert len(entries) == 1, f"expected one {event_type.value}, got {len(entries)}"
@@ -139,11 +146,11 @@ def test_two_runs_of_one_source_launched_at_once_take_turns_in_its_pool(slow_api
     assert all(r["success"] for r in results), results
     with DagsterInstance.from_ref(InstanceRef.from_dir(str(home))) as instance:
         events = {r["run_id"]: run_events(instance, r["run_id"]) for r in results}
-        steps = sorted((_one(e, DagsterEventType.STEP_START), _one(e, DagsterEventType.STEP_SUCCESS), run_id)
-                       for run_id, e in events.items())
+        steps = sorted((_one(e, DagsterEventType.STEP_START), _last_work(e), run_id) for run_id, e in events.items())
         (first_start, first_end, _), (second_start, _, second) = steps
         second_run_start = _one(events[second], DagsterEventType.RUN_START)
         assert second_run_start < first_end, "the runs did not run at the same time: the test exercised nothing"
+        # the slot is handed on once the first step's work is done (its last materialization), never before
         assert second_start >= first_end, "the two runs' steps overlapped: the pool was not enforced"
         blocked = [entry.user_message for entry in events[second].get(DagsterEventType.ENGINE_EVENT.value, [])
                    if "blocked by limit for pool" in (entry.user_message or "")]
