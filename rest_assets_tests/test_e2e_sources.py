@@ -103,3 +103,25 @@ def test_an_incremental_rerun_replaces_the_lists_of_updated_records_in_their_chi
     assert result.success
     assert 3 <= materialization_metadata(result)["contact_book/contacts"]["rows_loaded"] < len(before) + 3
     assert_table_equals_truth(own_emulator, "contact_book", "contacts")  # lists compared item by item
+
+
+def test_child_tables_metadata_lists_nested_child_tables_and_skips_lists_that_were_always_empty(tmp_path):
+    import dlt
+
+    from rest_assets.dagster.execution import _child_tables
+
+    @dlt.resource(name="orders")
+    def orders():
+        yield [{"id": 1, "lines": [{"sku": "a", "tags": ["x", "y"]}], "notes": []}, {"id": 2, "lines": []}]
+
+    @dlt.resource(name="plain")
+    def plain():
+        yield [{"id": 1, "meta": {"a": 1}}]
+
+    pipeline = dlt.pipeline(pipeline_name="children", pipelines_dir=str(tmp_path / "dlt"),
+                            destination=dlt.destinations.duckdb(str(tmp_path / "db.duckdb")), dataset_name="shop")
+    try:
+        pipeline.run([orders(), plain()])
+        assert _child_tables(pipeline) == {"orders": ["orders__lines", "orders__lines__tags"], "plain": []}
+    finally:
+        pipeline.deactivate()

@@ -103,10 +103,12 @@ def _child_tables(pipeline: Any) -> dict[str, list[str]]:
     from the pipeline's schema after the run (it holds the tables restored from the destination)."""
     from dlt.common.schema.utils import get_nested_tables, is_nested_table
 
-    tables = pipeline.default_schema.tables
-    return {table["resource"]: sorted(nested["name"] for nested in get_nested_tables(tables, name, include_self=False)
+    schema = pipeline.default_schema
+    return {table["resource"]: sorted(nested["name"] for nested in get_nested_tables(schema.tables, table["name"],
+                                                                                      include_self=False)
                                       if nested.get("columns"))
-            for name, table in tables.items() if table.get("resource") and not is_nested_table(table)}
+            for table in schema.data_tables(include_incomplete=True)
+            if table.get("resource") and not is_nested_table(table)}
 
 
 def _clean_error(source: str, exc: BaseException) -> LoadError:
