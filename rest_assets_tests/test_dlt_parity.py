@@ -264,6 +264,15 @@ def _page_in_body(request: Any) -> dict[str, Any]:
     return {"data": _numbered("g", 2, start=page * 10) if page < 3 else []}
 
 
+def _child_since(count: int) -> Handler:
+    """`count` comments per post, post p's updated at p*10+1..; only those at or after `since`."""
+    def handler(request: Any) -> list[dict[str, Any]]:
+        post, since = int(request.url.split("/posts/")[1].split("/")[0]), int(_param(request, "since", "0"))
+        rows = [{"id": post * 100 + n, "updated": post * 10 + n} for n in range(1, count + 1)]
+        return [row for row in rows if row["updated"] >= since]
+    return handler
+
+
 BASIC = "Basic " + __import__("base64").b64encode(b"ann:s3cret-pw").decode()
 NESTED = {"meta": {"a": 1, "b": {"c": "x"}}, "tags": ["t1", "t2"]}
 
@@ -279,7 +288,7 @@ KEY_CASES: dict[str, tuple[Any, ...]] = {
         """ % BASE, {"GET orders": _guarded(_json_link, lambda r: _header("Authorization", "Bearer t0ken-abc")(r)
                                                and _header("X-Client", "parity")(r))}),
     # api_key at client level (header) and endpoint level (query; `cookie` is our extension, dlt has none); header_link, header_cursor, single_page
-    "api-key-header-query-cookie-and-endpoint-auth-header-paginators": ("""
+    "api-key-header-and-query-endpoint-auth-header-paginators-bare-resource": ("""
         client:
           base_url: %s
           auth: {type: api_key, name: X-Api-Key, api_key: k3y-header, location: header}
@@ -422,6 +431,20 @@ KEY_CASES: dict[str, tuple[Any, ...]] = {
               params:
                 post_id: {type: resolve, resource: posts, field: id}
         """ % BASE, {"GET posts": lambda request: {"data": POSTS}, r"GET posts/\d+/comments": _comments}),
+    # two runs: an incremental child (one cursor for the resource, whichever parent a row came from)
+    "incremental-child": ("""
+        client: {base_url: %s, paginator: single_page}
+        resources:
+          - {name: posts, endpoint: {path: posts, data_selector: data}}
+          - name: comments
+            primary_key: id
+            write_disposition: merge
+            endpoint:
+              path: "posts/{resources.posts.id}/comments"
+              params: {since: "{incremental.start_value}"}
+              incremental: {cursor_path: updated, initial_value: 0}
+        """ % BASE, {"GET posts": lambda r: {"data": POSTS}, r"GET posts/\d+/comments": _child_since(3)},
+        {"GET posts": lambda r: {"data": POSTS}, r"GET posts/\d+/comments": _child_since(5)}),
     "post-form-data-and-response-actions": ("""
         client: {base_url: %s, paginator: single_page}
         resources:
