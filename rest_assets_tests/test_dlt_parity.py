@@ -19,6 +19,7 @@ a few keys per case.
 
 from __future__ import annotations
 
+import base64
 import json
 import re
 from dataclasses import dataclass, field
@@ -186,7 +187,8 @@ def _numbered(name: str, count: int, start: int = 1, **more: Any) -> list[dict[s
 
 def _json_link(request: Any) -> dict[str, Any]:
     page = int(_param(request, "page", "1"))
-    return {"data": _numbered("order", 2, start=page * 10), "links": {"next": f"{BASE}/orders?page={page + 1}" if page < 3 else None}}
+    next_page = f"{BASE}/orders?page={page + 1}" if page < 3 else None
+    return {"data": _numbered("order", 2, start=page * 10), "links": {"next": next_page}}
 
 
 def _header_link(request: Any) -> Reply:
@@ -273,7 +275,8 @@ def _child_since(count: int) -> Handler:
     return handler
 
 
-BASIC = "Basic " + __import__("base64").b64encode(b"ann:s3cret-pw").decode()
+BEARER = "Bearer t0ken-abc"
+BASIC = "Basic " + base64.b64encode(b"ann:s3cret-pw").decode()
 NESTED = {"meta": {"a": 1, "b": {"c": "x"}}, "tags": ["t1", "t2"]}
 
 KEY_CASES: dict[str, tuple[Any, ...]] = {
@@ -287,7 +290,8 @@ KEY_CASES: dict[str, tuple[Any, ...]] = {
             endpoint: {path: orders, data_selector: data, paginator: {type: json_link, next_url_path: links.next}}
         """ % BASE, {"GET orders": _guarded(_json_link, lambda r: _header("Authorization", "Bearer t0ken-abc")(r)
                                                and _header("X-Client", "parity")(r))}),
-    # api_key at client level (header) and endpoint level (query; `cookie` is our extension, dlt has none); header_link, header_cursor, single_page
+    # api_key at client level (header) and endpoint level (query; `cookie` is our extension, dlt has none);
+    # header_link, header_cursor, auto on a plain list; a resource given as a bare name
     "api-key-header-and-query-endpoint-auth-header-paginators-bare-resource": ("""
         client:
           base_url: %s
@@ -370,6 +374,27 @@ KEY_CASES: dict[str, tuple[Any, ...]] = {
               paginator: {type: page_number, page_body_path: page, total_path: null, stop_after_empty_page: true}
         """ % BASE, {"POST a": _offset_in_body, "GET b": _max_page, "GET c": _cursor_has_more, "POST d": _cursor_in_body,
                      "GET e": _custom_link, "GET f": _default_json_link, "POST g": _page_in_body}),
+    # bearer's shorthand (no `type`); oauth2 at endpoint level with `default_token_expiration` (no expires_in)
+    "bearer-shorthand-and-endpoint-oauth2-token-expiration": ("""
+        client:
+          base_url: %s
+          paginator: single_page
+          auth: {token: t0ken-abc}
+        resources:
+          - orders
+          - name: invoices
+            endpoint:
+              path: invoices
+              auth:
+                type: oauth2_client_credentials
+                access_token_url: %s/oauth/token
+                client_id: c1d
+                client_secret: cs3cret-xyz
+                default_token_expiration: 60
+        """ % (BASE, BASE), {"GET orders": _guarded(lambda r: _numbered("order", 2), _header("Authorization", BEARER)),
+                             "POST oauth/token": lambda r: {"access_token": "tok-456"},
+                             "GET invoices": _guarded(lambda r: _numbered("invoice", 2),
+                                                      _header("Authorization", "Bearer tok-456"))}),
     # two runs: merge on primary_key (table_name, schema_contract), merge_key with delete-insert (columns,
     # max_table_nesting: 0), replace, a deselected resource
     "write-dispositions-keys-table-name-columns-nesting-selected-contract": ("""
