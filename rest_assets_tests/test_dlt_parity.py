@@ -576,6 +576,14 @@ def _sent(api: responses.RequestsMock) -> set[tuple[Any, ...]]:
     return sent
 
 
+def _assert_same_resources(plain: Any, ours: Any) -> None:
+    """Same selected resources; ours may add only the private parent copies (`<parent>__for__<child>`), unselected."""
+    assert sorted(ours.selected_resources) == sorted(plain.selected_resources)
+    extra = set(ours.resources) - set(plain.resources)
+    assert set(plain.resources) <= set(ours.resources)
+    assert all("__for__" in name and name not in ours.selected_resources for name in extra), extra
+
+
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_rest_assets_loads_what_plain_dlt_loads(case, tmp_path, monkeypatch):
     """Same tables, same SET of requests (a parent's pages may be asked more than once by rest_assets), per run."""
@@ -586,10 +594,12 @@ def test_rest_assets_loads_what_plain_dlt_loads(case, tmp_path, monkeypatch):
     for run, routes in enumerate(runs):
         with responses.RequestsMock(assert_all_requests_are_fired=False) as api:
             _mock(api, routes)
-            plain = _load(rest_api_source(_as_plain_dlt(case, yaml.safe_load(spec_file.read_text()))),
-                          tmp_path / "plain", None)
+            plain_source = rest_api_source(_as_plain_dlt(case, yaml.safe_load(spec_file.read_text())))
+            ours_source = compile_source(load_spec_file(spec_file)).source
+            _assert_same_resources(plain_source, ours_source)
+            plain = _load(plain_source, tmp_path / "plain", None)
             plain_sent = _sent(api)
-            ours = _load(compile_source(load_spec_file(spec_file)).source, tmp_path / "ours", "parquet")
+            ours = _load(ours_source, tmp_path / "ours", "parquet")
             ours_sent = _sent(api)
         expected = _tables(plain)
         assert expected and all(len(rows) > 2 for rows in expected.values()), expected  # the case loads something
