@@ -1,8 +1,8 @@
 """Parity with plain dlt: one YAML config, loaded by rest_assets and by dlt's own `rest_api_source`.
 
 Each case is a config that plain dlt accepts as written. Both loads read the
-same mocked API (`responses`) into their own DuckDB file; the tables, columns
-and rows must be equal, and so must the SETS of requests each side sent
+same mocked API (`responses`) into their own DuckDB file; the selected
+resources, the tables, columns and rows must be equal, and so must the SETS of requests each side sent
 (method, URL with its query sorted, JSON/form body, headers minus
 Authorization, User-Agent, Accept-Encoding, Connection and Content-Length;
 auth is checked by the mock, which answers 401 to a wrong credential).
