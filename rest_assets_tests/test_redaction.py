@@ -99,9 +99,15 @@ def test_urllib3_child_logger_records_are_redacted_at_any_level():
     stream = io.StringIO()
     handler = logging.StreamHandler(stream)  # a handler added after installation (as Dagster adds its own)
     root = logging.getLogger()
-    old_level = root.level
+    # every logger on the way at DEBUG and propagating: other code in the process (dlt, Dagster, earlier
+    # tests) may have changed them; what is tested is the redaction of whatever record is emitted
+    loggers = [root, *(logging.getLogger(name) for name in ("urllib3", "urllib3.connectionpool", "urllib3.util.retry",
+                                                             "requests", "requests.packages.x"))]
+    old_settings = [(logger.level, logger.propagate) for logger in loggers]
     root.handlers.insert(0, handler)  # first, so no filter on another handler redacts the shared record
-    root.setLevel(logging.DEBUG)
+    for logger in loggers:
+        logger.setLevel(logging.DEBUG)
+        logger.propagate = True
     try:
         logging.getLogger("urllib3.connectionpool").debug('http://h:80 "GET /items?key=%s HTTP/1.1" 200 7', secret)
         logging.getLogger("requests.packages.x").info("url %s", secret)
@@ -111,7 +117,9 @@ def test_urllib3_child_logger_records_are_redacted_at_any_level():
             logging.getLogger("urllib3.util.retry").exception("failed")
     finally:
         root.removeHandler(handler)
-        root.setLevel(old_level)
+        for logger, (level, propagate) in zip(loggers, old_settings, strict=True):
+            logger.setLevel(level)
+            logger.propagate = propagate
     text = stream.getvalue()
     assert "GET /items?key=***" in text and "bad url ?key=***" in text
     assert secret not in text
