@@ -41,6 +41,16 @@ def pytest_unconfigure(config: pytest.Config) -> None:
     gc.collect()
 
 
+@pytest.fixture(autouse=True)
+def _secrets_registered_by_a_test_are_forgotten_after_it() -> Iterator[None]:
+    """The process-wide secret registry (runtime.redaction) leaks nothing from one test into the next."""
+    from rest_assets.runtime.redaction import registered_secrets, restore_registered_secrets
+
+    snapshot = registered_secrets()
+    yield
+    restore_registered_secrets(snapshot)
+
+
 E2E_SIZE = 40
 BUNDLED_SOURCES_DIR = Path(__file__).resolve().parents[1] / "rest_assets" / "sources"
 SOURCES = ("chat_analytics", "client_portal", "contact_book", "help_desk", "sales_crm")

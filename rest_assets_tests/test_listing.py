@@ -25,3 +25,13 @@ def test_the_command_prints_it_without_any_secret_set():
                             env=env, timeout=120)
     assert result.returncode == 0, result.stderr
     assert "32 assets, 64 checks" in result.stdout
+
+
+def test_loading_the_definitions_writes_nothing_into_the_working_directory(tmp_path):
+    import subprocess
+    import sys
+
+    run = subprocess.run([sys.executable, "-c", "import rest_assets.definitions"], cwd=tmp_path, capture_output=True,
+                         text=True, timeout=300)
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert list(tmp_path.iterdir()) == []

@@ -17,7 +17,7 @@ from dagster_dlt import DagsterDltResource, dlt_assets
 from dlt.common.schema import Schema
 from dlt.extract.source import DltSource
 
-from rest_assets.dagster.destination import destination_name, state_root
+from rest_assets.dagster.destination import destination_name
 from rest_assets.dagster.execution import materialize_source
 from rest_assets.dagster.translator import RestAssetsTranslator
 from rest_assets.spec.model import Freshness, SourceSpec
@@ -36,13 +36,13 @@ def placeholder_pipeline() -> dlt.Pipeline:
     Runs never use it (each run builds its own pipeline with its own working
     folder), so one shared instance without a destination is enough, and it
     skips resolving destination capabilities five times at import. Its folder
-    is this process's own (removed at exit): processes that load the code
-    location at the same moment (code server, run workers) would otherwise
-    race to create one shared folder, and all but one fail.
+    is this process's own, in the system's temporary folder (removed at exit):
+    processes that load the code location at the same moment (code server,
+    run workers) would otherwise race to create one shared folder, and it
+    never depends on the working directory (nothing is written into a
+    checkout that merely loads the definitions).
     """
-    root = state_root() / "definitions"
-    root.mkdir(parents=True, exist_ok=True)
-    folder = tempfile.mkdtemp(prefix="process-", dir=root)
+    folder = tempfile.mkdtemp(prefix="rest_assets-definitions-")
     atexit.register(shutil.rmtree, folder, True)
     return dlt.pipeline(pipeline_name="rest_assets_definitions", pipelines_dir=folder)
 

@@ -68,6 +68,21 @@ def register_basic_credentials(username: object, password: object) -> None:
         register_secret(token)  # `Basic <token>` is then logged as `Basic ***`
 
 
+def registered_secrets() -> frozenset[str]:
+    """Every registered form, as of now (with `restore_registered_secrets`: isolation between tests)."""
+    with _lock:
+        return frozenset(_secrets)
+
+
+def restore_registered_secrets(snapshot: frozenset[str]) -> None:
+    """Forget every form registered since `snapshot` was taken."""
+    global _pattern, _long_cache
+    with _lock:
+        if _secrets != snapshot:
+            _secrets.intersection_update(snapshot)
+            _pattern = _long_cache = None
+
+
 def _register(forms: set[str]) -> None:
     global _pattern, _long_cache
     with _lock:
