@@ -90,15 +90,7 @@ def compile_source(spec: SourceSpec, *, sleep: Callable[[float], None] = time.sl
 
 def _narrowed(spec: SourceSpec, extracted: Collection[str] | None) -> SourceSpec:
     """`spec` with only the `extracted` resources and their ancestors (all of them for None or none)."""
-    if not extracted:
-        return spec
-    needed: set[str] = set()
-    for name in extracted:
-        while name is not None and name not in needed:
-            needed.add(name)
-            link = spec.resource(name).parent
-            name = link.parent if link else None
-    return replace(spec, resources=[r for r in spec.resources if r.name in needed])
+    return replace(spec, resources=spec.with_ancestors(extracted)) if extracted else spec
 
 
 def _fetch_concurrently(spec: SourceSpec, source: DltSource, workers: int, read_ahead_top_level: bool) -> None:

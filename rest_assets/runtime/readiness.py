@@ -31,7 +31,7 @@ def missing_to_run(spec: SourceSpec, resources: Collection[str] | None = None) -
     Each item names environment variables (and, for a URL, why the current one
     does not do); no item holds a secret's value.
     """
-    selected = replace(spec, resources=_with_ancestors(spec, resources)) if resources else spec
+    selected = replace(spec, resources=spec.with_ancestors(resources)) if resources else spec
     missing = [_hint(spec.name, key) for key in selected.secret_keys if not secret_is_set(spec.name, key)]
     missing += [_hint(spec.name, key) for key in selected.config_keys if find_setting(spec.name, key) is None]
     missing += [_hint(spec.name, key) for key in _implicit_credentials(selected) if not secret_is_set(spec.name, key)]
@@ -51,17 +51,6 @@ def _implicit_credentials(spec: SourceSpec) -> list[str]:
         if isinstance(auth, dict) and auth.get("type") in ("oauth2", "oauth2_client_credentials"):
             keys += [key for key in ("client_id", "client_secret") if key not in auth and key not in keys]
     return keys
-
-
-def _with_ancestors(spec: SourceSpec, names: Collection[str]) -> list[Any]:
-    """The resources `names` and the parents they are fetched through, in spec order."""
-    needed: set[str] = set()
-    for name in names:
-        while name is not None and name not in needed:
-            needed.add(name)
-            link = spec.resource(name).parent
-            name = link.parent if link else None
-    return [r for r in spec.resources if r.name in needed]
 
 
 def _hint(source: str, key: str) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Any
+from typing import Any, Iterable
 
 
 @dataclass(frozen=True)
@@ -124,6 +124,16 @@ class SourceSpec:
             if resource.name == name:
                 return resource
         raise KeyError(name)
+
+    def with_ancestors(self, names: Iterable[str]) -> list[ResourceSpec]:
+        """The resources `names` and the parents they are fetched through, in spec order."""
+        needed: set[str] = set()
+        for name in names:
+            while name is not None and name not in needed:
+                needed.add(name)
+                link = self.resource(name).parent
+                name = link.parent if link else None
+        return [r for r in self.resources if r.name in needed]
 
     def children_of(self, name: str) -> list[ResourceSpec]:
         """Resources requested once per record of resource `name`."""
