@@ -14,7 +14,7 @@ $(STAMP): pyproject.toml constraints.txt
 	$(BIN)/python -m compileall -q rest_assets >/dev/null
 	touch $(STAMP)
 
-.PHONY: install browser demo ui test emulator validate
+.PHONY: install browser demo ui test test-fast lint emulator validate
 install: $(STAMP)
 
 # The browser test drives Debian's Chromium through Playwright (no browser download is possible).
@@ -30,6 +30,10 @@ ui: $(STAMP)
 
 test: $(STAMP) browser
 	$(BIN)/python -m pytest
+
+# The unit set alone (no loads, no Dagster runs): under a minute.
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest rest_assets_tests/unit -m "not e2e"
 
 emulator: $(STAMP)
 	$(BIN)/rest-assets emulator --port 8765

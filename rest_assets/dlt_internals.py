@@ -6,8 +6,8 @@ reached through one function (or class) here, with the reason beside it, and
 `rest_assets_tests/test_dlt_internals.py` holds one canary test per hook
 that fails with a clear message when a dlt upgrade changes the behaviour.
 Nothing else in the package touches dlt's private attributes; the
-destination-specific transaction hooks (`orchestration/load_transaction.py`,
-`orchestration/pg_transaction.py`) name theirs here too.
+destination-specific transaction hooks (`warehouse/duckdb_transaction.py`,
+`warehouse/postgres_transaction.py`) name theirs here too.
 
 Re-exported as they are, each for the reason given: `ItemTransform` (the
 base of a step that sees every item, Arrow tables included: the column

@@ -26,12 +26,12 @@ import duckdb
 import pytest
 import requests
 
-from rest_assets.demo import QUIET_RUN_CONFIG, emulator_environment
+from rest_assets.cli.demo import QUIET_RUN_CONFIG, emulator_environment
 from rest_assets.emulator import DEMO_CREDENTIALS, Emulator, EmulatorConfig
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
-    """Thaw the heap the first load in this process froze (see rest_assets.dagster.execution).
+    """Thaw the heap the first load in this process froze (see rest_assets.orchestration.execution).
 
     A run process imports DuckDB after that freeze; this one imported it
     before, so without a thaw its objects outlive shutdown and DuckDB's
@@ -39,6 +39,16 @@ def pytest_unconfigure(config: pytest.Config) -> None:
     """
     gc.unfreeze()
     gc.collect()
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Tests are marked by the folder of their kind: e2e/ → `e2e`, integration/ → `integration` (and `e2e`)."""
+    for item in items:
+        kind = item.path.parent.name
+        if kind in ("e2e", "integration"):
+            item.add_marker(pytest.mark.e2e)
+        if kind == "integration":
+            item.add_marker(pytest.mark.integration)
 
 
 @pytest.fixture(autouse=True)

@@ -17,7 +17,7 @@ from typing import Any, Iterable
 import duckdb
 from dagster import AssetKey, DagsterInstance, materialize
 
-from rest_assets.demo import QUIET_RUN_CONFIG
+from rest_assets.cli.demo import QUIET_RUN_CONFIG
 
 
 def key(source: str, resource: str) -> AssetKey:

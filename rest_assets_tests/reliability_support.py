@@ -72,7 +72,7 @@ def run_source(name: str, instance: Any = None) -> Any:
     """Materialize every asset of source `name` from the current environment (never raises on failure)."""
     from dagster import DagsterInstance, materialize
 
-    from rest_assets.demo import QUIET_RUN_CONFIG
+    from rest_assets.cli.demo import QUIET_RUN_CONFIG
     from rest_assets.definitions import build_definitions
 
     defs = build_definitions()
@@ -133,7 +133,7 @@ def wait_for_peers(barrier: Path, count: int) -> None:
     """
     import time
 
-    from rest_assets import compiler
+    from rest_assets.compile import source as compiler
 
     original = compiler.compile_source
 

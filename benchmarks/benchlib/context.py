@@ -11,7 +11,7 @@ from benchlib.measure import Sample, new_workdir, run_impl
 
 def emulator_env(url: str) -> dict[str, str]:
     """SOURCES__<SOURCE>__BASE_URL / TOKEN_URL / demo secrets pointing every source at the emulator."""
-    from rest_assets.demo import emulator_environment
+    from rest_assets.cli.demo import emulator_environment
 
     return {"BENCH_EMULATOR_URL": url, **emulator_environment(url)}
 

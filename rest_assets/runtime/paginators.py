@@ -35,7 +35,7 @@ from requests import Request, Response
 from rest_assets.dlt_internals import create_paginator
 from rest_assets.errors import PaginationError
 from rest_assets.runtime.redaction import redact
-from rest_assets.spec.stop_condition import StopCondition, parse_stop_condition
+from rest_assets.dialect.stop_condition import StopCondition, parse_stop_condition
 
 
 def _page_length(data: Any) -> int:

@@ -1,7 +1,7 @@
 """Can a run of a source start? What must be set first, named, never valued.
 
 A run resolves the source's secrets, settings (`{config: KEY}`) and its base
-and token URLs before it sends anything (see rest_assets.compiler); one that cannot fails at once.
+and token URLs before it sends anything (see rest_assets.compile.source); one that cannot fails at once.
 Whatever would start such runs on its own (the freshness sensor) asks here
 first. Secrets are looked up through dlt's providers exactly as a run does
 (runtime.secrets) but their values are neither kept nor shown. A base or
@@ -20,7 +20,7 @@ from urllib.parse import urlsplit
 from rest_assets.errors import MissingSettingError
 from rest_assets.runtime.secrets import resolve_setting, secret_env_names, secret_is_set
 from rest_assets.runtime.settings import find_setting, resolve_settings_in
-from rest_assets.spec.model import SourceSpec
+from rest_assets.dialect.model import SourceSpec
 
 _PLACEHOLDER_DOMAINS = ("example.com", "example.net", "example.org", "example", "invalid", "test")
 

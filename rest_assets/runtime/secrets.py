@@ -9,7 +9,7 @@ import dlt
 from rest_assets.errors import MissingSecretError
 from rest_assets.runtime.redaction import register_secret
 from rest_assets.runtime.settings import resolve_settings_in
-from rest_assets.spec.model import SecretRef
+from rest_assets.dialect.model import SecretRef
 
 
 def secret_lookup_keys(source: str, key: str) -> list[str]:

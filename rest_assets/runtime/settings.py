@@ -13,7 +13,7 @@ from typing import Any
 import dlt
 
 from rest_assets.errors import MissingSettingError
-from rest_assets.spec.model import CONFIG_TEMPLATE, ConfigRef
+from rest_assets.dialect.model import CONFIG_TEMPLATE, ConfigRef
 
 
 def setting_lookup_keys(source: str, key: str) -> list[str]:

@@ -1,0 +1,195 @@
+"""Compile a SourceSpec into a working dlt `rest_api` source.
+
+Runs at materialization time, not at definition load: this is where secrets
+are resolved, base/token URL overrides read, and our runtime pieces (auth,
+paginators, retry policy, response checks, credential scoping) are put into
+dlt's config in place of the dialect's extension keys.
+"""
+
+from __future__ import annotations
+
+import copy
+import functools
+import time
+from dataclasses import dataclass, replace
+from typing import Any, Callable, Collection
+from urllib.parse import urlsplit
+
+from dlt.common import jsonpath
+from dlt.extract.source import DltSource
+from dlt.sources.rest_api import rest_api_source
+
+from rest_assets.dlt_internals import replace_generator
+from rest_assets.runtime.arrow_pages import use_arrow_pages
+from rest_assets.runtime.auth import build_auth
+from rest_assets.runtime.fanout import DEFAULT_CHILD_CONCURRENCY, fan_out, read_ahead
+from rest_assets.runtime.http import DEFAULT_TIMEOUT_SECONDS, GuardedSession
+from rest_assets.runtime.retry import EndpointRoute, RetryPolicy
+from rest_assets.compile.parent_streams import private_parent_name, with_private_parents
+from rest_assets.runtime.paginators import build_paginator
+from rest_assets.runtime.redaction import install_log_redaction
+from rest_assets.runtime.responses import response_validator
+from rest_assets.runtime.secrets import resolve_secrets, resolve_setting
+from rest_assets.dialect.model import ResourceSpec, SecretRef, SourceSpec
+
+# Keys of the dialect that dlt does not know; they are compiled into objects.
+_RESOURCE_EXTENSIONS = ("freshness", "description")
+_ENDPOINT_EXTENSIONS = ("error_handler", "partition_router")
+# Parents handed to a child's worker pool at once: enough that the last, partly idle round is a small share.
+PARENTS_PER_WORKER = 8
+
+
+@dataclass
+class CompiledSource:
+    """A dlt source plus the transport whose counters describe the run."""
+
+    source: DltSource
+    session: GuardedSession
+
+
+def compile_source(spec: SourceSpec, *, sleep: Callable[[float], None] = time.sleep,
+                   arrow_pages: bool = True, extracted: Collection[str] | None = None) -> CompiledSource:
+    """Build the dlt source for `spec`, resolving secrets now (raises MissingSecretError).
+
+    With `arrow_pages` each page reaches dlt as one Arrow table (see runtime.arrow_pages).
+    `extracted` names the resources the run will extract (default: all): only
+    they and the parents they are fetched through are compiled, and it decides
+    whether top-level resources read ahead (see `_fetch_concurrently`).
+    """
+    spec = _narrowed(spec, extracted)
+    install_log_redaction()
+    client = resolve_secrets(spec.name, spec.client)
+    base_url = str(resolve_setting(spec.name, "base_url", client["base_url"]))
+    auth_config = client.get("auth") or {}
+    token_url = _token_url(spec.name, auth_config)
+    session = _build_session(spec, base_url, [token_url, *_endpoint_token_urls(spec)], sleep)
+    max_pages = client.get("max_pages")
+    dlt_client: dict[str, Any] = {
+        "base_url": base_url,
+        "session": session,
+        "auth": build_auth(spec.name, auth_config, session, token_url, _refresh_token_key(spec.client.get("auth"))),
+    }
+    if client.get("headers"):
+        dlt_client["headers"] = client["headers"]
+    if client.get("paginator"):
+        dlt_client["paginator"] = build_paginator(client["paginator"], max_pages)
+    resources = {r.name: _compile_resource(spec, r, session, max_pages) for r in spec.resources}
+    source = rest_api_source({"client": dlt_client, "resources": with_private_parents(spec, resources)}, name=spec.name)
+    workers = _child_concurrency(spec)
+    if workers > 1:
+        several = len(extracted if extracted is not None else spec.resources) > 1
+        _fetch_concurrently(spec, source, workers, read_ahead_top_level=several)
+    if arrow_pages:
+        for resource in spec.resources:
+            if resource.config.get("processing_steps"):
+                continue  # dlt applies processing steps to whatever an item is: they need records, not Arrow batches
+            use_arrow_pages(source.resources[resource.name], resources[resource.name],
+                            functools.partial(session.stats.add, "batches_as_rows", resource.name))
+    return CompiledSource(source=source, session=session)
+
+
+def _narrowed(spec: SourceSpec, extracted: Collection[str] | None) -> SourceSpec:
+    """`spec` with only the `extracted` resources and their ancestors (all of them for None or none)."""
+    return replace(spec, resources=spec.with_ancestors(extracted)) if extracted else spec
+
+
+def _fetch_concurrently(spec: SourceSpec, source: DltSource, workers: int, read_ahead_top_level: bool) -> None:
+    """Overlap requests with each other and with dlt's work (see runtime.fanout).
+
+    A child fetches `workers` parents' children at once, from its private
+    parent stream read ahead in batches that keep the workers busy. With
+    `read_ahead_top_level`, top-level resources fetch their next pages on a
+    thread: dlt takes items from its resources in turn, so a resource waiting
+    on the network would hold up the others. A run of one resource has nothing
+    to overlap, and the thread costs there (a bulk load measured 10% slower).
+    """
+    for resource in spec.resources:
+        compiled = source.resources[resource.name]
+        if not resource.parent:
+            if read_ahead_top_level:
+                replace_generator(compiled, lambda gen: read_ahead(gen, min_records=1))
+            continue
+        replace_generator(compiled, lambda gen: fan_out(gen, workers))
+        if not spec.resource(resource.parent.parent).parent:  # a grandchild's parent stream is itself a child
+            private = source.resources[private_parent_name(resource.parent.parent, resource.name)]
+            replace_generator(private, lambda gen: read_ahead(gen, min_records=workers * PARENTS_PER_WORKER))
+
+
+def _token_url(source: str, auth: dict[str, Any]) -> str | None:
+    """The client-level auth's token URL; `SOURCES__<SOURCE>__TOKEN_URL` overrides it (and only it)."""
+    if not isinstance(auth, dict):
+        return None
+    configured = auth.get("token_url") or auth.get("access_token_url")
+    if not configured:
+        return None
+    return str(resolve_setting(source, "token_url", configured))
+
+
+def _endpoint_token_urls(spec: SourceSpec) -> list[str]:
+    """The token URLs of endpoint-level auths, as configured (each auth uses its own)."""
+    urls = []
+    for resource in spec.resources:
+        auth = resource.endpoint.get("auth")
+        if isinstance(auth, dict) and (auth.get("token_url") or auth.get("access_token_url")):
+            urls.append(str(resolve_secrets(spec.name, auth.get("token_url") or auth.get("access_token_url"))))
+    return urls
+
+
+def _refresh_token_key(auth: Any) -> str | None:
+    """The secret KEY an auth's refresh token comes from (named in the rotation warning)."""
+    value = auth.get("refresh_token") if isinstance(auth, dict) else None
+    return value.key if isinstance(value, SecretRef) else None
+
+
+def _build_session(spec: SourceSpec, base_url: str, token_urls: list[str | None],
+                   sleep: Callable[[float], None]) -> GuardedSession:
+    base_path = urlsplit(base_url).path
+    routes = [
+        EndpointRoute.for_path(r.name, base_path, r.path, RetryPolicy.from_spec(r.endpoint.get("error_handler")))
+        for r in spec.resources
+    ]
+    hosts = {urlsplit(base_url).netloc} | {urlsplit(url).netloc for url in token_urls if url}
+    return GuardedSession(
+        source=spec.name,
+        allowed_hosts=hosts,
+        routes=routes,
+        default_policy=RetryPolicy(),
+        timeout=float(spec.client.get("timeout", DEFAULT_TIMEOUT_SECONDS)),
+        sleep=sleep,
+        allow_insecure_http=bool(spec.client.get("allow_insecure_http", False)),
+        sends_credentials=_sends_credentials(spec),
+        connections_per_host=_child_concurrency(spec),
+    )
+
+
+def _child_concurrency(spec: SourceSpec) -> int:
+    return int(spec.client.get("child_concurrency", DEFAULT_CHILD_CONCURRENCY))
+
+
+def _sends_credentials(spec: SourceSpec) -> bool:
+    """Whether requests of `spec` carry anything secret (an auth, or any `{secret: KEY}` value)."""
+    return bool(spec.secret_keys or spec.client.get("auth") or any(r.endpoint.get("auth") for r in spec.resources))
+
+
+def _compile_resource(spec: SourceSpec, resource: ResourceSpec, session: GuardedSession,
+                      max_pages: int | None) -> dict[str, Any]:
+    config = resolve_secrets(spec.name, copy.deepcopy(resource.config))
+    for key in _RESOURCE_EXTENSIONS:
+        config.pop(key, None)
+    endpoint = config["endpoint"]
+    for key in _ENDPOINT_EXTENSIONS:
+        endpoint.pop(key, None)
+    if endpoint.get("paginator") is not None:
+        endpoint["paginator"] = build_paginator(endpoint["paginator"], max_pages)
+    if "auth" in endpoint:
+        # its own token_url: the client's (and its TOKEN_URL override) never receives this auth's credentials
+        endpoint["auth"] = build_auth(spec.name, endpoint["auth"], session, None,
+                                      _refresh_token_key(resource.endpoint.get("auth")))
+    selector = endpoint.get("data_selector")
+    if isinstance(selector, str):
+        # dlt would re-parse a string selector on every page; a compiled path is parsed once
+        endpoint["data_selector"] = jsonpath.compile_path(selector)
+    validator = response_validator(spec.name, resource.name, selector,
+                                   lambda n: session.stats.add("secrets_masked", resource.name, n))
+    endpoint["response_actions"] = [*endpoint.get("response_actions", []), validator]
+    return config

@@ -1,0 +1,147 @@
+"""Check a spec's dlt part with dlt's own validator, when the spec loads.
+
+The dialect is dlt's `rest_api_source` config plus extensions. Everything in
+it that is dlt's (client, resources, endpoints, incremental, processing hints,
+parent references) is handed to dlt's own checks (`validate_dict` against
+`RESTAPIConfig`, then dlt's dependency graph of resources), so a config that
+plain dlt rejects is rejected here too, at `dagster definitions validate`,
+not in the middle of a run. Extension keys are taken out first, and values
+dlt cannot see yet (secrets, our own auth and paginator types, which our
+validator has already checked) stand in as objects dlt accepts as they are.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Callable
+
+from dlt.common.exceptions import DictValidationException
+from dlt.common.validation import validate_dict
+from dlt.sources.helpers.rest_client.auth import AuthConfigBase
+from dlt.sources.helpers.rest_client.paginators import SinglePagePaginator
+from dlt.sources.rest_api.typing import RESTAPIConfig
+
+from rest_assets.dlt_internals import build_resource_dependency_graph
+from rest_assets.dialect import vocabulary as vocab
+from rest_assets.dialect.model import CONFIG_TEMPLATE, ConfigRef, ResourceSpec, SecretRef
+
+# Raised as `fail(path, message, resource)`; the validator's own error factory.
+Fail = Callable[[tuple[Any, ...], str, "str | None"], Exception]
+_SECRET_STAND_IN = "***"
+_DLT_PATH_PART = re.compile(r"([^/\[\]]+)|\[(\d+)\]")
+
+
+class _CheckedAuth(AuthConfigBase):
+    """Stands in for an auth of our dialect (already checked by our validator)."""
+
+
+def check_with_dlt(client: dict[str, Any], resources: list[ResourceSpec], fail: Fail) -> None:
+    """Raise `fail(...)` where dlt's own validation rejects the dlt part of the spec."""
+    view = {"client": _client_view(client), "resources": [_resource_view(r.config) for r in resources]}
+    try:
+        validate_dict(RESTAPIConfig, view, path=".")
+    except DictValidationException as exc:
+        innermost = _innermost(exc)
+        path, resource = _spec_path(innermost.path, innermost.field, resources)
+        raise fail(path, f"dlt rejects this: {_dlt_message(innermost)}", resource) from None
+    try:
+        _, _, parents = build_resource_dependency_graph({}, view["resources"])
+    except ValueError as exc:
+        raise _graph_error(str(exc), resources, fail) from None
+    for index, resource in enumerate(resources):
+        if resource.config.get("include_from_parent") and not parents.get(resource.name):
+            raise fail(("resources", index, "include_from_parent"),
+                       "dlt rejects this: `include_from_parent` needs a parent resource (a {resources.<parent>.<field>} "
+                       "placeholder or a resolve param)", resource.name)
+
+
+def _graph_error(message: str, resources: list[ResourceSpec], fail: Fail) -> Exception:
+    resource = _resource_named_in(message, resources)
+    index = [r.name for r in resources].index(resource) if resource else None
+    path = ("resources", index, "endpoint") if index is not None else ("resources",)
+    return fail(path, f"dlt rejects this: {message}", resource)
+
+
+def _innermost(exc: DictValidationException) -> DictValidationException:
+    """Of a union's nested errors, the one that went deepest into the config: the real cause."""
+    while exc.nested_exceptions:
+        exc = max(exc.nested_exceptions, key=lambda nested: (nested.path.count("/"), bool(nested.nested_exceptions)))
+    return exc
+
+
+def _client_view(client: dict[str, Any]) -> dict[str, Any]:
+    view = {k: _stand_ins(v) for k, v in client.items() if k not in vocab.CLIENT_EXTENSION_KEYS}
+    if view.get("auth") is not None:
+        view["auth"] = _auth_view(view["auth"])
+    if view.get("paginator") is not None:
+        view["paginator"] = _paginator_view(view["paginator"])
+    return view
+
+
+def _resource_view(config: dict[str, Any]) -> dict[str, Any]:
+    view = {k: _stand_ins(v) for k, v in config.items() if k not in vocab.RESOURCE_EXTENSION_KEYS}
+    endpoint = {k: v for k, v in view["endpoint"].items() if k not in vocab.ENDPOINT_EXTENSION_KEYS}
+    if endpoint.get("auth") is not None:
+        endpoint["auth"] = _auth_view(endpoint["auth"])
+    if endpoint.get("paginator") is not None:
+        endpoint["paginator"] = _paginator_view(endpoint["paginator"])
+    view["endpoint"] = endpoint
+    return view
+
+
+def _stand_ins(value: Any) -> Any:
+    """`value` with every secret and setting replaced by a placeholder string (dlt only checks its type)."""
+    if isinstance(value, (SecretRef, ConfigRef)):
+        return _SECRET_STAND_IN
+    if isinstance(value, str):
+        return CONFIG_TEMPLATE.sub(lambda match: f"config_{match.group(1)}", value)
+    if isinstance(value, dict):
+        return {k: _stand_ins(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_stand_ins(v) for v in value]
+    return value
+
+
+def _auth_view(auth: Any) -> Any:
+    """dlt's own auth configs as written; ours (oauth2 with refresh tokens, bearer aliases) as a checked object."""
+    if isinstance(auth, str):
+        return auth
+    kind = auth.get("type", "bearer")
+    native = vocab.DLT_AUTH_KEYS.get(kind)
+    if native is None or set(auth) - native:
+        return _CheckedAuth()
+    return auth
+
+
+def _paginator_view(paginator: Any) -> Any:
+    """dlt's own paginator configs as written; ours (stop_condition, page sizes) as a checked object."""
+    if isinstance(paginator, str):
+        return paginator
+    native = vocab.DLT_PAGINATOR_KEYS.get(paginator.get("type", "auto"))
+    if native is None or set(paginator) - native:
+        return SinglePagePaginator()
+    return paginator
+
+
+def _dlt_message(exc: DictValidationException) -> str:
+    """dlt's message without its `./a/b` path prefix (the error already points at the key)."""
+    return re.sub(r"^(For `?\w+`?: )?(In path|Path) `?\S+?`?: ", "", exc.msg)
+
+
+def _spec_path(dlt_path: str, field: str | None, resources: list[ResourceSpec]) -> tuple[tuple[Any, ...], str | None]:
+    """dlt's `./resources[1]/endpoint` (+ field) as our key path, and the resource it is in."""
+    parts: list[Any] = [int(i) if i else name for name, i in _DLT_PATH_PART.findall(dlt_path) if name != "." or i]
+    parts = [p for p in parts if p != "."]
+    if field:
+        parts.append(field)
+    resource = None
+    if len(parts) >= 2 and parts[0] == "resources" and isinstance(parts[1], int) and parts[1] < len(resources):
+        resource = resources[parts[1]].name
+    return tuple(parts), resource
+
+
+def _resource_named_in(message: str, resources: list[ResourceSpec]) -> str | None:
+    for resource in resources:
+        if f"`{resource.name}`" in message or f"'{resource.name}'" in message:
+            return resource.name
+    return None

@@ -1,0 +1,57 @@
+"""Find spec files and load them into SourceSpecs."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from rest_assets.errors import SpecError
+from rest_assets.dialect.model import SourceSpec
+from rest_assets.dialect.validate import build_source_spec
+from rest_assets.dialect.yaml_source import YamlDocument, parse_yaml
+
+SOURCES_DIR_ENV = "REST_ASSETS_SOURCES_DIR"
+BUNDLED_SOURCES_DIR = Path(__file__).resolve().parent.parent / "sources"
+
+
+def spec_dirs_from_env(environ: dict[str, str] | None = None) -> list[Path]:
+    """The spec folders: `REST_ASSETS_SOURCES_DIR` (os.pathsep-separated) or the bundled one."""
+    value = (environ if environ is not None else os.environ).get(SOURCES_DIR_ENV, "").strip()
+    if not value:
+        return [BUNDLED_SOURCES_DIR]
+    return [Path(part).expanduser() for part in value.split(os.pathsep) if part.strip()]
+
+
+def load_spec_file(path: Path) -> SourceSpec:
+    """Parse and validate one spec file."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SpecError(f"cannot read the file: {exc.__class__.__name__}", file=str(path)) from None
+    return build_source_spec(parse_yaml(text, str(path)), default_name=path.stem)
+
+
+def spec_from_dict(config: dict[str, Any], name: str, origin: str = "<python>") -> SourceSpec:
+    """A SourceSpec from a spec written as a Python mapping (the YAML's dict one-to-one).
+
+    The entry point for specs built in code: values YAML cannot hold, such as
+    dlt's `processing_steps` callables, are accepted as they are.
+    """
+    return build_source_spec(YamlDocument(file=origin, data=config), default_name=name)
+
+
+def load_spec_dirs(dirs: list[Path]) -> list[SourceSpec]:
+    """Load every `*.yaml`/`*.yml` file in `dirs`, sorted; source names must be unique."""
+    specs: list[SourceSpec] = []
+    for directory in dirs:
+        if not directory.is_dir():
+            raise SpecError(f"spec folder does not exist (set {SOURCES_DIR_ENV} to existing folders)", file=str(directory))
+        files = sorted([*directory.glob("*.yaml"), *directory.glob("*.yml")])
+        specs.extend(load_spec_file(path) for path in files)
+    by_name: dict[str, SourceSpec] = {}
+    for spec in specs:
+        if spec.name in by_name:
+            raise SpecError(f"source name '{spec.name}' is also used by {by_name[spec.name].file}; names must be unique", file=spec.file, key="name")
+        by_name[spec.name] = spec
+    return specs

@@ -1,0 +1,184 @@
+"""Sensors that keep assets fresh.
+
+* The freshness sensor requests, per source, one incremental run of exactly
+  the assets whose last materialization is older than their freshness window
+  allows (or will be by the next tick). It keeps a cursor and a stable
+  run_key so the same work is never requested twice, never stacks a run on a
+  source while one is in flight, and says why it skipped. It never requests
+  a run that cannot start: a source whose secrets, base URL or token URL do
+  not resolve is skipped with a reason naming what to set
+  (see runtime.readiness).
+* Parent → child: children carry `AutomationCondition.eager()` (set by the
+  translator); the automation sensor here evaluates it, so a child is
+  refreshed whenever its parent was materialized without it.
+"""
+
+import hashlib
+import json
+import time
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Callable
+
+from dagster import (
+    AssetKey,
+    AssetSelection,
+    AutomationConditionSensorDefinition,
+    DagsterRunStatus,
+    DefaultSensorStatus,
+    EventLogRecord,
+    RunRequest,
+    RunsFilter,
+    SensorDefinition,
+    SensorEvaluationContext,
+    SensorResult,
+    SkipReason,
+    sensor,
+)
+
+from rest_assets.orchestration.translator import asset_key
+from rest_assets.runtime.readiness import missing_to_run
+from rest_assets.dialect.model import Freshness, SourceSpec
+
+FRESHNESS_SENSOR = "rest_assets_freshness_sensor"
+PARENT_CHILD_SENSOR = "rest_assets_parent_child_sensor"
+SENSOR_INTERVAL_SECONDS = 60
+IN_FLIGHT = [DagsterRunStatus.QUEUED, DagsterRunStatus.NOT_STARTED, DagsterRunStatus.STARTING, DagsterRunStatus.STARTED]
+
+
+@dataclass(frozen=True)
+class WatchedAsset:
+    """An asset the freshness sensor watches, with the age it may reach."""
+
+    key: AssetKey
+    source: str
+    fail_window: timedelta
+
+
+def watched_assets(specs: list[SourceSpec], default: Freshness | None) -> list[WatchedAsset]:
+    """Every asset with a freshness window (its own, else the project default)."""
+    watched = []
+    for spec in specs:
+        for resource in spec.resources:
+            freshness = resource.freshness or default
+            if freshness:
+                watched.append(WatchedAsset(asset_key(spec.name, resource.name), spec.name, freshness.fail_window))
+    return watched
+
+
+# What to set before a run of `source` refreshing `stale` can start ([] when nothing): never values.
+MissingCheck = Callable[[str, list["WatchedAsset"]], list[str]]
+
+
+def build_freshness_sensor(specs: list[SourceSpec], default: Freshness | None) -> SensorDefinition:
+    """The freshness sensor over all spec'd assets (starts running)."""
+    watched = watched_assets(specs, default)
+    missing = missing_check(specs)
+
+    @sensor(
+        name=FRESHNESS_SENSOR,
+        minimum_interval_seconds=SENSOR_INTERVAL_SECONDS,
+        default_status=DefaultSensorStatus.RUNNING,
+        target=AssetSelection.assets(*[w.key for w in watched]),
+        description="Requests an incremental run per source for the assets that are (or are about to be) stale.",
+    )
+    def _freshness_sensor(context: SensorEvaluationContext) -> SensorResult | SkipReason:
+        return evaluate_freshness(context, watched, now=time.time(), missing=missing)
+
+    return _freshness_sensor
+
+
+def missing_check(specs: list[SourceSpec]) -> MissingCheck:
+    """What each source's run of its stale assets needs set, looked up as a run would (runtime.readiness)."""
+    by_name = {spec.name: spec for spec in specs}
+
+    def missing(source: str, stale: list[WatchedAsset]) -> list[str]:
+        return missing_to_run(by_name[source], [w.key.path[-1] for w in stale])
+
+    return missing
+
+
+def evaluate_freshness(context: SensorEvaluationContext, watched: list[WatchedAsset], now: float,
+                       missing: MissingCheck | None = None) -> SensorResult | SkipReason:
+    """One tick of the freshness sensor (a plain function so it is easy to test).
+
+    With `missing`, a source whose run could not start is skipped, the reason naming what to set.
+    """
+    cursor = json.loads(context.cursor) if context.cursor else {}
+    busy = _sources_in_flight(context, watched)
+    latest = {w.key: _latest_materialization(context, w.key) for w in watched}
+    requests, reasons = [], []
+    for source in sorted({w.source for w in watched}):
+        stale = [w for w in watched if w.source == source and _is_stale(latest[w.key], w, now)]
+        if not stale:
+            reasons.append(f"{source}: every asset is fresh")
+            continue
+        unset = missing(source, stale) if missing else []
+        if unset:
+            reasons.append(f"{source}: {len(stale)} stale asset(s), but a run cannot start until these are set "
+                           f"(environment, or [sources.{source}] in .dlt/secrets.toml): {', '.join(unset)}")
+            continue
+        if source in busy:
+            reasons.append(f"{source}: {len(stale)} stale asset(s), but a run of this source is in flight")
+            continue
+        run_key = _run_key(source, stale, latest)
+        if cursor.get(source) == run_key:
+            reasons.append(f"{source}: already requested a run for these {len(stale)} stale asset(s)")
+            continue
+        cursor[source] = run_key
+        requests.append(RunRequest(
+            run_key=run_key,
+            asset_selection=[w.key for w in stale],
+            tags={"rest_assets/source": source, "rest_assets/trigger": "freshness"},
+        ))
+    if not requests:
+        return SkipReason("; ".join(reasons) or "no assets are watched")
+    for reason in reasons:
+        context.log.info(f"not requested: {reason}")
+    return SensorResult(run_requests=requests, cursor=json.dumps(cursor, sort_keys=True))
+
+
+def _latest_materialization(context: SensorEvaluationContext, key: AssetKey) -> EventLogRecord | None:
+    """The asset's last materialization record (it carries both timestamp and storage id)."""
+    records = context.instance.fetch_materializations(key, limit=1).records
+    return records[0] if records else None
+
+
+def _is_stale(record: EventLogRecord | None, watched: WatchedAsset, now: float) -> bool:
+    if record is None:
+        return True
+    age_at_next_tick = now + SENSOR_INTERVAL_SECONDS - record.timestamp
+    return age_at_next_tick >= watched.fail_window.total_seconds()
+
+
+def _run_key(source: str, stale: list[WatchedAsset], latest: dict[AssetKey, EventLogRecord | None]) -> str:
+    """Stable for one staleness state: the stale keys and their last materialization."""
+    parts = []
+    for w in sorted(stale, key=lambda w: w.key.to_user_string()):
+        record = latest[w.key]
+        parts.append(f"{w.key.to_user_string()}@{record.storage_id if record else 'never'}")
+    digest = hashlib.sha1("|".join(parts).encode()).hexdigest()[:16]
+    return f"freshness:{source}:{digest}"
+
+
+def _sources_in_flight(context: SensorEvaluationContext, watched: list[WatchedAsset]) -> set[str]:
+    source_of = {w.key: w.source for w in watched}
+    busy = set()
+    for run in context.instance.get_runs(filters=RunsFilter(statuses=IN_FLIGHT)):
+        for key in run.asset_selection or []:
+            if key in source_of:
+                busy.add(source_of[key])
+    return busy
+
+
+def build_parent_child_sensor(specs: list[SourceSpec]) -> AutomationConditionSensorDefinition | None:
+    """Evaluates the children's eager automation condition (starts running)."""
+    children = [asset_key(s.name, r.name) for s in specs for r in s.resources if r.parent]
+    if not children:
+        return None
+    return AutomationConditionSensorDefinition(
+        PARENT_CHILD_SENSOR,
+        target=AssetSelection.assets(*children),
+        default_status=DefaultSensorStatus.RUNNING,
+        description="Refreshes child assets after their parent was materialized without them.",
+    )
