@@ -13,8 +13,8 @@ REST_ASSETS_DESTINATION=postgres), never a DuckDB file.
 
 from dagster_k8s import k8s_job_executor
 
-from rest_assets.warehouse.destination import destination_name
 from rest_assets.orchestration.code_location import build_definitions  # not rest_assets.definitions: that builds them too
+from rest_assets.warehouse.destination import destination_name
 
 if destination_name() == "duckdb":
     raise RuntimeError(

@@ -22,7 +22,8 @@ This module imports only dlt: every layer may use it.
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import dlt
 from dlt.common.configuration.container import Container

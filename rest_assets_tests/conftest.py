@@ -13,18 +13,19 @@
 from __future__ import annotations
 
 import gc
-import json
 import os
 import re
 from collections import Counter
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import duckdb
 import pytest
 import requests
+from postgres_support import pg, pg_destination  # noqa: F401 - fixtures for every kind of test
 
 from rest_assets.cli.demo import QUIET_RUN_CONFIG, emulator_environment
 from rest_assets.emulator import DEMO_CREDENTIALS, Emulator, EmulatorConfig
@@ -139,11 +140,13 @@ def materialize_source(name: str, instance: Any = None) -> Any:
     matching = [a for a in defs.assets or [] if a.node_def.name == name]
     assert len(matching) == 1, f"expected one multi-asset named {name!r}, got {[a.node_def.name for a in defs.assets or []]}"
     if instance is not None:
-        return materialize(matching, instance=instance, resources=defs.resources,
-                           run_config=QUIET_RUN_CONFIG, raise_on_error=False)
+        return materialize(
+            matching, instance=instance, resources=defs.resources, run_config=QUIET_RUN_CONFIG, raise_on_error=False
+        )
     with DagsterInstance.ephemeral() as ephemeral:
-        return materialize(matching, instance=ephemeral, resources=defs.resources,
-                           run_config=QUIET_RUN_CONFIG, raise_on_error=False)
+        return materialize(
+            matching, instance=ephemeral, resources=defs.resources, run_config=QUIET_RUN_CONFIG, raise_on_error=False
+        )
 
 
 def _duckdb_file() -> str:
@@ -156,7 +159,7 @@ def read_table(dataset: str, table: str, columns: str = "*", db: str | Path | No
     try:
         cursor = connection.execute(f'SELECT {columns} FROM "{dataset}"."{table}"')
         names = [d[0] for d in cursor.description]
-        return [dict(zip(names, row)) for row in cursor.fetchall()]
+        return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
     finally:
         connection.close()
 
@@ -165,8 +168,7 @@ def table_names(dataset: str, db: str | Path | None = None) -> set[str]:
     """Data tables (dlt's own `_dlt_*` tables left out) of a dataset."""
     connection = duckdb.connect(str(db or _duckdb_file()), read_only=True)
     try:
-        rows = connection.execute(
-            "SELECT table_name FROM information_schema.tables WHERE table_schema = ?", [dataset]).fetchall()
+        rows = connection.execute("SELECT table_name FROM information_schema.tables WHERE table_schema = ?", [dataset]).fetchall()
         return {r[0] for r in rows if not r[0].startswith("_dlt_")}
     finally:
         connection.close()
@@ -177,8 +179,7 @@ def materialization_metadata(result: Any) -> dict[str, dict[str, Any]]:
     out: dict[str, dict[str, Any]] = {}
     for event in result.get_asset_materialization_events():
         materialization = event.step_materialization_data.materialization
-        out[materialization.asset_key.to_user_string()] = {
-            k: getattr(v, "value", v) for k, v in materialization.metadata.items()}
+        out[materialization.asset_key.to_user_string()] = {k: getattr(v, "value", v) for k, v in materialization.metadata.items()}
     return out
 
 
@@ -199,8 +200,9 @@ def failure_messages(result: Any) -> list[str]:
     return [message for _, message in failure_errors(result)]
 
 
-def write_spec_copies(target: Path, sources: tuple[str, ...] = SOURCES, *, backoff_factor: float | None = 0.01,
-                      child_concurrency: int | None = None) -> Path:
+def write_spec_copies(
+    target: Path, sources: tuple[str, ...] = SOURCES, *, backoff_factor: float | None = 0.01, child_concurrency: int | None = None
+) -> Path:
     """Copies of bundled specs: `backoff_factor` made tiny (retry tests stay fast), optionally a
     `client.child_concurrency`."""
     target.mkdir(parents=True, exist_ok=True)
@@ -210,8 +212,9 @@ def write_spec_copies(target: Path, sources: tuple[str, ...] = SOURCES, *, backo
             text, replaced = re.subn(r"backoff_factor:\s*[0-9.]+", f"backoff_factor: {backoff_factor}", text)
             assert replaced, f"{source}.yaml has no backoff_factor to rewrite"
         if child_concurrency is not None:
-            text, replaced = re.subn(r"^client:\n", f"client:\n  child_concurrency: {child_concurrency}\n", text,
-                                     flags=re.MULTILINE)
+            text, replaced = re.subn(
+                r"^client:\n", f"client:\n  child_concurrency: {child_concurrency}\n", text, flags=re.MULTILINE
+            )
             assert replaced == 1, f"{source}.yaml has no top-level client block"
         (target / f"{source}.yaml").write_text(text)
     return target
@@ -238,12 +241,14 @@ def _timestamp(value: str) -> datetime:
 
 def expected_row(record: dict[str, Any]) -> dict[str, Any]:
     """A truth record with `*_at` strings as timestamps and without the emulator's `parent_id`."""
-    return {key: _timestamp(value) if key.endswith("_at") and isinstance(value, str) else value
-            for key, value in record.items() if key != "parent_id"}
+    return {
+        key: _timestamp(value) if key.endswith("_at") and isinstance(value, str) else value
+        for key, value in record.items()
+        if key != "parent_id"
+    }
 
 
-def stored_value(row: dict[str, Any], field: str, expected: Any,
-                 lists: dict[tuple[str, str], list[Any]] | None = None) -> Any:
+def stored_value(row: dict[str, Any], field: str, expected: Any, lists: dict[tuple[str, str], list[Any]] | None = None) -> Any:
     """The value of `field` in a table row, on every destination as dlt's normalizer stores it: a nested
     object flattened into `<field>__<key>` columns and a list in a child table (`lists`, see
     `stored_lists`), never one JSON column; a scalar in its own column."""
@@ -280,8 +285,9 @@ Reader = Callable[[str, str], list[dict[str, Any]]]  # (dataset, table) -> rows,
 CHILD_TABLE_COLUMNS = {"value", "_dlt_parent_id", "_dlt_list_idx", "_dlt_id"}
 
 
-def stored_lists(read: Reader, source: str, resource: str, rows: list[dict[str, Any]],
-                 truth: list[dict[str, Any]]) -> dict[tuple[str, str], list[Any]]:
+def stored_lists(
+    read: Reader, source: str, resource: str, rows: list[dict[str, Any]], truth: list[dict[str, Any]]
+) -> dict[tuple[str, str], list[Any]]:
     """The lists of the records in `rows` as dlt stored them: child table `<resource>__<field>`, one row
     per item (`value`), linked by `_dlt_parent_id` to the parent row's `_dlt_id`, in `_dlt_list_idx`
     order (and `_dlt_root_id`, where dlt adds it for merge, the top-level row's `_dlt_id`).
@@ -307,8 +313,7 @@ def stored_lists(read: Reader, source: str, resource: str, rows: list[dict[str, 
     return lists
 
 
-def assert_table_equals_truth(emulator: Any, source: str, resource: str, values: bool = True,
-                              read: Reader | None = None) -> None:
+def assert_table_equals_truth(emulator: Any, source: str, resource: str, values: bool = True, read: Reader | None = None) -> None:
     """The table holds exactly the API's records: same rows, keys, parents and (if `values`) field values,
     lists included (their child tables). `read` reads a table from the destination (default: DuckDB)."""
     read = read or read_table
@@ -335,8 +340,8 @@ def assert_table_equals_truth(emulator: Any, source: str, resource: str, values:
         return
 
     lists = stored_lists(read, source, resource, rows, truth)
-    by_key = {k: r for k, r in zip(table_keys, rows)}
-    for key, record in zip(truth_keys, truth):
+    by_key = dict(zip(table_keys, rows, strict=True))
+    for key, record in zip(truth_keys, truth, strict=True):
         expected = expected_row(record)
         stored = by_key[key]
         actual = {name: stored_value(stored, name, value, lists) for name, value in expected.items()}

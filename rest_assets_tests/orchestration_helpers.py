@@ -11,8 +11,9 @@ from __future__ import annotations
 import os
 import socket
 from collections import defaultdict
+from collections.abc import Iterable
 from datetime import datetime
-from typing import Any, Iterable
+from typing import Any
 
 import duckdb
 from dagster import AssetKey, DagsterInstance, materialize
@@ -35,9 +36,14 @@ def source_definitions(source: str) -> tuple[Any, Any, Any]:
     return defs, assets[0], (checks[0] if checks else None)
 
 
-def materialize_resources(source: str, resources: Iterable[str] | None = None, *,
-                          instance: DagsterInstance | None = None, with_checks: bool = False,
-                          only_checks: bool = False) -> Any:
+def materialize_resources(
+    source: str,
+    resources: Iterable[str] | None = None,
+    *,
+    instance: DagsterInstance | None = None,
+    with_checks: bool = False,
+    only_checks: bool = False,
+) -> Any:
     """Materialize `resources` (default: all) of `source`, never raising on a failed run.
 
     `with_checks` also runs the source's primary-key checks for those assets;
@@ -54,8 +60,14 @@ def materialize_resources(source: str, resources: Iterable[str] | None = None, *
     own = instance is None
     instance = instance or DagsterInstance.ephemeral()
     try:
-        return materialize(to_run, selection=selection, instance=instance, resources=defs.resources,
-                           run_config=QUIET_RUN_CONFIG, raise_on_error=False)
+        return materialize(
+            to_run,
+            selection=selection,
+            instance=instance,
+            resources=defs.resources,
+            run_config=QUIET_RUN_CONFIG,
+            raise_on_error=False,
+        )
     finally:
         if own:
             instance.dispose()

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import os
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any, Iterator
+from typing import Any
 from urllib.parse import quote, urlsplit
 
 import psycopg2
@@ -56,8 +57,9 @@ class PgDatabase:
         return f"postgresql://{quote(self.user)}:{quote(self.password)}@{self.host}:{self.port}/{self.name}"
 
     def connect(self) -> Any:
-        connection = psycopg2.connect(dbname=self.name, user=self.user, password=self.password or None,
-                                      host=self.host, port=self.port, connect_timeout=5)
+        connection = psycopg2.connect(
+            dbname=self.name, user=self.user, password=self.password or None, host=self.host, port=self.port, connect_timeout=5
+        )
         connection.autocommit = True
         return connection
 
@@ -76,7 +78,7 @@ class PgDatabase:
             with connection.cursor() as cursor:
                 cursor.execute(f'SELECT * FROM "{schema}"."{table}"')
                 names = [d[0] for d in cursor.description]
-                return [dict(zip(names, row)) for row in cursor.fetchall()]
+                return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
         finally:
             connection.close()
 
@@ -90,8 +92,13 @@ def pg() -> Iterator[PgDatabase]:
     """A new database with a random name, dropped (connections and all) at the end."""
     admin = _admin_connection()
     parts = urlsplit(ADMIN_URL)
-    database = PgDatabase(name=f"rest_assets_test_{uuid.uuid4().hex[:12]}", user=parts.username or "postgres",
-                          password=parts.password or "", host=parts.hostname or "127.0.0.1", port=parts.port or 5432)
+    database = PgDatabase(
+        name=f"rest_assets_test_{uuid.uuid4().hex[:12]}",
+        user=parts.username or "postgres",
+        password=parts.password or "",
+        host=parts.hostname or "127.0.0.1",
+        port=parts.port or 5432,
+    )
     with admin.cursor() as cursor:
         cursor.execute(f'CREATE DATABASE "{database.name}"')
     try:

@@ -21,10 +21,11 @@ from __future__ import annotations
 import json
 import os
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import yaml
 from conftest import BUNDLED_SOURCES_DIR, read_table
@@ -32,9 +33,17 @@ from conftest import BUNDLED_SOURCES_DIR, read_table
 Reply = tuple[int, dict[str, str], bytes]
 
 
-def write_spec(target: Path, source: str, *, resources: list[str] | None = None, backoff: float = 0.01,
-               client: dict[str, Any] | None = None, page_limit: int | None = None,
-               max_retries: int | None = None, write_dispositions: dict[str, str] | None = None) -> Path:
+def write_spec(
+    target: Path,
+    source: str,
+    *,
+    resources: list[str] | None = None,
+    backoff: float = 0.01,
+    client: dict[str, Any] | None = None,
+    page_limit: int | None = None,
+    max_retries: int | None = None,
+    write_dispositions: dict[str, str] | None = None,
+) -> Path:
     """Write a trimmed copy of the bundled spec `source` into folder `target` and return the folder.
 
     `write_dispositions` maps resource names to the write disposition they get.
@@ -79,11 +88,11 @@ def run_source(name: str, instance: Any = None) -> Any:
     assets = [a for a in defs.assets or [] if a.node_def.name == name]
     assert len(assets) == 1, [a.node_def.name for a in defs.assets or []]
     if instance is not None:
-        return materialize(assets, instance=instance, resources=defs.resources,
-                           run_config=QUIET_RUN_CONFIG, raise_on_error=False)
+        return materialize(assets, instance=instance, resources=defs.resources, run_config=QUIET_RUN_CONFIG, raise_on_error=False)
     with DagsterInstance.ephemeral() as ephemeral:
-        return materialize(assets, instance=ephemeral, resources=defs.resources,
-                           run_config=QUIET_RUN_CONFIG, raise_on_error=False)
+        return materialize(
+            assets, instance=ephemeral, resources=defs.resources, run_config=QUIET_RUN_CONFIG, raise_on_error=False
+        )
 
 
 def snapshot(dataset: str, tables: list[str]) -> dict[str, list[dict[str, Any]]]:
@@ -101,6 +110,7 @@ def park_at(stage: str, marker: Path, table: str | None = None) -> None:
 
     On arrival the process writes its pid into `marker` and waits forever.
     """
+
     def park() -> None:
         marker.write_text(str(os.getpid()))
         threading.Event().wait()
@@ -208,7 +218,7 @@ class RecordingServer:
         """``http://HOST:PORT`` of the server."""
         return f"http://{self.host}:{self._server.server_address[1]}"
 
-    def __enter__(self) -> "RecordingServer":
+    def __enter__(self) -> RecordingServer:
         self._thread.start()
         return self
 

@@ -29,8 +29,8 @@ def main(argv: list[str] | None = None) -> int:
         return emulator_main(argv[1:])
     args = build_parser().parse_args(argv)
     if args.command == "list":
-        from rest_assets.definitions import defs
         from rest_assets.cli.listing import describe_definitions
+        from rest_assets.definitions import defs
 
         print(describe_definitions(defs))
         return 0

@@ -11,9 +11,10 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from rest_assets.emulator import DEMO_CREDENTIALS, Emulator, EmulatorConfig
 
@@ -60,8 +61,8 @@ def run_demo(size: int = 120, ui: bool = False, port: int = 3000, out: Callable[
 def _load_everything(out: Callable[[str], None]) -> int:
     from dagster import DagsterInstance, materialize
 
-    from rest_assets.warehouse.destination import duckdb_path
     from rest_assets.definitions import build_definitions
+    from rest_assets.warehouse.destination import duckdb_path
 
     defs = build_definitions()
     figures: list[AssetFigures] = []
@@ -71,8 +72,9 @@ def _load_everything(out: Callable[[str], None]) -> int:
             name = assets_def.node_def.name
             out(f"loading {name}: {len(assets_def.keys)} resources ...")
             started = time.monotonic()
-            result = materialize([assets_def], instance=instance, resources=defs.resources,
-                                 run_config=QUIET_RUN_CONFIG, raise_on_error=False)
+            result = materialize(
+                [assets_def], instance=instance, resources=defs.resources, run_config=QUIET_RUN_CONFIG, raise_on_error=False
+            )
             seconds = time.monotonic() - started
             if not result.success:
                 failed = True
@@ -91,13 +93,15 @@ def _figures(result: Any, seconds: float) -> list[AssetFigures]:
     for event in result.get_asset_materialization_events():
         materialization = event.step_materialization_data.materialization
         meta = {k: getattr(v, "value", v) for k, v in materialization.metadata.items()}
-        rows.append(AssetFigures(
-            asset=materialization.asset_key.to_user_string(),
-            rows=int(meta.get("rows_loaded", 0) or 0),
-            requests=int(meta.get("requests", 0) or 0),
-            retries=int(meta.get("retries", 0) or 0),
-            seconds=seconds,
-        ))
+        rows.append(
+            AssetFigures(
+                asset=materialization.asset_key.to_user_string(),
+                rows=int(meta.get("rows_loaded", 0) or 0),
+                requests=int(meta.get("requests", 0) or 0),
+                retries=int(meta.get("retries", 0) or 0),
+                seconds=seconds,
+            )
+        )
     return rows
 
 
@@ -117,8 +121,10 @@ def _table(figures: list[AssetFigures]) -> str:
     lines = [header, "-" * len(header)]
     lines += [f"{f.asset:<36} {f.rows:>7} {f.requests:>9} {f.retries:>8} {f.seconds:>8.1f}" for f in figures]
     lines.append("-" * len(header))
-    lines.append(f"{'total: ' + str(len(figures)) + ' assets':<36} {sum(f.rows for f in figures):>7} "
-                 f"{sum(f.requests for f in figures):>9} {sum(f.retries for f in figures):>8}")
+    lines.append(
+        f"{'total: ' + str(len(figures)) + ' assets':<36} {sum(f.rows for f in figures):>7} "
+        f"{sum(f.requests for f in figures):>9} {sum(f.retries for f in figures):>8}"
+    )
     return "\n".join(lines)
 
 

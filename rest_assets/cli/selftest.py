@@ -31,13 +31,14 @@ import logging
 import os
 import secrets
 import tempfile
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
+from rest_assets.cli.selftest_churn import ChurnFigures, churn_environment, run_churn
 from rest_assets.emulator import DEMO_CREDENTIALS, Emulator, EmulatorConfig
 from rest_assets.errors import SpecError
-from rest_assets.cli.selftest_churn import ChurnFigures, churn_environment, run_churn
 
 SOURCE = "chat_analytics"
 SPEC = """
@@ -67,7 +68,7 @@ BAD_INPUTS = [
     "client: {base_url: https://x.example}\nresources:\n  - name: a\n    endpoint: {paginator: {type: cursor, cursor_path: n,"
     " stop_condition: \"__import__('os').system('true')\"}}\n",
     "client: {base_url: https://x.example}\nresources:\n  - name: a\n    endpoint: {paginator: {type: cursor, cursor_path: n,"
-    " stop_condition: \"response.__class__.__base__\"}}\n",
+    ' stop_condition: "response.__class__.__base__"}}\n',
     "client: {base_url: !!python/object/apply:os.system ['true']}\nresources: [a]\n",
     "client: {base_url: https://x.example}\nresources: [a]\nresource_default: {}\n",
     "client: {base_url: https://x.example, timeout: soon}\nresources: [a]\n",
@@ -94,33 +95,45 @@ class Report:
 
     @property
     def ok(self) -> bool:
-        return (self.rows_lost == 0 and self.rows_duplicated == 0 and self.secrets_found == 0
-                and self.faults_survived == self.faults_injected and self.bad_inputs_refused == self.bad_inputs_tried
-                and (self.churn is None or self.churn.ok))
+        return (
+            self.rows_lost == 0
+            and self.rows_duplicated == 0
+            and self.secrets_found == 0
+            and self.faults_survived == self.faults_injected
+            and self.bad_inputs_refused == self.bad_inputs_tried
+            and (self.churn is None or self.churn.ok)
+        )
 
     def lines(self) -> list[str]:
-        return [f"faults injected / survived: {self.faults_injected} / {self.faults_survived}",
-                f"bad inputs tried / refused: {self.bad_inputs_tried} / {self.bad_inputs_refused}",
-                f"rows lost: {self.rows_lost}", f"rows duplicated: {self.rows_duplicated}",
-                f"secrets found: {self.secrets_found}", *([self.churn.line()] if self.churn else []),
-                "result: " + ("OK" if self.ok else "FAILED")]
+        return [
+            f"faults injected / survived: {self.faults_injected} / {self.faults_survived}",
+            f"bad inputs tried / refused: {self.bad_inputs_tried} / {self.bad_inputs_refused}",
+            f"rows lost: {self.rows_lost}",
+            f"rows duplicated: {self.rows_duplicated}",
+            f"secrets found: {self.secrets_found}",
+            *([self.churn.line()] if self.churn else []),
+            "result: " + ("OK" if self.ok else "FAILED"),
+        ]
 
 
 def run_selftest(out: Callable[[str], None] = print) -> int:
     """Run the compact fault matrix and print the report; 0 when everything held."""
     report = Report()
     credentials = {s: {k: f"{k}-{secrets.token_hex(10)}" for k in keys} for s, keys in DEMO_CREDENTIALS.items()}
-    with tempfile.TemporaryDirectory(prefix="rest-assets-selftest-") as folder, \
-            Emulator(EmulatorConfig(seed=11, default_size=30, credentials=credentials)) as emulator, \
-            _captured_output() as captured:
+    with (
+        tempfile.TemporaryDirectory(prefix="rest-assets-selftest-") as folder,
+        Emulator(EmulatorConfig(seed=11, default_size=30, credentials=credentials)) as emulator,
+        _captured_output() as captured,
+    ):
         work = Path(folder)
         with _environment(_env_for(work, emulator, credentials)):
             errors = _fault_runs(emulator, report)
             with _environment(churn_environment(work, emulator, credentials["help_desk"])):
                 report.churn = run_churn(emulator, work, _materialize)
         _check_bad_inputs(report)
-        secret_values = ({v for c in credentials.values() for v in c.values()} | set(emulator.apis.tokens.access)
-                         | report.churn.refresh_tokens)
+        secret_values = (
+            {v for c in credentials.values() for v in c.values()} | set(emulator.apis.tokens.access) | report.churn.refresh_tokens
+        )
         places = [captured.getvalue(), *errors, *(_file_texts(work, skip=work / "tokens"))]
         report.secrets_found = sum(1 for s in secret_values for text in places if s.encode() in _as_bytes(text))
     for line in report.lines():
@@ -134,9 +147,16 @@ def _env_for(work: Path, emulator: Emulator, credentials: dict[str, dict[str, st
     specs = work / "specs"
     specs.mkdir()
     (specs / f"{SOURCE}.yaml").write_text(SPEC)
-    env = {k: v for k, v in emulator_environment(emulator.url, credentials).items() if k.startswith(f"SOURCES__{SOURCE.upper()}__")}
-    env.update({"REST_ASSETS_SOURCES_DIR": str(specs), "DESTINATION__DUCKDB__CREDENTIALS": str(work / "selftest.duckdb"),
-                "DLT_DATA_DIR": str(work / "dlt")})
+    env = {
+        k: v for k, v in emulator_environment(emulator.url, credentials).items() if k.startswith(f"SOURCES__{SOURCE.upper()}__")
+    }
+    env.update(
+        {
+            "REST_ASSETS_SOURCES_DIR": str(specs),
+            "DESTINATION__DUCKDB__CREDENTIALS": str(work / "selftest.duckdb"),
+            "DLT_DATA_DIR": str(work / "dlt"),
+        }
+    )
     return env
 
 
@@ -169,8 +189,13 @@ def _materialize() -> Any:
 
     defs = build_definitions()
     with DagsterInstance.ephemeral() as instance:
-        return materialize(list(defs.assets or []), instance=instance, resources=defs.resources,
-                           run_config=QUIET_RUN_CONFIG, raise_on_error=False)
+        return materialize(
+            list(defs.assets or []),
+            instance=instance,
+            resources=defs.resources,
+            run_config=QUIET_RUN_CONFIG,
+            raise_on_error=False,
+        )
 
 
 def _failure_messages(result: Any) -> list[str]:

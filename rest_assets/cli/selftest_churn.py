@@ -13,16 +13,16 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from rest_assets.emulator import Emulator
 
 SOURCE = "churn_desk"
 RUNS = 3
-RESOURCES = {"conversations": None, "conversation_threads": "_conversations_id",
-             "inboxes": None, "inbox_folders": "_inboxes_id"}
+RESOURCES = {"conversations": None, "conversation_threads": "_conversations_id", "inboxes": None, "inbox_folders": "_inboxes_id"}
 
 
 @dataclass
@@ -42,14 +42,22 @@ class ChurnFigures:
 
     @property
     def ok(self) -> bool:
-        return (self.runs_ok == self.runs and not self.replaced_token_requests and not self.extra_grants
-                and not self.old_refresh_grants and not self.rows_lost and not self.rows_duplicated)
+        return (
+            self.runs_ok == self.runs
+            and not self.replaced_token_requests
+            and not self.extra_grants
+            and not self.old_refresh_grants
+            and not self.rows_lost
+            and not self.rows_duplicated
+        )
 
     def line(self) -> str:
-        return (f"token churn: runs / succeeded: {self.runs} / {self.runs_ok} (tokens revoked {self.revocations}, "
-                f"grants {self.grants}, requests with a replaced token {self.replaced_token_requests}, "
-                f"grants beyond one per revocation {self.extra_grants}, "
-                f"grants with an old refresh token {self.old_refresh_grants})")
+        return (
+            f"token churn: runs / succeeded: {self.runs} / {self.runs_ok} (tokens revoked {self.revocations}, "
+            f"grants {self.grants}, requests with a replaced token {self.replaced_token_requests}, "
+            f"grants beyond one per revocation {self.extra_grants}, "
+            f"grants with an old refresh token {self.old_refresh_grants})"
+        )
 
 
 def churn_spec(emulator: Emulator, store: Path) -> dict[str, Any]:
@@ -59,12 +67,21 @@ def churn_spec(emulator: Emulator, store: Path) -> dict[str, Any]:
 
     def resource(name: str, path: str, key: str) -> dict[str, Any]:
         return {"name": name, "endpoint": {"path": path, "data_selector": f"_embedded.{key}", "paginator": paginator}}
+
     retry = {"retry_on_status_codes": [429, 500, 502, 503, 504], "max_retries": 8, "backoff_factor": 0.01}
     return {
-        "client": {"base_url": base, "child_concurrency": 16,
-                   "auth": {"type": "oauth2", "client_id": {"secret": "client_id"},
-                            "client_secret": {"secret": "client_secret"}, "refresh_token": {"secret": "refresh_token"},
-                            "token_url": f"{base}/oauth2/token", "refresh_token_store": str(store)}},
+        "client": {
+            "base_url": base,
+            "child_concurrency": 16,
+            "auth": {
+                "type": "oauth2",
+                "client_id": {"secret": "client_id"},
+                "client_secret": {"secret": "client_secret"},
+                "refresh_token": {"secret": "refresh_token"},
+                "token_url": f"{base}/oauth2/token",
+                "refresh_token_store": str(store),
+            },
+        },
         "resource_defaults": {"primary_key": "id", "write_disposition": "merge", "endpoint": {"error_handler": retry}},
         "resources": [
             resource("conversations", "/conversations", "conversations"),
@@ -80,8 +97,9 @@ def churn_environment(work: Path, emulator: Emulator, credentials: dict[str, str
     specs = work / "churn-specs"
     specs.mkdir()
     (specs / f"{SOURCE}.yaml").write_text(json.dumps(churn_spec(emulator, work / "tokens" / f"{SOURCE}.refresh_token")))
-    env = {f"SOURCES__{SOURCE.upper()}__{key.upper()}": credentials[key]
-           for key in ("client_id", "client_secret", "refresh_token")}
+    env = {
+        f"SOURCES__{SOURCE.upper()}__{key.upper()}": credentials[key] for key in ("client_id", "client_secret", "refresh_token")
+    }
     env["REST_ASSETS_SOURCES_DIR"] = str(specs)
     return env
 
@@ -97,8 +115,16 @@ def run_churn(emulator: Emulator, work: Path, materialize: Callable[[], Any]) ->
     try:
         for run in range(RUNS):
             emulator.clear_requests()
-            emulator.set_churn(source="help_desk", seed=run, invalidate_probability=0.03, invalidate_every=29,
-                               error_every=7, throttle_at=4, throttle_burst=3, retry_after=0)
+            emulator.set_churn(
+                source="help_desk",
+                seed=run,
+                invalidate_probability=0.03,
+                invalidate_every=29,
+                error_every=7,
+                throttle_at=4,
+                throttle_burst=3,
+                retry_after=0,
+            )
             figures.runs += 1
             figures.runs_ok += int(materialize().success)
             _read_log(emulator.requests(), figures)

@@ -10,15 +10,16 @@ from __future__ import annotations
 
 import copy
 import re
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 from urllib.parse import quote
 
 import pyarrow as pa
 from dlt.common import jsonpath
 
-from rest_assets.errors import LoadError
 from rest_assets.dialect.model import SourceSpec
 from rest_assets.dialect.parents import map_strings
+from rest_assets.errors import LoadError
 
 
 def with_private_parents(spec: SourceSpec, compiled: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
@@ -43,7 +44,10 @@ def with_private_parents(spec: SourceSpec, compiled: dict[str, dict[str, Any]]) 
         child = compiled[resource.name]
         encoded = _point_at_parent(child["endpoint"], link.parent, private)
         parent_copy = {**copy.deepcopy(compiled[link.parent]), "name": private, "selected": False}
-        parent_copy["processing_steps"] = [*parent_copy.get("processing_steps", []), {"map": _path_encoder(encoded, link.parent, resource.name)}]
+        parent_copy["processing_steps"] = [
+            *parent_copy.get("processing_steps", []),
+            {"map": _path_encoder(encoded, link.parent, resource.name)},
+        ]
         resources.append(parent_copy)
         renames = {f"_{private}_{key}": f"_{link.parent}_{key}" for key in child.get("include_from_parent", [])}
         child["processing_steps"] = [*child.get("processing_steps", []), {"map": _renamer(renames)}]
@@ -107,7 +111,8 @@ def _path_encoder(fields: list[str], parent: str, child: str) -> Callable[[dict[
             if value.strip(".") == "" and value:
                 raise LoadError(
                     f"resource '{parent}': the value {value!r} of '{name}' cannot be a URL path segment of "
-                    f"child resource '{child}' ('.' and '..' would move the request to another path)")
+                    f"child resource '{child}' ('.' and '..' would move the request to another path)"
+                )
             record[f"{_ENCODED_PREFIX}{index}"] = quote(value, safe="")
         return record
 
@@ -130,7 +135,8 @@ def _parent_value(record: dict[str, Any], name: str, path: Any, parent: str, chi
     if not values:
         raise LoadError(
             f"resource '{parent}': a record has no field '{name}', which the path of child resource "
-            f"'{child}' needs (fields: {', '.join(sorted(map(str, record))[:10])})")
+            f"'{child}' needs (fields: {', '.join(sorted(map(str, record))[:10])})"
+        )
     return str(values[0])
 
 

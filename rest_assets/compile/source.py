@@ -11,26 +11,27 @@ from __future__ import annotations
 import copy
 import functools
 import time
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, replace
-from typing import Any, Callable, Collection
+from typing import Any
 from urllib.parse import urlsplit
 
 from dlt.common import jsonpath
 from dlt.extract.source import DltSource
 from dlt.sources.rest_api import rest_api_source
 
+from rest_assets.compile.parent_streams import private_parent_name, with_private_parents
+from rest_assets.dialect.model import ResourceSpec, SecretRef, SourceSpec
 from rest_assets.dlt_internals import replace_generator
 from rest_assets.runtime.arrow_pages import use_arrow_pages
 from rest_assets.runtime.auth import build_auth
 from rest_assets.runtime.fanout import DEFAULT_CHILD_CONCURRENCY, fan_out, read_ahead
 from rest_assets.runtime.http import DEFAULT_TIMEOUT_SECONDS, GuardedSession
-from rest_assets.runtime.retry import EndpointRoute, RetryPolicy
-from rest_assets.compile.parent_streams import private_parent_name, with_private_parents
 from rest_assets.runtime.paginators import build_paginator
 from rest_assets.runtime.redaction import install_log_redaction
 from rest_assets.runtime.responses import response_validator
+from rest_assets.runtime.retry import EndpointRoute, RetryPolicy
 from rest_assets.runtime.secrets import resolve_secrets, resolve_setting
-from rest_assets.dialect.model import ResourceSpec, SecretRef, SourceSpec
 
 # Keys of the dialect that dlt does not know; they are compiled into objects.
 _RESOURCE_EXTENSIONS = ("freshness", "description")
@@ -47,8 +48,13 @@ class CompiledSource:
     session: GuardedSession
 
 
-def compile_source(spec: SourceSpec, *, sleep: Callable[[float], None] = time.sleep,
-                   arrow_pages: bool = True, extracted: Collection[str] | None = None) -> CompiledSource:
+def compile_source(
+    spec: SourceSpec,
+    *,
+    sleep: Callable[[float], None] = time.sleep,
+    arrow_pages: bool = True,
+    extracted: Collection[str] | None = None,
+) -> CompiledSource:
     """Build the dlt source for `spec`, resolving secrets now (raises MissingSecretError).
 
     With `arrow_pages` each page reaches dlt as one Arrow table (see runtime.arrow_pages).
@@ -83,8 +89,11 @@ def compile_source(spec: SourceSpec, *, sleep: Callable[[float], None] = time.sl
         for resource in spec.resources:
             if resource.config.get("processing_steps"):
                 continue  # dlt applies processing steps to whatever an item is: they need records, not Arrow batches
-            use_arrow_pages(source.resources[resource.name], resources[resource.name],
-                            functools.partial(session.stats.add, "batches_as_rows", resource.name))
+            use_arrow_pages(
+                source.resources[resource.name],
+                resources[resource.name],
+                functools.partial(session.stats.add, "batches_as_rows", resource.name),
+            )
     return CompiledSource(source=source, session=session)
 
 
@@ -141,8 +150,9 @@ def _refresh_token_key(auth: Any) -> str | None:
     return value.key if isinstance(value, SecretRef) else None
 
 
-def _build_session(spec: SourceSpec, base_url: str, token_urls: list[str | None],
-                   sleep: Callable[[float], None]) -> GuardedSession:
+def _build_session(
+    spec: SourceSpec, base_url: str, token_urls: list[str | None], sleep: Callable[[float], None]
+) -> GuardedSession:
     base_path = urlsplit(base_url).path
     routes = [
         EndpointRoute.for_path(r.name, base_path, r.path, RetryPolicy.from_spec(r.endpoint.get("error_handler")))
@@ -171,8 +181,7 @@ def _sends_credentials(spec: SourceSpec) -> bool:
     return bool(spec.secret_keys or spec.client.get("auth") or any(r.endpoint.get("auth") for r in spec.resources))
 
 
-def _compile_resource(spec: SourceSpec, resource: ResourceSpec, session: GuardedSession,
-                      max_pages: int | None) -> dict[str, Any]:
+def _compile_resource(spec: SourceSpec, resource: ResourceSpec, session: GuardedSession, max_pages: int | None) -> dict[str, Any]:
     config = resolve_secrets(spec.name, copy.deepcopy(resource.config))
     for key in _RESOURCE_EXTENSIONS:
         config.pop(key, None)
@@ -183,13 +192,15 @@ def _compile_resource(spec: SourceSpec, resource: ResourceSpec, session: Guarded
         endpoint["paginator"] = build_paginator(endpoint["paginator"], max_pages)
     if "auth" in endpoint:
         # its own token_url: the client's (and its TOKEN_URL override) never receives this auth's credentials
-        endpoint["auth"] = build_auth(spec.name, endpoint["auth"], session, None,
-                                      _refresh_token_key(resource.endpoint.get("auth")))
+        endpoint["auth"] = build_auth(
+            spec.name, endpoint["auth"], session, None, _refresh_token_key(resource.endpoint.get("auth"))
+        )
     selector = endpoint.get("data_selector")
     if isinstance(selector, str):
         # dlt would re-parse a string selector on every page; a compiled path is parsed once
         endpoint["data_selector"] = jsonpath.compile_path(selector)
-    validator = response_validator(spec.name, resource.name, selector,
-                                   lambda n: session.stats.add("secrets_masked", resource.name, n))
+    validator = response_validator(
+        spec.name, resource.name, selector, lambda n: session.stats.add("secrets_masked", resource.name, n)
+    )
     endpoint["response_actions"] = [*endpoint.get("response_actions", []), validator]
     return config

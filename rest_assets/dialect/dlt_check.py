@@ -13,7 +13,8 @@ validator has already checked) stand in as objects dlt accepts as they are.
 from __future__ import annotations
 
 import re
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from dlt.common.exceptions import DictValidationException
 from dlt.common.validation import validate_dict
@@ -21,9 +22,9 @@ from dlt.sources.helpers.rest_client.auth import AuthConfigBase
 from dlt.sources.helpers.rest_client.paginators import SinglePagePaginator
 from dlt.sources.rest_api.typing import RESTAPIConfig
 
-from rest_assets.dlt_internals import build_resource_dependency_graph
 from rest_assets.dialect import vocabulary as vocab
 from rest_assets.dialect.model import CONFIG_TEMPLATE, ConfigRef, ResourceSpec, SecretRef
+from rest_assets.dlt_internals import build_resource_dependency_graph
 
 # Raised as `fail(path, message, resource)`; the validator's own error factory.
 Fail = Callable[[tuple[Any, ...], str, "str | None"], Exception]
@@ -50,9 +51,12 @@ def check_with_dlt(client: dict[str, Any], resources: list[ResourceSpec], fail: 
         raise _graph_error(str(exc), resources, fail) from None
     for index, resource in enumerate(resources):
         if resource.config.get("include_from_parent") and not parents.get(resource.name):
-            raise fail(("resources", index, "include_from_parent"),
-                       "dlt rejects this: `include_from_parent` needs a parent resource (a {resources.<parent>.<field>} "
-                       "placeholder or a resolve param)", resource.name)
+            raise fail(
+                ("resources", index, "include_from_parent"),
+                "dlt rejects this: `include_from_parent` needs a parent resource (a {resources.<parent>.<field>} "
+                "placeholder or a resolve param)",
+                resource.name,
+            )
 
 
 def _graph_error(message: str, resources: list[ResourceSpec], fail: Fail) -> Exception:

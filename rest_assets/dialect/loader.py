@@ -6,10 +6,10 @@ import os
 from pathlib import Path
 from typing import Any
 
-from rest_assets.errors import SpecError
 from rest_assets.dialect.model import SourceSpec
 from rest_assets.dialect.validate import build_source_spec
 from rest_assets.dialect.yaml_source import YamlDocument, parse_yaml
+from rest_assets.errors import SpecError
 
 SOURCES_DIR_ENV = "REST_ASSETS_SOURCES_DIR"
 BUNDLED_SOURCES_DIR = Path(__file__).resolve().parent.parent / "sources"
@@ -52,6 +52,10 @@ def load_spec_dirs(dirs: list[Path]) -> list[SourceSpec]:
     by_name: dict[str, SourceSpec] = {}
     for spec in specs:
         if spec.name in by_name:
-            raise SpecError(f"source name '{spec.name}' is also used by {by_name[spec.name].file}; names must be unique", file=spec.file, key="name")
+            raise SpecError(
+                f"source name '{spec.name}' is also used by {by_name[spec.name].file}; names must be unique",
+                file=spec.file,
+                key="name",
+            )
         by_name[spec.name] = spec
     return specs

@@ -16,9 +16,7 @@ from typing import Any, Protocol
 from rest_assets.dialect.model import ParentLink, ResourceSpec
 
 Path = tuple[str | int, ...]
-STREAM_PARTITION = re.compile(
-    r"\{\{\s*stream_partition\s*(?:\[\s*['\"]([^'\"]+)['\"]\s*\]|\.([A-Za-z_][A-Za-z0-9_]*))\s*\}\}"
-)
+STREAM_PARTITION = re.compile(r"\{\{\s*stream_partition\s*(?:\[\s*['\"]([^'\"]+)['\"]\s*\]|\.([A-Za-z_][A-Za-z0-9_]*))\s*\}\}")
 DLT_RESOURCE_PLACEHOLDER = re.compile(r"\{resources\.([A-Za-z0-9_]+)\.([^}]+)\}")
 
 
@@ -44,7 +42,11 @@ def bind_parents(check: Checker, resources: list[ResourceSpec]) -> None:
             if resource.parent.parent_key not in include:
                 include.append(resource.parent.parent_key)
         elif router:
-            raise check.fail((*path, "partition_router"), "is set but neither the path nor the params use {{ stream_partition['...'] }}", resource.name)
+            raise check.fail(
+                (*path, "partition_router"),
+                "is set but neither the path nor the params use {{ stream_partition['...'] }}",
+                resource.name,
+            )
         else:
             resource.parent = _native_parent(check, resource, names, path)
 
@@ -83,18 +85,31 @@ def _stream_partition_fields(endpoint: dict[str, Any]) -> list[str]:
     return found
 
 
-def _partition_parent(check: Checker, resource: ResourceSpec, fields: list[str], router: dict[str, Any] | None,
-                      names: list[str], path: Path) -> ParentLink:
+def _partition_parent(
+    check: Checker, resource: ResourceSpec, fields: list[str], router: dict[str, Any] | None, names: list[str], path: Path
+) -> ParentLink:
     if len(fields) > 1:
-        raise check.fail((*path, "path"), f"uses several stream_partition fields ({', '.join(fields)}); one parent field per resource is supported", resource.name)
+        raise check.fail(
+            (*path, "path"),
+            f"uses several stream_partition fields ({', '.join(fields)}); one parent field per resource is supported",
+            resource.name,
+        )
     field = fields[0]
     if router:
         parent = router["parent"]
         if parent not in names:
-            raise check.fail((*path, "partition_router", "parent"), f"parent resource '{parent}' does not exist; resources: {', '.join(names)}", resource.name)
+            raise check.fail(
+                (*path, "partition_router", "parent"),
+                f"parent resource '{parent}' does not exist; resources: {', '.join(names)}",
+                resource.name,
+            )
         wanted = router.get("partition_field", field)
         if wanted != field:
-            raise check.fail((*path, "partition_router", "partition_field"), f"is '{wanted}' but the path uses stream_partition['{field}']", resource.name)
+            raise check.fail(
+                (*path, "partition_router", "partition_field"),
+                f"is '{wanted}' but the path uses stream_partition['{field}']",
+                resource.name,
+            )
         return ParentLink(parent, str(router.get("parent_key", "id")))
     candidates = _infer_parent_names(field, names, resource.name)
     if len(candidates) != 1:
@@ -141,17 +156,21 @@ def map_strings(value: Any, change: Any) -> Any:
 def _native_parent(check: Checker, resource: ResourceSpec, names: list[str], path: Path) -> ParentLink | None:
     endpoint = resource.config["endpoint"]
     links = {(m.group(1), m.group(2)) for text in _request_texts(endpoint) for m in DLT_RESOURCE_PLACEHOLDER.finditer(text)}
-    for key, value in (endpoint.get("params") or {}).items():
+    for value in (endpoint.get("params") or {}).values():
         if isinstance(value, dict) and value.get("type") == "resolve":
             links.add((str(value.get("resource")), str(value.get("field"))))
     if not links:
         return None
     parents = {parent for parent, _ in links}
     if len(parents) > 1:
-        raise check.fail((*path, "path"), f"refers to several parents ({', '.join(sorted(parents))}); one is supported", resource.name)
+        raise check.fail(
+            (*path, "path"), f"refers to several parents ({', '.join(sorted(parents))}); one is supported", resource.name
+        )
     parent, field = sorted(links)[0]
     if parent not in names:
-        raise check.fail((*path, "path"), f"refers to resource '{parent}', which does not exist; resources: {', '.join(names)}", resource.name)
+        raise check.fail(
+            (*path, "path"), f"refers to resource '{parent}', which does not exist; resources: {', '.join(names)}", resource.name
+        )
     return ParentLink(parent, field)
 
 
@@ -166,4 +185,3 @@ def check_no_cycles(check: Checker, resources: list[ResourceSpec]) -> None:
                 raise check.fail(("resources", index, "endpoint", "path"), f"parent/child cycle: {chain}", resource.name)
             seen.append(current)
             current = parent_of.get(current)
-

@@ -18,8 +18,9 @@ compiler hands dlt exactly what it expects.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 from rest_assets.dialect.stop_condition import StopCondition, StopConditionSyntaxError, parse_predicate
 
@@ -89,8 +90,7 @@ def _build_step(step: Any, index: int) -> dict[str, Callable[[Any], Any]]:
 
 def _record_filter(body: Any, index: int) -> RecordFilter:
     if not isinstance(body, str):
-        raise ProcessingStepError("a filter is an expression over the record, e.g. \"status != 'deleted'\"",
-                                  (index, "filter"))
+        raise ProcessingStepError("a filter is an expression over the record, e.g. \"status != 'deleted'\"", (index, "filter"))
     try:
         return RecordFilter(parse_predicate(body, root="record"))
     except StopConditionSyntaxError as exc:

@@ -22,13 +22,13 @@ order (a string and a number, a missing field) is false, never an error.
 from __future__ import annotations
 
 import ast
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 _MAX_LENGTH = 500
 # YAML-style words read as constants where a value stands (never inside a string literal, never as a key).
-_WORD_CONSTANTS: dict[str, Any] = {"none": None, "null": None, "NULL": None, "Null": None,
-                                   "true": True, "false": False}
+_WORD_CONSTANTS: dict[str, Any] = {"none": None, "null": None, "NULL": None, "Null": None, "true": True, "false": False}
 
 
 class StopConditionSyntaxError(ValueError):
@@ -124,8 +124,10 @@ class _WordConstants(ast.NodeTransformer):
 
 
 _ORDERINGS: dict[type[ast.cmpop], Callable[[Any, Any], bool]] = {
-    ast.Lt: lambda a, b: a < b, ast.LtE: lambda a, b: a <= b,
-    ast.Gt: lambda a, b: a > b, ast.GtE: lambda a, b: a >= b,
+    ast.Lt: lambda a, b: a < b,
+    ast.LtE: lambda a, b: a <= b,
+    ast.Gt: lambda a, b: a > b,
+    ast.GtE: lambda a, b: a >= b,
 }
 
 
@@ -167,7 +169,8 @@ class _Builder:
         if type(op) in _ORDERINGS and literal is not None and not isinstance(literal, (dict, list)):
             return _ordering(path, _ORDERINGS[type(op)], literal)
         raise StopConditionSyntaxError(
-            "only 'is None', 'is not None', '==', '!=', '<', '<=', '>', '>=' (with a literal) and 'in [...]' are allowed")
+            "only 'is None', 'is not None', '==', '!=', '<', '<=', '>', '>=' (with a literal) and 'in [...]' are allowed"
+        )
 
     def _path(self, node: ast.AST) -> PathRef:
         path = _path_of(node, self.root)
@@ -199,8 +202,13 @@ def _membership(path: PathRef, node: ast.AST, negate: bool) -> Callable[[Any], b
 def _literal_of(node: ast.AST) -> Any:
     if isinstance(node, ast.Constant) and isinstance(node.value, (str, int, float, bool, type(None))):
         return node.value
-    if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub) and isinstance(node.operand, ast.Constant) \
-            and isinstance(node.operand.value, (int, float)) and not isinstance(node.operand.value, bool):
+    if (
+        isinstance(node, ast.UnaryOp)
+        and isinstance(node.op, ast.USub)
+        and isinstance(node.operand, ast.Constant)
+        and isinstance(node.operand.value, (int, float))
+        and not isinstance(node.operand.value, bool)
+    ):
         return -node.operand.value
     if isinstance(node, ast.Dict) and not node.keys:
         return {}
@@ -231,7 +239,9 @@ def _path_of(node: ast.AST, root_name: str) -> PathRef:
     root = current.id
     if root == root_name:
         if any(isinstance(n, ast.Attribute) for n in _chain(node)):
-            raise StopConditionSyntaxError(f"attributes of '{root_name}' are not allowed; use {root_name}['key'] or {root_name}.get('key', default)")
+            raise StopConditionSyntaxError(
+                f"attributes of '{root_name}' are not allowed; use {root_name}['key'] or {root_name}.get('key', default)"
+            )
         return PathRef(tuple(steps))
     # a bare dotted path: every link must be a plain attribute (no calls, no subscripts)
     if any(not isinstance(n, (ast.Attribute, ast.Name)) for n in _chain(node)):

@@ -11,22 +11,23 @@ from __future__ import annotations
 import copy
 import difflib
 import re
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 from dlt.common.normalizers.naming.snake_case import NamingConvention
 from dlt.common.schema.utils import merge_columns
 
-from rest_assets.dlt_internals import ensure_table_schema_columns
-from rest_assets.errors import SpecError, StopConditionError
 from rest_assets.dialect import vocabulary as vocab
+from rest_assets.dialect.cron import is_valid_cron
 from rest_assets.dialect.dlt_check import check_with_dlt
 from rest_assets.dialect.durations import parse_duration
+from rest_assets.dialect.model import CONFIG_TEMPLATE, ConfigRef, Freshness, ResourceSpec, SecretRef, SourceSpec
 from rest_assets.dialect.parents import bind_parents, check_no_cycles
 from rest_assets.dialect.processing_steps import ProcessingStepError, build_processing_steps
-from rest_assets.dialect.cron import is_valid_cron
-from rest_assets.dialect.model import CONFIG_TEMPLATE, ConfigRef, Freshness, ParentLink, ResourceSpec, SecretRef, SourceSpec
 from rest_assets.dialect.stop_condition import StopConditionSyntaxError, parse_stop_condition
 from rest_assets.dialect.yaml_source import Path, YamlDocument
+from rest_assets.dlt_internals import ensure_table_schema_columns
+from rest_assets.errors import SpecError, StopConditionError
 
 IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 SNAKE_CASE = re.compile(r"^[a-z_][a-z0-9_]*$")
@@ -56,9 +57,7 @@ class _Checker:
             if key not in allowed:
                 hint = difflib.get_close_matches(str(key), allowed, n=1)
                 suggestion = f" Did you mean '{hint[0]}'?" if hint else ""
-                raise self.fail(
-                    (*path, key), f"unknown key '{key}'.{suggestion} Allowed here: {', '.join(allowed)}", resource
-                )
+                raise self.fail((*path, key), f"unknown key '{key}'.{suggestion} Allowed here: {', '.join(allowed)}", resource)
 
 
 def _dotted(path: Path, resource: str | None) -> str:
@@ -82,7 +81,9 @@ def build_source_spec(doc: YamlDocument, default_name: str) -> SourceSpec:
     if not isinstance(name, str) or not SNAKE_CASE.match(name):
         raise check.fail(("name",), f"'{name}' is not a snake_case identifier (letters, digits, underscores)")
     client = _check_client(check, data.get("client"))
-    defaults = _check_resource_body(check, data.get("resource_defaults", {}), ("resource_defaults",), None, vocab.RESOURCE_DEFAULT_KEYS)
+    defaults = _check_resource_body(
+        check, data.get("resource_defaults", {}), ("resource_defaults",), None, vocab.RESOURCE_DEFAULT_KEYS
+    )
     raw_resources = data.get("resources")
     if not isinstance(raw_resources, list) or not raw_resources:
         raise check.fail(("resources",), "must be a non-empty list of resources")
@@ -93,10 +94,18 @@ def build_source_spec(doc: YamlDocument, default_name: str) -> SourceSpec:
     check_with_dlt(client, resources, check.fail)
     schedule = data.get("schedule")
     if schedule is not None and (not isinstance(schedule, str) or not is_valid_cron(schedule)):
-        raise check.fail(("schedule",), f"'{schedule}' is not a valid cron expression (five fields, e.g. '0 * * * *', or @hourly/@daily/@weekly/@monthly)")
+        raise check.fail(
+            ("schedule",),
+            f"'{schedule}' is not a valid cron expression (five fields, e.g. '0 * * * *', or @hourly/@daily/@weekly/@monthly)",
+        )
     return SourceSpec(
-        name=name, file=doc.file, client=client, resources=resources,
-        schedule=schedule, description=data.get("description"), lines=dict(doc.lines),
+        name=name,
+        file=doc.file,
+        client=client,
+        resources=resources,
+        schedule=schedule,
+        description=data.get("description"),
+        lines=dict(doc.lines),
     )
 
 
@@ -107,7 +116,9 @@ def _resolve_secret_markers(value: Any, path: Path, check: _Checker) -> Any:
             if marker in value:
                 key = value[marker]
                 if len(value) != 1 or not isinstance(key, str) or not IDENTIFIER.match(key):
-                    raise check.fail(path, f"a {marker} is written {{{marker}: KEY}} with KEY an identifier and nothing else beside it")
+                    raise check.fail(
+                        path, f"a {marker} is written {{{marker}: KEY}} with KEY an identifier and nothing else beside it"
+                    )
                 return ref(key)
         return {k: _resolve_secret_markers(v, (*path, k), check) for k, v in value.items()}
     if isinstance(value, list):
@@ -125,10 +136,17 @@ def _check_placeholders(check: _Checker, text: str, path: Path) -> None:
         if root not in PLACEHOLDER_ROOTS:
             hint = difflib.get_close_matches(root, PLACEHOLDER_ROOTS, n=1)
             suggestion = f" Did you mean '{{{hint[0]}.{rest}}}'?" if hint else ""
-            raise check.fail(path, f"unknown placeholder '{{{root}.{rest}}}'.{suggestion} Allowed: {{config.KEY}} "
-                                   "(a setting), {resources.<parent>.<field>}, {incremental.start_value}, "
-                                   "{incremental.end_value}")
-    if path and path[-1] == "base_url" and set(PLACEHOLDER.findall(text)) - {("config", k) for k in CONFIG_TEMPLATE.findall(text)}:
+            raise check.fail(
+                path,
+                f"unknown placeholder '{{{root}.{rest}}}'.{suggestion} Allowed: {{config.KEY}} "
+                "(a setting), {resources.<parent>.<field>}, {incremental.start_value}, "
+                "{incremental.end_value}",
+            )
+    if (
+        path
+        and path[-1] == "base_url"
+        and set(PLACEHOLDER.findall(text)) - {("config", k) for k in CONFIG_TEMPLATE.findall(text)}
+    ):
         raise check.fail(path, "only {config.KEY} settings may be placed in base_url")
 
 
@@ -136,7 +154,9 @@ def _check_client(check: _Checker, client: Any) -> dict[str, Any]:
     client = check.mapping(client, ("client",))
     check.keys(client, vocab.CLIENT_KEYS, ("client",))
     base_url = client.get("base_url")
-    if not isinstance(base_url, (str, SecretRef, ConfigRef)) or (isinstance(base_url, str) and not re.match(r"^https?://", base_url)):
+    if not isinstance(base_url, (str, SecretRef, ConfigRef)) or (
+        isinstance(base_url, str) and not re.match(r"^https?://", base_url)
+    ):
         raise check.fail(("client", "base_url"), "is required: an http(s) URL such as https://api.example.com")
     if "auth" in client:
         _check_auth(check, client["auth"], ("client", "auth"), None)
@@ -150,8 +170,15 @@ def _check_client(check: _Checker, client: Any) -> dict[str, Any]:
     return client
 
 
-def _typed_mapping(check: _Checker, value: Any, path: Path, resource: str | None, what: str,
-                   keys_by_type: dict[str, frozenset[str]], default: str) -> tuple[dict[str, Any], str]:
+def _typed_mapping(
+    check: _Checker,
+    value: Any,
+    path: Path,
+    resource: str | None,
+    what: str,
+    keys_by_type: dict[str, frozenset[str]],
+    default: str,
+) -> tuple[dict[str, Any], str]:
     """A mapping whose `type` picks its allowed keys from a registry; returns it and the type."""
     value = check.mapping(value, path, resource)
     kind = value.get("type", default)
@@ -164,12 +191,19 @@ def _typed_mapping(check: _Checker, value: Any, path: Path, resource: str | None
 def _check_auth(check: _Checker, auth: Any, path: Path, resource: str | None) -> None:
     if isinstance(auth, str):
         if auth not in vocab.AUTH_KEYS:  # never echo it: a token written as `auth: <token>` must not leak
-            raise check.fail(path, f"a plain-string auth must be one of {', '.join(sorted(vocab.AUTH_KEYS))}; "
-                                   "put a token under auth.token as {secret: KEY}", resource)
+            raise check.fail(
+                path,
+                f"a plain-string auth must be one of {', '.join(sorted(vocab.AUTH_KEYS))}; "
+                "put a token under auth.token as {secret: KEY}",
+                resource,
+            )
         auth = {"type": auth}
     auth, auth_type = _typed_mapping(check, auth, path, resource, "auth", vocab.AUTH_KEYS, default="bearer")
-    required = {"oauth2": ("client_id", "client_secret", "token_url"), "api_key": ("api_key",),
-                "http_basic": ("username", "password")}.get(auth_type, ())
+    required = {
+        "oauth2": ("client_id", "client_secret", "token_url"),
+        "api_key": ("api_key",),
+        "http_basic": ("username", "password"),
+    }.get(auth_type, ())
     for key in required:
         if key not in auth:
             raise check.fail(path, f"auth type '{auth_type}' needs '{key}'", resource)
@@ -177,8 +211,11 @@ def _check_auth(check: _Checker, auth: Any, path: Path, resource: str | None) ->
         raise check.fail(path, "auth type 'bearer' needs 'token' (or its alias 'api_key')", resource)
     store = auth.get("refresh_token_store")
     if store is not None and (not isinstance(store, str) or not store.strip()):
-        raise check.fail((*path, "refresh_token_store"), "must be a file path outside the project, e.g. "
-                                                         "~/.config/rest_assets/<source>.refresh_token", resource)
+        raise check.fail(
+            (*path, "refresh_token_store"),
+            "must be a file path outside the project, e.g. ~/.config/rest_assets/<source>.refresh_token",
+            resource,
+        )
     if auth.get("location", "header") not in ("header", "query", "param", "cookie"):
         raise check.fail((*path, "location"), "must be one of header, query, cookie", resource)
 
@@ -191,7 +228,12 @@ def _check_paginator(check: _Checker, paginator: Any, path: Path, resource: str 
         try:
             parse_stop_condition(paginator["stop_condition"])
         except StopConditionSyntaxError as exc:
-            err = check.fail((*path, "stop_condition"), f"{exc}; allowed: a dotted path or response['k'] / response.get('k', default) with not/and/or, 'is none', '==', '!='", resource)
+            err = check.fail(
+                (*path, "stop_condition"),
+                f"{exc}; allowed: a dotted path or response['k'] / response.get('k', default) with not/and/or, "
+                "'is none', '==', '!='",
+                resource,
+            )
             raise StopConditionError(err.detail, file=err.file, line=err.line, resource=err.resource, key=err.key) from None
     for key in ("limit", "maximum_offset", "maximum_page", "base_page", "page", "offset"):
         if key in paginator and (not isinstance(paginator[key], int) or isinstance(paginator[key], bool) or paginator[key] < 0):
@@ -236,7 +278,11 @@ def _check_resource_body(check: _Checker, body: Any, path: Path, resource: str |
         _check_endpoint(check, endpoint, (*path, "endpoint"), resource)
     wd = body.get("write_disposition")
     if wd is not None and not (isinstance(wd, dict) or (isinstance(wd, str) and wd in vocab.WRITE_DISPOSITIONS)):
-        raise check.fail((*path, "write_disposition"), f"must be one of {', '.join(sorted(vocab.WRITE_DISPOSITIONS))} (or dlt's mapping form)", resource)
+        raise check.fail(
+            (*path, "write_disposition"),
+            f"must be one of {', '.join(sorted(vocab.WRITE_DISPOSITIONS))} (or dlt's mapping form)",
+            resource,
+        )
     if "freshness" in body:
         _check_freshness(check, body["freshness"], (*path, "freshness"), resource)
     if "columns" in body:
@@ -276,7 +322,9 @@ def _check_endpoint(check: _Checker, endpoint: Any, path: Path, resource: str | 
         inc = check.mapping(endpoint["incremental"], (*path, "incremental"), resource)
         check.keys(inc, vocab.INCREMENTAL_KEYS, (*path, "incremental"), resource)
         if "cursor_path" not in inc:
-            raise check.fail((*path, "incremental"), "needs 'cursor_path' (the record field that grows, e.g. updated_at)", resource)
+            raise check.fail(
+                (*path, "incremental"), "needs 'cursor_path' (the record field that grows, e.g. updated_at)", resource
+            )
     if "partition_router" in endpoint:
         router = check.mapping(endpoint["partition_router"], (*path, "partition_router"), resource)
         check.keys(router, vocab.PARTITION_ROUTER_KEYS, (*path, "partition_router"), resource)
@@ -291,7 +339,9 @@ def _build_resource(check: _Checker, raw: Any, index: int, defaults: dict[str, A
     raw = check.mapping(raw, path)
     name = raw.get("name")
     if not isinstance(name, str) or not IDENTIFIER.match(name):
-        raise check.fail((*path, "name"), f"each resource needs a 'name' that is an identifier (letters, digits, underscores), got {name!r}")
+        raise check.fail(
+            (*path, "name"), f"each resource needs a 'name' that is an identifier (letters, digits, underscores), got {name!r}"
+        )
     body = _check_resource_body(check, raw, path, name, vocab.RESOURCE_KEYS)
     merged = _merge_defaults(defaults, body)
     if isinstance(merged.get("columns"), list):  # dlt's list form, as the mapping dlt makes of it
@@ -323,8 +373,10 @@ def _merge_defaults(defaults: dict[str, Any], resource: dict[str, Any]) -> dict[
     Our own `freshness` is merged window by window.
     """
     defaults, resource = copy.deepcopy(defaults), copy.deepcopy(resource)
-    endpoint = {**defaults.get("endpoint", {}), **{k: v for k, v in resource.get("endpoint", {}).items()
-                                                   if k not in _MERGED_ENDPOINT_KEYS}}
+    endpoint = {
+        **defaults.get("endpoint", {}),
+        **{k: v for k, v in resource.get("endpoint", {}).items() if k not in _MERGED_ENDPOINT_KEYS},
+    }
     for key in _MERGED_ENDPOINT_KEYS:
         if key in resource.get("endpoint", {}):
             endpoint[key] = {**endpoint.get(key, {}), **resource["endpoint"][key]}
@@ -352,8 +404,11 @@ def _check_unique_names(check: _Checker, resources: list[ResourceSpec]) -> None:
         table = normalized_identifier(resource.name)
         if table in seen:
             first, first_name = seen[table]
-            same = "duplicate resource name" if first_name == resource.name else (
-                f"resource name collides with '{first_name}' (resources[{first}]): both would load into table '{table}'")
+            same = (
+                "duplicate resource name"
+                if first_name == resource.name
+                else (f"resource name collides with '{first_name}' (resources[{first}]): both would load into table '{table}'")
+            )
             raise check.fail(("resources", index, "name"), f"{same} (first defined as resources[{first}])", resource.name)
         seen[table] = (index, resource.name)
         _check_unique_columns(check, resource, index)
@@ -366,9 +421,11 @@ def _check_unique_columns(check: _Checker, resource: ResourceSpec, index: int) -
     for name in (n for n in names if isinstance(n, str)):
         column = normalized_identifier(name)
         if column in seen and seen[column] != name:
-            raise check.fail(("resources", index, "columns", name),
-                             f"column '{name}' collides with '{seen[column]}': both would load into column '{column}'",
-                             resource.name)
+            raise check.fail(
+                ("resources", index, "columns", name),
+                f"column '{name}' collides with '{seen[column]}': both would load into column '{column}'",
+                resource.name,
+            )
         seen[column] = name
 
 

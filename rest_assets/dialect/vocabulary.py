@@ -62,9 +62,19 @@ DLT_AUTH_KEYS: dict[str, frozenset[str]] = {
 AUTH_KEYS: dict[str, frozenset[str]] = {
     **DLT_AUTH_KEYS,
     "bearer": DLT_AUTH_KEYS["bearer"] | {"api_key", "location"},
-    "oauth2": frozenset({"type", "client_id", "client_secret", "token_url", "refresh_token", "scopes",
-                         "access_token_request_data", "default_token_expiration",
-                         "refresh_token_store"}),  # ours: see runtime/token_store.py
+    "oauth2": frozenset(
+        {
+            "type",
+            "client_id",
+            "client_secret",
+            "token_url",
+            "refresh_token",
+            "scopes",
+            "access_token_request_data",
+            "default_token_expiration",
+            "refresh_token_store",
+        }
+    ),  # ours: see runtime/token_store.py
 }
 
 WRITE_DISPOSITIONS = frozenset({"append", "replace", "merge", "skip"})

@@ -71,8 +71,11 @@ def _collect_lines(node: yaml.Node, path: Path, lines: dict[Path, int], file: st
             if key in seen:
                 dotted = (*path, key)[2:] if resource is not None else (*path, key)
                 raise SpecError(
-                    f"duplicate key '{key}'", file=file, line=key_node.start_mark.line + 1,
-                    resource=resource, key=".".join(str(p) for p in dotted),
+                    f"duplicate key '{key}'",
+                    file=file,
+                    line=key_node.start_mark.line + 1,
+                    resource=resource,
+                    key=".".join(str(p) for p in dotted),
                 )
             seen.add(key)
             _collect_lines(value_node, (*path, key), lines, file, resource)

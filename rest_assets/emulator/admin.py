@@ -17,7 +17,7 @@ def _body(request: Request) -> dict[str, Any]:
     return data
 
 
-def handle_admin(emu: "Emulator", request: Request) -> Response:
+def handle_admin(emu: Emulator, request: Request) -> Response:
     """Answer an admin request; bad input gives 400, unknown paths 404."""
     parts = [p for p in request.path.split("/") if p][1:]
     try:
@@ -26,7 +26,7 @@ def handle_admin(emu: "Emulator", request: Request) -> Response:
         return error(400, "bad_request", message=str(exc))
 
 
-def _dispatch(emu: "Emulator", method: str, parts: list[str], request: Request) -> Response:
+def _dispatch(emu: Emulator, method: str, parts: list[str], request: Request) -> Response:
     if parts == ["requests"] and method == "GET":
         return json_response(200, emu.requests())
     if parts == ["requests"] and method == "DELETE":

@@ -4,25 +4,43 @@ from __future__ import annotations
 
 import base64
 import binascii
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable, Protocol
+from typing import Any, Protocol
 from urllib.parse import urlencode
 
 from .auth import TokenAuthority, bearer, same
 from .data import Record, Store, parse_since
 from .messages import Request, Response, dumps, error, json_response
 
-CONTACT_BOOK = {"contact_books", "contacts", "contact_groups", "users", "teams", "shared_labels",
-                "organizations", "conversations"}
+CONTACT_BOOK = {
+    "contact_books",
+    "contacts",
+    "contact_groups",
+    "users",
+    "teams",
+    "shared_labels",
+    "organizations",
+    "conversations",
+}
 CHAT_ANALYTICS = {"conversations", "contacts", "conversation_parts", "teams", "companies"}
 SALES_CRM = {"tags", "deals", "pages", "tasks", "users"}
 CLIENT_PORTAL = {"clients", "contacts", "company"}
-HELP_DESK_TOP = {"conversations": "conversations", "customers": "customers", "mailboxes": "inboxes",
-                 "users": "users", "workflows": "workflows", "tags": "tags", "teams": "teams"}
-HELP_DESK_CHILD = {("conversations", "threads"): ("conversation_threads", "threads"),
-                   ("mailboxes", "fields"): ("inbox_custom_fields", "fields"),
-                   ("mailboxes", "folders"): ("inbox_folders", "folders"),
-                   ("teams", "members"): ("team_members", "users")}
+HELP_DESK_TOP = {
+    "conversations": "conversations",
+    "customers": "customers",
+    "mailboxes": "inboxes",
+    "users": "users",
+    "workflows": "workflows",
+    "tags": "tags",
+    "teams": "teams",
+}
+HELP_DESK_CHILD = {
+    ("conversations", "threads"): ("conversation_threads", "threads"),
+    ("mailboxes", "fields"): ("inbox_custom_fields", "fields"),
+    ("mailboxes", "folders"): ("inbox_folders", "folders"),
+    ("teams", "members"): ("team_members", "users"),
+}
 UNCACHED_PARAMS = {"api_key"}
 
 
@@ -47,7 +65,7 @@ class Route:
 
     source: str
     resource: str | None
-    handler: Callable[[Request, "Route"], Response]
+    handler: Callable[[Request, Route], Response]
     data_key: str | None = None
     parent_id: int | None = None
     method: str = "GET"
@@ -186,7 +204,7 @@ class Apis:
         offset = int_param(params, "offset", 0, 0)
         limit = int_param(params, "limit", default, 1, high)
         rows = self._rows(route, params)
-        return rows[offset:offset + limit], len(rows)
+        return rows[offset : offset + limit], len(rows)
 
     # -- the APIs ---------------------------------------------------------
     def _contact_book(self, request: Request, route: Route) -> Response:
@@ -199,6 +217,7 @@ class Apis:
         def build() -> dict[str, Any]:
             page, total = self._offset_page(route, params, 50, 1000)
             return {route.resource: page, "total": total}
+
         return self._cached(request, route, build)
 
     def _chat_analytics(self, request: Request, route: Route) -> Response:
@@ -219,9 +238,12 @@ class Apis:
             number = int_param(params, "page[number]", 1, 1)
             size = int_param(params, "page[size]", 10, 1, 100)
             page = numbered_page(request, self._rows(route, params), "page[number]", number, size)
-            return {"data": page.rows,
-                    "meta": {"page": {"number": number, "size": size, "total_pages": page.pages}},
-                    "links": {"next": page.next_url}}
+            return {
+                "data": page.rows,
+                "meta": {"page": {"number": number, "size": size, "total_pages": page.pages}},
+                "links": {"next": page.next_url},
+            }
+
         return self._cached(request, route, build)
 
     def _client_portal_token(self, request: Request, route: Route) -> Response:
@@ -242,7 +264,8 @@ class Apis:
             per_page = int_param(params, "per_page", 50, 1, 1000)
             rows = self._rows(route, params)
             links = {"next": encode_cursor(offset + per_page)} if offset + per_page < len(rows) else {}
-            return {route.resource: rows[offset:offset + per_page], "links": links}
+            return {route.resource: rows[offset : offset + per_page], "links": links}
+
         return self._cached(request, route, build)
 
     def _help_desk_token(self, request: Request, route: Route) -> Response:
@@ -261,8 +284,12 @@ class Apis:
             links: dict[str, Any] = {"self": {"href": absolute(request, request.params)}}
             if page.next_url:
                 links["next"] = {"href": page.next_url}
-            return {"_embedded": {route.data_key: page.rows}, "_links": links,
-                    "page": {"size": limit, "totalElements": page.total, "totalPages": page.pages, "number": number}}
+            return {
+                "_embedded": {route.data_key: page.rows},
+                "_links": links,
+                "page": {"size": limit, "totalElements": page.total, "totalPages": page.pages, "number": number},
+            }
+
         return self._cached(request, route, build)
 
 
@@ -281,7 +308,7 @@ def numbered_page(request: Request, rows: list[dict[str, Any]], page_param: str,
     pages = -(-len(rows) // size)
     kept = [p for p in request.params if p[0] != page_param]
     next_url = absolute(request, kept + [(page_param, str(number + 1))]) if number < pages else None
-    return NumberedPage(rows[(number - 1) * size:number * size], len(rows), pages, next_url)
+    return NumberedPage(rows[(number - 1) * size : number * size], len(rows), pages, next_url)
 
 
 def not_found() -> Response:

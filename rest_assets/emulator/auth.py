@@ -80,8 +80,11 @@ class TokenAuthority:
         if previous is not None:
             previous.replaced = True
         self.access[token] = self.current[source] = issued
-        grant = {"issued": issued.id, "replaces": previous.id if previous else None,
-                 "replaced_valid": bool(previous and not previous.revoked)}
+        grant = {
+            "issued": issued.id,
+            "replaces": previous.id if previous else None,
+            "replaced_valid": bool(previous and not previous.revoked),
+        }
         return token, grant
 
     @property

@@ -72,8 +72,9 @@ class Churn:
         with self._lock:
             self._count += 1
             n = self._count
-            revoke = (s.invalidate_every is not None and n % s.invalidate_every == 0) or \
-                self._random.random() < s.invalidate_probability
+            revoke = (
+                s.invalidate_every is not None and n % s.invalidate_every == 0
+            ) or self._random.random() < s.invalidate_probability
         audit: dict[str, Any] = {"churn_request": n}
         if revoke:
             audit["invalidated"] = self.tokens.revoke_current(source)

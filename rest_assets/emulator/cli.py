@@ -22,11 +22,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--error-every", type=int, default=None, help="answer every Nth request with 500")
     p.add_argument("--token-expiry-requests", type=int, default=None)
     p.add_argument("--rotate-refresh-tokens", action="store_true")
-    p.add_argument("--churn", metavar="SOURCE", default=None,
-                   help="token churn for an OAuth2 source (client_portal or help_desk): revoke its access token "
-                        "at random (--churn-probability, seeded by --seed) and every --churn-every requests, "
-                        "503 every --churn-error-every requests, a burst of --churn-burst 429s from request "
-                        "--churn-throttle-at with Retry-After --retry-after")
+    p.add_argument(
+        "--churn",
+        metavar="SOURCE",
+        default=None,
+        help="token churn for an OAuth2 source (client_portal or help_desk): revoke its access token "
+        "at random (--churn-probability, seeded by --seed) and every --churn-every requests, "
+        "503 every --churn-error-every requests, a burst of --churn-burst 429s from request "
+        "--churn-throttle-at with Retry-After --retry-after",
+    )
     p.add_argument("--churn-probability", type=float, default=0.05)
     p.add_argument("--churn-every", type=int, default=None)
     p.add_argument("--churn-error-every", type=int, default=None)
@@ -40,16 +44,28 @@ def main(argv: list[str] | None = None) -> int:
     from .emulator import Emulator
 
     args = build_parser().parse_args(argv)
-    emu = Emulator(EmulatorConfig(seed=args.seed, default_size=args.size, latency_ms=args.latency_ms,
-                                  token_expiry_requests=args.token_expiry_requests,
-                                  rotate_refresh_tokens=args.rotate_refresh_tokens))
+    emu = Emulator(
+        EmulatorConfig(
+            seed=args.seed,
+            default_size=args.size,
+            latency_ms=args.latency_ms,
+            token_expiry_requests=args.token_expiry_requests,
+            rotate_refresh_tokens=args.rotate_refresh_tokens,
+        )
+    )
     if args.rate_limit_every:
         emu.add_fault("status", status=429, count=None, every=args.rate_limit_every, retry_after=args.retry_after)
     if args.churn:
-        emu.set_churn(source=args.churn, seed=args.seed, invalidate_probability=args.churn_probability,
-                      invalidate_every=args.churn_every, error_every=args.churn_error_every,
-                      throttle_at=args.churn_throttle_at, throttle_burst=args.churn_burst,
-                      retry_after=args.retry_after)
+        emu.set_churn(
+            source=args.churn,
+            seed=args.seed,
+            invalidate_probability=args.churn_probability,
+            invalidate_every=args.churn_every,
+            error_every=args.churn_error_every,
+            throttle_at=args.churn_throttle_at,
+            throttle_burst=args.churn_burst,
+            retry_after=args.retry_after,
+        )
     if args.error_every:
         emu.add_fault("status", status=500, count=None, every=args.error_every)
     done = threading.Event()

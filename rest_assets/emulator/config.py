@@ -9,10 +9,17 @@ DEMO_CREDENTIALS: dict[str, dict[str, str]] = {
     "contact_book": {"api_key": "demo-contact-book-token"},
     "chat_analytics": {"api_key": "demo-chat-analytics-key"},
     "sales_crm": {"api_key": "demo-sales-crm-key", "organization_id": "demo-org-42"},
-    "client_portal": {"client_id": "demo-portal-client", "client_secret": "demo-portal-secret",
-                      "refresh_token": "demo-portal-refresh", "account_id": "demo-account-7"},
-    "help_desk": {"client_id": "demo-helpdesk-client", "client_secret": "demo-helpdesk-secret",
-                  "refresh_token": "demo-helpdesk-refresh"},
+    "client_portal": {
+        "client_id": "demo-portal-client",
+        "client_secret": "demo-portal-secret",
+        "refresh_token": "demo-portal-refresh",
+        "account_id": "demo-account-7",
+    },
+    "help_desk": {
+        "client_id": "demo-helpdesk-client",
+        "client_secret": "demo-helpdesk-secret",
+        "refresh_token": "demo-helpdesk-refresh",
+    },
 }
 
 SOURCES = tuple(DEMO_CREDENTIALS)
@@ -38,5 +45,8 @@ class EmulatorConfig:
 
     def runtime(self) -> dict[str, object]:
         """The runtime-adjustable settings as a dict."""
-        return {"latency_ms": self.latency_ms, "token_expiry_requests": self.token_expiry_requests,
-                "rotate_refresh_tokens": self.rotate_refresh_tokens}
+        return {
+            "latency_ms": self.latency_ms,
+            "token_expiry_requests": self.token_expiry_requests,
+            "rotate_refresh_tokens": self.rotate_refresh_tokens,
+        }

@@ -49,7 +49,7 @@ class Emulator:
             self._server.stop()
             self._server = None
 
-    def __enter__(self) -> "Emulator":
+    def __enter__(self) -> Emulator:
         if self._server is None:
             self.start()
         return self
@@ -141,15 +141,20 @@ class Emulator:
         self._log(request, response, source, started, rule)
         return response
 
-    def _log(self, request: Request, response: Response, source: str | None, started: float,
-             rule: FaultRule | None) -> None:
-        self.log.add({
-            "method": request.method, "path": request.path, "query": self.log.mask(request.params),
-            "status": None if response.action == "hang" else response.status,
-            "duration_ms": round((time.perf_counter() - started) * 1000, 3),
-            "source": source if source in SPECS else None, "resource": response.resource,
-            "fault": rule.kind if rule else None, **(response.audit or {}),
-        })
+    def _log(self, request: Request, response: Response, source: str | None, started: float, rule: FaultRule | None) -> None:
+        self.log.add(
+            {
+                "method": request.method,
+                "path": request.path,
+                "query": self.log.mask(request.params),
+                "status": None if response.action == "hang" else response.status,
+                "duration_ms": round((time.perf_counter() - started) * 1000, 3),
+                "source": source if source in SPECS else None,
+                "resource": response.resource,
+                "fault": rule.kind if rule else None,
+                **(response.audit or {}),
+            }
+        )
 
     def _token_audit(self, request: Request, source: str | None, route: Any) -> dict[str, Any]:
         """For APIs that check issued tokens: the token id and whether it was valid at receipt."""

@@ -112,10 +112,16 @@ def echo_response(rule: FaultRule, request: Any) -> Response:
     What careless APIs do in their error pages; secret-leak tests use it to see
     that credentials echoed back never reach logs, errors or disk.
     """
-    return json_response(rule.status, {
-        "error": "echo", "body": request.body.decode("utf-8", "replace"), "target": request.target,
-        "headers": request.headers, "method": request.method,
-    })
+    return json_response(
+        rule.status,
+        {
+            "error": "echo",
+            "body": request.body.decode("utf-8", "replace"),
+            "target": request.target,
+            "headers": request.headers,
+            "method": request.method,
+        },
+    )
 
 
 def corrupt(rule: FaultRule, response: Response) -> Response:

@@ -5,8 +5,7 @@ from __future__ import annotations
 import threading
 from typing import Any
 
-SECRET_PARAMS = {"api_key", "apikey", "key", "token", "access_token", "refresh_token", "client_secret",
-                 "password", "secret"}
+SECRET_PARAMS = {"api_key", "apikey", "key", "token", "access_token", "refresh_token", "client_secret", "password", "secret"}
 MASK = "***"
 
 

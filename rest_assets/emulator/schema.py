@@ -10,20 +10,81 @@ loads into a child table ``<resource>__<field>``, see ``child_tables``).
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 BASE_EPOCH = 1767225600  # 2026-01-01T00:00:00Z
 YEAR_SECONDS = 365 * 24 * 3600
 
-FIRST = ["Ada", "Ben", "Cleo", "Dan", "Eva", "Finn", "Gia", "Hugo", "Iris", "Jon",
-         "Kai", "Lena", "Milo", "Nora", "Omar", "Pia", "Quin", "Rosa", "Sam", "Tara"]
-LAST = ["Adams", "Brown", "Chen", "Diaz", "Evans", "Fischer", "Garcia", "Hansen",
-        "Ito", "Jones", "Khan", "Lopez", "Meyer", "Novak", "Olsen", "Patel"]
-WORDS = ["alpha", "bravo", "cedar", "delta", "ember", "falcon", "granite", "harbor",
-         "indigo", "juniper", "kestrel", "lumen", "meadow", "nimbus", "orbit", "prism"]
-CITIES = [("Berlin", "DE"), ("Lisbon", "PT"), ("Austin", "US"), ("Osaka", "JP"),
-          ("Lyon", "FR"), ("Oslo", "NO"), ("Quito", "EC"), ("Perth", "AU")]
+FIRST = [
+    "Ada",
+    "Ben",
+    "Cleo",
+    "Dan",
+    "Eva",
+    "Finn",
+    "Gia",
+    "Hugo",
+    "Iris",
+    "Jon",
+    "Kai",
+    "Lena",
+    "Milo",
+    "Nora",
+    "Omar",
+    "Pia",
+    "Quin",
+    "Rosa",
+    "Sam",
+    "Tara",
+]
+LAST = [
+    "Adams",
+    "Brown",
+    "Chen",
+    "Diaz",
+    "Evans",
+    "Fischer",
+    "Garcia",
+    "Hansen",
+    "Ito",
+    "Jones",
+    "Khan",
+    "Lopez",
+    "Meyer",
+    "Novak",
+    "Olsen",
+    "Patel",
+]
+WORDS = [
+    "alpha",
+    "bravo",
+    "cedar",
+    "delta",
+    "ember",
+    "falcon",
+    "granite",
+    "harbor",
+    "indigo",
+    "juniper",
+    "kestrel",
+    "lumen",
+    "meadow",
+    "nimbus",
+    "orbit",
+    "prism",
+]
+CITIES = [
+    ("Berlin", "DE"),
+    ("Lisbon", "PT"),
+    ("Austin", "US"),
+    ("Osaka", "JP"),
+    ("Lyon", "FR"),
+    ("Oslo", "NO"),
+    ("Quito", "EC"),
+    ("Perth", "AU"),
+]
 CHOICES = {
     "color": ["red", "green", "blue", "amber", "teal", "violet"],
     "status": ["open", "pending", "closed"],
@@ -107,51 +168,63 @@ def _specs(source: str, table: dict[str, dict[str, Any]]) -> dict[str, ResourceS
 
 
 SPECS: dict[str, dict[str, ResourceSpec]] = {
-    "contact_book": _specs("contact_book", {
-        "contact_books": {"extras": {"description": "optional_text", "contact_count": "count"}},
-        "contacts": {"extras": {"email": "email", "address": "address", "tags": "tags"}},
-        "contact_groups": {"extras": {"member_count": "count"}},
-        "users": {"extras": {"email": "email", "active": "flag"}},
-        "teams": {"extras": {"member_count": "count"}},
-        "shared_labels": {"extras": {"color": "color"}},
-        "organizations": {"extras": {"domain": "domain", "address": "address"}},
-        "conversations": {"extras": {"status": "status", "message_count": "count"}},
-    }),
-    "chat_analytics": _specs("chat_analytics", {
-        "conversations": {"extras": {"status": "status", "subject": "subject"}},
-        "contacts": {"extras": {"email": "email", "location": "address"}},
-        "conversation_parts": {"extras": {"part_type": "part_type", "body": "optional_text"}},
-        "teams": {"extras": {"member_count": "count"}},
-        "companies": {"extras": {"domain": "domain", "monthly_spend": "amount"}},
-    }),
-    "sales_crm": _specs("sales_crm", {
-        "tags": {"extras": {"color": "color"}},
-        "deals": {"extras": {"value": "amount", "stage": "stage"}},
-        "pages": {"extras": {"url": "url"}},
-        "tasks": {"extras": {"done": "flag", "note": "optional_text"}},
-        "users": {"extras": {"email": "email", "role": "role"}},
-    }),
-    "client_portal": _specs("client_portal", {
-        "clients": {"extras": {"email": "email", "balance": "amount"}},
-        "contacts": {"extras": {"email": "email", "address": "address"}},
-        "company": {"extras": {"domain": "domain"}, "singleton": True},
-    }),
-    "help_desk": _specs("help_desk", {
-        "conversations": {"extras": {"status": "status", "subject": "subject"}},
-        "conversation_threads": {"extras": {"thread_type": "part_type", "body": "optional_text"},
-                                 "parent": "conversations"},
-        "customers": {"extras": {"email": "email", "address": "address"}},
-        "inboxes": {"extras": {"email": "email"}},
-        "inbox_custom_fields": {"extras": {"field_type": "field_type", "required": "flag"},
-                                "parent": "inboxes"},
-        "inbox_folders": {"extras": {"folder_type": "folder_type", "total_count": "count"},
-                          "parent": "inboxes"},
-        "users": {"extras": {"email": "email", "role": "role"}},
-        "workflows": {"extras": {"status": "status", "order": "count"}},
-        "tags": {"extras": {"color": "color", "ticket_count": "count"}},
-        "teams": {"extras": {"member_count": "count"}},
-        "team_members": {"parent": "teams", "ref": "users"},
-    }),
+    "contact_book": _specs(
+        "contact_book",
+        {
+            "contact_books": {"extras": {"description": "optional_text", "contact_count": "count"}},
+            "contacts": {"extras": {"email": "email", "address": "address", "tags": "tags"}},
+            "contact_groups": {"extras": {"member_count": "count"}},
+            "users": {"extras": {"email": "email", "active": "flag"}},
+            "teams": {"extras": {"member_count": "count"}},
+            "shared_labels": {"extras": {"color": "color"}},
+            "organizations": {"extras": {"domain": "domain", "address": "address"}},
+            "conversations": {"extras": {"status": "status", "message_count": "count"}},
+        },
+    ),
+    "chat_analytics": _specs(
+        "chat_analytics",
+        {
+            "conversations": {"extras": {"status": "status", "subject": "subject"}},
+            "contacts": {"extras": {"email": "email", "location": "address"}},
+            "conversation_parts": {"extras": {"part_type": "part_type", "body": "optional_text"}},
+            "teams": {"extras": {"member_count": "count"}},
+            "companies": {"extras": {"domain": "domain", "monthly_spend": "amount"}},
+        },
+    ),
+    "sales_crm": _specs(
+        "sales_crm",
+        {
+            "tags": {"extras": {"color": "color"}},
+            "deals": {"extras": {"value": "amount", "stage": "stage"}},
+            "pages": {"extras": {"url": "url"}},
+            "tasks": {"extras": {"done": "flag", "note": "optional_text"}},
+            "users": {"extras": {"email": "email", "role": "role"}},
+        },
+    ),
+    "client_portal": _specs(
+        "client_portal",
+        {
+            "clients": {"extras": {"email": "email", "balance": "amount"}},
+            "contacts": {"extras": {"email": "email", "address": "address"}},
+            "company": {"extras": {"domain": "domain"}, "singleton": True},
+        },
+    ),
+    "help_desk": _specs(
+        "help_desk",
+        {
+            "conversations": {"extras": {"status": "status", "subject": "subject"}},
+            "conversation_threads": {"extras": {"thread_type": "part_type", "body": "optional_text"}, "parent": "conversations"},
+            "customers": {"extras": {"email": "email", "address": "address"}},
+            "inboxes": {"extras": {"email": "email"}},
+            "inbox_custom_fields": {"extras": {"field_type": "field_type", "required": "flag"}, "parent": "inboxes"},
+            "inbox_folders": {"extras": {"folder_type": "folder_type", "total_count": "count"}, "parent": "inboxes"},
+            "users": {"extras": {"email": "email", "role": "role"}},
+            "workflows": {"extras": {"status": "status", "order": "count"}},
+            "tags": {"extras": {"color": "color", "ticket_count": "count"}},
+            "teams": {"extras": {"member_count": "count"}},
+            "team_members": {"parent": "teams", "ref": "users"},
+        },
+    ),
 }
 
 BASE_FIELDS = {"id": "bigint", "name": "text", "created_at": "timestamp", "updated_at": "timestamp"}
@@ -170,8 +243,12 @@ FIELDS: dict[str, dict[str, dict[str, str]]] = {
 
 def child_tables(source: str) -> set[str]:
     """The child tables dlt makes of the list fields of ``source``'s resources: ``<resource>__<field>``."""
-    return {f"{resource}__{name}" for resource, fields in FIELDS[source].items()
-            for name, kind in fields.items() if kind == "text list"}
+    return {
+        f"{resource}__{name}"
+        for resource, fields in FIELDS[source].items()
+        for name, kind in fields.items()
+        if kind == "text list"
+    }
 
 
 def make_name(rng: random.Random) -> str:

@@ -29,7 +29,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
-from typing import Awaitable, Callable
+from collections.abc import Awaitable, Callable
 
 from .messages import REASONS, Request, Response
 
@@ -53,8 +53,12 @@ def _parse_head(head: bytes) -> tuple[str, str, str, dict[str, str]] | None:
 
 def _encode(response: Response, keep_alive: bool, head_only: bool) -> tuple[bytes, bytes]:
     reason = REASONS.get(response.status, "Unknown")
-    lines = [f"HTTP/1.1 {response.status} {reason}", f"Content-Type: {response.content_type}",
-             f"Content-Length: {len(response.body)}", "Connection: " + ("keep-alive" if keep_alive else "close")]
+    lines = [
+        f"HTTP/1.1 {response.status} {reason}",
+        f"Content-Type: {response.content_type}",
+        f"Content-Length: {len(response.body)}",
+        "Connection: " + ("keep-alive" if keep_alive else "close"),
+    ]
     lines.extend(f"{k}: {v}" for k, v in response.headers)
     head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
     return head, b"" if head_only else response.body

@@ -17,10 +17,10 @@ from dagster_dlt import DagsterDltResource, dlt_assets
 from dlt.common.schema import Schema
 from dlt.extract.source import DltSource
 
-from rest_assets.warehouse.destination import destination_name
+from rest_assets.dialect.model import Freshness, SourceSpec
 from rest_assets.orchestration.execution import materialize_source
 from rest_assets.orchestration.translator import RestAssetsTranslator
-from rest_assets.dialect.model import Freshness, SourceSpec
+from rest_assets.warehouse.destination import destination_name
 
 
 def skeleton_source(spec: SourceSpec) -> DltSource:

@@ -4,22 +4,23 @@ import shutil
 import uuid
 import warnings
 from collections import defaultdict
+from collections.abc import Iterator
 from datetime import timedelta
-from typing import Any, Iterator
+from typing import Any
 
 from dagster import (
     AssetCheckExecutionContext,
     AssetCheckResult,
-    AssetCheckSpec,
     AssetChecksDefinition,
+    AssetCheckSpec,
     AssetKey,
     build_last_update_freshness_checks,
     multi_asset_check,
 )
 
-from rest_assets.warehouse.destination import destination_lock, make_pipeline, state_root
-from rest_assets.orchestration.translator import asset_key
 from rest_assets.dialect.model import Freshness, ResourceSpec, SourceSpec
+from rest_assets.orchestration.translator import asset_key
+from rest_assets.warehouse.destination import destination_lock, make_pipeline, state_root
 
 PRIMARY_KEY_CHECK = "primary_key_unique_not_null"
 
@@ -48,8 +49,11 @@ def build_primary_key_checks(spec: SourceSpec) -> AssetChecksDefinition | None:
     if not resources:
         return None
     specs = [
-        AssetCheckSpec(PRIMARY_KEY_CHECK, asset=asset_key(spec.name, r.name),
-                       description=f"primary key ({', '.join(_primary_key(r))}) is unique and never null in the destination")
+        AssetCheckSpec(
+            PRIMARY_KEY_CHECK,
+            asset=asset_key(spec.name, r.name),
+            description=f"primary key ({', '.join(_primary_key(r))}) is unique and never null in the destination",
+        )
         for r in resources
     ]
     by_key = {asset_key(spec.name, r.name): r for r in resources}
@@ -79,10 +83,16 @@ def _check_table(client: Any, spec: SourceSpec, resource: ResourceSpec) -> Asset
     try:
         rows, duplicated, nulls = client.execute_sql(primary_key_sql(table, _primary_key(resource)))[0]
     except Exception as exc:  # the table does not exist yet, or the key column is missing
-        return AssetCheckResult(asset_key=key, check_name=PRIMARY_KEY_CHECK, passed=False,
-                                description=f"could not query {table}: {type(exc).__name__}")
+        return AssetCheckResult(
+            asset_key=key,
+            check_name=PRIMARY_KEY_CHECK,
+            passed=False,
+            description=f"could not query {table}: {type(exc).__name__}",
+        )
     return AssetCheckResult(
-        asset_key=key, check_name=PRIMARY_KEY_CHECK, passed=duplicated == 0 and nulls == 0,
+        asset_key=key,
+        check_name=PRIMARY_KEY_CHECK,
+        passed=duplicated == 0 and nulls == 0,
         metadata={"rows": int(rows), "duplicated_keys": int(duplicated), "null_keys": int(nulls)},
     )
 

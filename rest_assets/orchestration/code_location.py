@@ -6,13 +6,13 @@ from pathlib import Path
 from dagster import Definitions, ExecutorDefinition, in_process_executor, multiprocess_executor
 from dagster_dlt import DagsterDltResource
 
-from rest_assets.orchestration.assets import build_source_assets
-from rest_assets.orchestration.checks import build_freshness_checks, build_primary_key_checks
-from rest_assets.warehouse.destination import destination_name
-from rest_assets.orchestration.schedules import build_schedule
-from rest_assets.orchestration.sensors import build_freshness_sensor, build_parent_child_sensor
 from rest_assets.dialect import load_spec_dirs, spec_dirs_from_env
 from rest_assets.dialect.model import Freshness
+from rest_assets.orchestration.assets import build_source_assets
+from rest_assets.orchestration.checks import build_freshness_checks, build_primary_key_checks
+from rest_assets.orchestration.schedules import build_schedule
+from rest_assets.orchestration.sensors import build_freshness_sensor, build_parent_child_sensor
+from rest_assets.warehouse.destination import destination_name
 
 # Project-wide policy, applied here once: a resource without `freshness` must be
 # loaded at least daily.
@@ -37,6 +37,10 @@ def build_definitions(spec_dirs: list[Path] | None = None, executor: ExecutorDef
     if executor is None:
         executor = in_process_executor if destination_name() == "duckdb" else multiprocess_executor
     return Definitions(
-        assets=assets, asset_checks=checks, schedules=schedules, sensors=sensors,
-        resources={"dlt": DagsterDltResource()}, executor=executor,
+        assets=assets,
+        asset_checks=checks,
+        schedules=schedules,
+        sensors=sensors,
+        resources={"dlt": DagsterDltResource()},
+        executor=executor,
     )

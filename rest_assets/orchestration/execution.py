@@ -11,18 +11,19 @@ from __future__ import annotations
 
 import shutil
 import uuid
-from typing import TYPE_CHECKING, Any, Iterator
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
 
 from dagster import AssetExecutionContext, MaterializeResult, MetadataValue
 from dagster_dlt import DagsterDltResource
 
-from rest_assets.warehouse.destination import loader_file_format, pipeline_with_held_destination, state_root
+from rest_assets.dialect.model import SourceSpec
 from rest_assets.errors import LoadError, RestAssetsError
 from rest_assets.orchestration.heap import freeze_before_first_load
 from rest_assets.runtime.redaction import redact
 from rest_assets.runtime.request_log import RequestLog
 from rest_assets.runtime.scrub import scrub_failed_run
-from rest_assets.dialect.model import SourceSpec
+from rest_assets.warehouse.destination import loader_file_format, pipeline_with_held_destination, state_root
 
 if TYPE_CHECKING:
     from rest_assets.runtime.transport_stats import TransportStats
@@ -41,16 +42,23 @@ def materialize_source(context: AssetExecutionContext, dlt: DagsterDltResource, 
         fmt = loader_file_format()
         # Arrow pages only where the destination loads parquet: elsewhere (postgres: insert
         # statements) dlt cannot write their nested struct columns, while plain rows load.
-        compiled = compile_source(spec, arrow_pages=fmt == "parquet",
-                                  extracted=[key.path[-1] for key in context.selected_asset_keys])
+        compiled = compile_source(
+            spec, arrow_pages=fmt == "parquet", extracted=[key.path[-1] for key in context.selected_asset_keys]
+        )
         request_log.attach(compiled.session)
         with pipeline_with_held_destination(spec.name, folder, context.log.info) as (pipeline, destination):
-            results = dlt.run(context=context, dlt_source=compiled.source, dlt_pipeline=pipeline,
-                              destination=destination, **({"loader_file_format": fmt} if fmt else {}))
+            results = dlt.run(
+                context=context,
+                dlt_source=compiled.source,
+                dlt_pipeline=pipeline,
+                destination=destination,
+                **({"loader_file_format": fmt} if fmt else {}),
+            )
             for result in results:
                 _warn_if_masked(context, result.asset_key.path[-1], compiled.session.stats)
-                yield _with_run_figures(result, compiled.session.stats, _cursor_values(pipeline, spec.name),
-                                        _child_tables(pipeline))
+                yield _with_run_figures(
+                    result, compiled.session.stats, _cursor_values(pipeline, spec.name), _child_tables(pipeline)
+                )
     except Exception as exc:
         error = _clean_error(spec.name, exc)
         scrub_failed_run(state_root() / folder, str(error), request_log.lines())  # no secret left on disk
@@ -58,20 +66,23 @@ def materialize_source(context: AssetExecutionContext, dlt: DagsterDltResource, 
     shutil.rmtree(state_root() / folder, ignore_errors=True)
 
 
-def _with_run_figures(result: Any, stats: TransportStats, cursors: dict[str, Any],
-                      child_tables: dict[str, list[str]] | None = None) -> MaterializeResult:
+def _with_run_figures(
+    result: Any, stats: TransportStats, cursors: dict[str, Any], child_tables: dict[str, list[str]] | None = None
+) -> MaterializeResult:
     resource = result.asset_key.path[-1]
     metadata = dict(result.metadata or {})
     metadata.setdefault("rows_loaded", MetadataValue.int(0))
-    metadata.update({
-        "requests": MetadataValue.int(int(stats.requests.get(resource, 0))),
-        "pages": MetadataValue.int(int(stats.pages.get(resource, 0))),
-        "retries": MetadataValue.int(int(stats.retries.get(resource, 0))),
-        "throttled_429": MetadataValue.int(int(stats.throttled.get(resource, 0))),
-        "seconds_waited": MetadataValue.float(float(stats.seconds_waited.get(resource, 0.0))),
-        "batches_as_rows": MetadataValue.int(int(stats.batches_as_rows.get(resource, 0))),
-        "secrets_masked_in_rows": MetadataValue.int(int(stats.secrets_masked.get(resource, 0))),
-    })
+    metadata.update(
+        {
+            "requests": MetadataValue.int(int(stats.requests.get(resource, 0))),
+            "pages": MetadataValue.int(int(stats.pages.get(resource, 0))),
+            "retries": MetadataValue.int(int(stats.retries.get(resource, 0))),
+            "throttled_429": MetadataValue.int(int(stats.throttled.get(resource, 0))),
+            "seconds_waited": MetadataValue.float(float(stats.seconds_waited.get(resource, 0.0))),
+            "batches_as_rows": MetadataValue.int(int(stats.batches_as_rows.get(resource, 0))),
+            "secrets_masked_in_rows": MetadataValue.int(int(stats.secrets_masked.get(resource, 0))),
+        }
+    )
     metadata["child_tables"] = MetadataValue.json((child_tables or {}).get(resource, []))
     if resource in cursors:
         metadata["cursor_value"] = MetadataValue.text(str(cursors[resource]))
@@ -83,8 +94,10 @@ def _with_run_figures(result: Any, stats: TransportStats, cursors: dict[str, Any
 def _warn_if_masked(context: AssetExecutionContext, resource: str, stats: TransportStats) -> None:
     masked = int(stats.secrets_masked.get(resource, 0))
     if masked:
-        context.log.warning(f"resource '{resource}': {masked} record value(s) held a secret of this source "
-                            "(the API echoed a credential); they were stored as *** (secrets_masked_in_rows)")
+        context.log.warning(
+            f"resource '{resource}': {masked} record value(s) held a secret of this source "
+            "(the API echoed a credential); they were stored as *** (secrets_masked_in_rows)"
+        )
 
 
 def _cursor_values(pipeline: Any, source: str) -> dict[str, Any]:
@@ -104,11 +117,15 @@ def _child_tables(pipeline: Any) -> dict[str, list[str]]:
     from dlt.common.schema.utils import get_nested_tables, is_nested_table
 
     schema = pipeline.default_schema
-    return {table["resource"]: sorted(nested["name"] for nested in get_nested_tables(schema.tables, table["name"],
-                                                                                      include_self=False)
-                                      if nested.get("columns"))
-            for table in schema.data_tables(include_incomplete=True)
-            if table.get("resource") and not is_nested_table(table)}
+    return {
+        table["resource"]: sorted(
+            nested["name"]
+            for nested in get_nested_tables(schema.tables, table["name"], include_self=False)
+            if nested.get("columns")
+        )
+        for table in schema.data_tables(include_incomplete=True)
+        if table.get("resource") and not is_nested_table(table)
+    }
 
 
 def _clean_error(source: str, exc: BaseException) -> LoadError:

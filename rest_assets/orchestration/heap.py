@@ -21,8 +21,8 @@ import atexit
 import functools
 import gc
 import sys
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Iterator
 
 
 @contextmanager

@@ -2,8 +2,8 @@
 
 from dagster import AssetSelection, DefaultScheduleStatus, ScheduleDefinition
 
-from rest_assets.orchestration.translator import asset_key
 from rest_assets.dialect.model import SourceSpec
+from rest_assets.orchestration.translator import asset_key
 
 
 def build_schedule(spec: SourceSpec) -> ScheduleDefinition | None:

@@ -16,9 +16,9 @@
 import hashlib
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Callable
 
 from dagster import (
     AssetKey,
@@ -36,9 +36,9 @@ from dagster import (
     sensor,
 )
 
+from rest_assets.dialect.model import Freshness, SourceSpec
 from rest_assets.orchestration.translator import asset_key
 from rest_assets.runtime.readiness import missing_to_run
-from rest_assets.dialect.model import Freshness, SourceSpec
 
 FRESHNESS_SENSOR = "rest_assets_freshness_sensor"
 PARENT_CHILD_SENSOR = "rest_assets_parent_child_sensor"
@@ -98,8 +98,9 @@ def missing_check(specs: list[SourceSpec]) -> MissingCheck:
     return missing
 
 
-def evaluate_freshness(context: SensorEvaluationContext, watched: list[WatchedAsset], now: float,
-                       missing: MissingCheck | None = None) -> SensorResult | SkipReason:
+def evaluate_freshness(
+    context: SensorEvaluationContext, watched: list[WatchedAsset], now: float, missing: MissingCheck | None = None
+) -> SensorResult | SkipReason:
     """One tick of the freshness sensor (a plain function so it is easy to test).
 
     With `missing`, a source whose run could not start is skipped, the reason naming what to set.
@@ -115,8 +116,10 @@ def evaluate_freshness(context: SensorEvaluationContext, watched: list[WatchedAs
             continue
         unset = missing(source, stale) if missing else []
         if unset:
-            reasons.append(f"{source}: {len(stale)} stale asset(s), but a run cannot start until these are set "
-                           f"(environment, or [sources.{source}] in .dlt/secrets.toml): {', '.join(unset)}")
+            reasons.append(
+                f"{source}: {len(stale)} stale asset(s), but a run cannot start until these are set "
+                f"(environment, or [sources.{source}] in .dlt/secrets.toml): {', '.join(unset)}"
+            )
             continue
         if source in busy:
             reasons.append(f"{source}: {len(stale)} stale asset(s), but a run of this source is in flight")
@@ -126,11 +129,13 @@ def evaluate_freshness(context: SensorEvaluationContext, watched: list[WatchedAs
             reasons.append(f"{source}: already requested a run for these {len(stale)} stale asset(s)")
             continue
         cursor[source] = run_key
-        requests.append(RunRequest(
-            run_key=run_key,
-            asset_selection=[w.key for w in stale],
-            tags={"rest_assets/source": source, "rest_assets/trigger": "freshness"},
-        ))
+        requests.append(
+            RunRequest(
+                run_key=run_key,
+                asset_selection=[w.key for w in stale],
+                tags={"rest_assets/source": source, "rest_assets/trigger": "freshness"},
+            )
+        )
     if not requests:
         return SkipReason("; ".join(reasons) or "no assets are watched")
     for reason in reasons:

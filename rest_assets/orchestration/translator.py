@@ -38,7 +38,8 @@ class RestAssetsTranslator(DagsterDltTranslator):
             metadata=_static_metadata(self.spec, resource, self.destination),
             freshness_policy=(
                 FreshnessPolicy.time_window(fail_window=freshness.fail_window, warn_window=freshness.warn_window)
-                if freshness else None
+                if freshness
+                else None
             ),
             tags={"rest_assets/source": self.spec.name},
             # a child is refreshed whenever its parent was materialized without it
@@ -59,20 +60,28 @@ def _static_metadata(spec: SourceSpec, resource: ResourceSpec, destination: str)
     incremental = resource.endpoint.get("incremental")
     if incremental:
         metadata["incremental_cursor"] = str(incremental.get("cursor_path"))
-    return {**metadata, **TableMetadataSet(
-        column_schema=_column_schema(resource), table_name=f"{spec.name}.{resource.name}", storage_kind=destination,
-    )}
+    return {
+        **metadata,
+        **TableMetadataSet(
+            column_schema=_column_schema(resource),
+            table_name=f"{spec.name}.{resource.name}",
+            storage_kind=destination,
+        ),
+    }
 
 
 def _column_schema(resource: ResourceSpec) -> TableSchema:
     columns = resource.config.get("columns") or {}
     if isinstance(columns, list):
         columns = {c.get("name"): c for c in columns if isinstance(c, dict)}
-    return TableSchema(columns=[
-        TableColumn(
-            name=str(name),
-            type=str(hints.get("data_type", "unknown")),
-            constraints=TableColumnConstraints(nullable=bool(hints.get("nullable", True))),
-        )
-        for name, hints in columns.items() if isinstance(hints, dict)
-    ])
+    return TableSchema(
+        columns=[
+            TableColumn(
+                name=str(name),
+                type=str(hints.get("data_type", "unknown")),
+                constraints=TableColumnConstraints(nullable=bool(hints.get("nullable", True))),
+            )
+            for name, hints in columns.items()
+            if isinstance(hints, dict)
+        ]
+    )

@@ -24,7 +24,8 @@ from __future__ import annotations
 import functools
 import os
 import re
-from typing import Any, Callable, Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -54,9 +55,15 @@ def _current_schema() -> Schema:
     return schema if schema is not None else Schema("rest_assets")  # outside an extraction (unit tests)
 
 
-def batch_pages(generator_function: Callable[..., Iterator[Any]], rows_per_batch: int = ROWS_PER_BATCH, *,
-                resource: str = "resource", hints: dict[str, str] | None = None, max_nesting: int | None = None,
-                on_rows_batch: Callable[[], None] | None = None) -> Callable[..., Iterator[Any]]:
+def batch_pages(
+    generator_function: Callable[..., Iterator[Any]],
+    rows_per_batch: int = ROWS_PER_BATCH,
+    *,
+    resource: str = "resource",
+    hints: dict[str, str] | None = None,
+    max_nesting: int | None = None,
+    on_rows_batch: Callable[[], None] | None = None,
+) -> Callable[..., Iterator[Any]]:
     """Wrap a resource's page generator so it yields batches of up to `rows_per_batch` rows.
 
     A clean batch becomes one Arrow table, any other stays a list of rows
@@ -102,8 +109,9 @@ class ColumnCaster(ItemTransform[Any, dict[str, Any]]):
             for name, hints in (columns or {}).items()
             if isinstance(hints, dict) and hints.get("data_type") in _ARROW_TYPES
         }
-        self.required = [name for name, hints in (columns or {}).items()
-                         if isinstance(hints, dict) and hints.get("nullable") is False]
+        self.required = [
+            name for name, hints in (columns or {}).items() if isinstance(hints, dict) and hints.get("nullable") is False
+        ]
 
     def __call__(self, item: Any, meta: Any = None) -> Any:
         if not isinstance(item, pa.Table):
@@ -142,9 +150,17 @@ def use_arrow_pages(resource: Any, config: dict[str, Any], on_rows_batch: Callab
     for setting in _DLT_COLUMN_SETTINGS:
         os.environ.setdefault(setting, "true")
     hints = {name: str(h["data_type"]) for name, h in columns.items() if isinstance(h, dict) and h.get("data_type")}
-    replace_generator(resource, lambda gen: batch_pages(gen, ROWS_PER_BATCH, resource=resource.name, hints=hints,
-                                                       max_nesting=config.get("max_table_nesting"),
-                                                       on_rows_batch=on_rows_batch))
+    replace_generator(
+        resource,
+        lambda gen: batch_pages(
+            gen,
+            ROWS_PER_BATCH,
+            resource=resource.name,
+            hints=hints,
+            max_nesting=config.get("max_table_nesting"),
+            on_rows_batch=on_rows_batch,
+        ),
+    )
     resource.add_step(ColumnCaster(columns))
 
 

@@ -19,12 +19,13 @@ import contextlib
 import logging
 import threading
 import time
-from typing import Any, Callable, Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 from urllib.parse import urlencode, urlsplit
 
 import requests
-from requests.structures import CaseInsensitiveDict
 from dlt.sources.helpers.rest_client.auth import AuthConfigBase, HttpBasicAuth
+from requests.structures import CaseInsensitiveDict
 
 from rest_assets.dlt_internals import SharedOnDeepCopy, mark_resolved
 from rest_assets.errors import HttpError, LoadError
@@ -281,7 +282,9 @@ class OAuth2Auth(_ResolvedAuth):
         except LoadError as exc:
             self._failure = HttpError(
                 f"source '{self.source}': getting an OAuth2 access token from token host {self.token_host} "
-                f"failed, so the run stops: {redact(exc)}", status=getattr(exc, "status", None))
+                f"failed, so the run stops: {redact(exc)}",
+                status=getattr(exc, "status", None),
+            )
 
     def _obtain_token(self) -> None:
         data = {"client_id": self.client_id, "client_secret": self.client_secret}
@@ -317,14 +320,21 @@ class OAuth2Auth(_ResolvedAuth):
         if self.store is not None:
             self.store.write(refresh_token)
             if self.rotations == 1:
-                logger.info("source '%s': the token endpoint rotated the refresh token; the new one is saved in "
-                            "auth.refresh_token_store (%s) and used by the next run", self.source, self.store.path)
+                logger.info(
+                    "source '%s': the token endpoint rotated the refresh token; the new one is saved in "
+                    "auth.refresh_token_store (%s) and used by the next run",
+                    self.source,
+                    self.store.path,
+                )
         elif self.rotations == 1:
             logger.warning(
                 "source '%s': the token endpoint at %s rotated the refresh token, so the configured one stops "
                 "working after this run: update %s with the current refresh token, or set "
                 "auth.refresh_token_store in the spec to keep it in a file between runs",
-                self.source, self.token_host, self._secret_to_update())
+                self.source,
+                self.token_host,
+                self._secret_to_update(),
+            )
 
     def _secret_to_update(self) -> str:
         key = self.refresh_token_key or "refresh_token"
@@ -333,7 +343,10 @@ class OAuth2Auth(_ResolvedAuth):
     def _token_body(self, response: requests.Response) -> dict[str, Any]:
         where = f"source '{self.source}': the token endpoint {redact(self.token_url)}"
         if response.status_code != 200:
-            raise HttpError(f"{where} answered HTTP {response.status_code}: {redacted_excerpt(response.text, 200)}", status=response.status_code)
+            raise HttpError(
+                f"{where} answered HTTP {response.status_code}: {redacted_excerpt(response.text, 200)}",
+                status=response.status_code,
+            )
         try:
             body = response.json()
         except ValueError:
@@ -361,8 +374,13 @@ def _credential(source: str, config: dict[str, Any], field: str) -> str:
     return resolve_secret(source, field)
 
 
-def build_auth(source: str, config: dict[str, Any] | None, token_session: requests.Session,
-               token_url_override: str | None = None, refresh_token_key: str | None = None) -> AuthConfigBase | None:
+def build_auth(
+    source: str,
+    config: dict[str, Any] | None,
+    token_session: requests.Session,
+    token_url_override: str | None = None,
+    refresh_token_key: str | None = None,
+) -> AuthConfigBase | None:
     """An authenticator for a resolved `auth` mapping from a spec (None for no auth).
 
     `token_url_override` replaces the mapping's own `token_url`;
@@ -386,11 +404,14 @@ def build_auth(source: str, config: dict[str, Any] | None, token_session: reques
         return OAuth2Auth(
             source=source,
             token_url=token_url_override or config.get("token_url") or config["access_token_url"],
-            client_id=_credential(source, config, "client_id"), client_secret=_credential(source, config, "client_secret"),
-            refresh_token=config.get("refresh_token"), scopes=config.get("scopes"),
+            client_id=_credential(source, config, "client_id"),
+            client_secret=_credential(source, config, "client_secret"),
+            refresh_token=config.get("refresh_token"),
+            scopes=config.get("scopes"),
             extra_request_data=config.get("access_token_request_data"),
             default_lifetime=int(config.get("default_token_expiration", DEFAULT_TOKEN_LIFETIME_SECONDS)),
-            session=token_session, refresh_token_key=refresh_token_key,
+            session=token_session,
+            refresh_token_key=refresh_token_key,
             store=RefreshTokenStore.open(source, str(store_path)) if store_path else None,
         )
     raise ValueError(f"unknown auth type {kind!r}")

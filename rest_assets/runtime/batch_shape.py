@@ -17,14 +17,15 @@ it (its first value's), and a later Arrow batch must agree with that too.
 
 from __future__ import annotations
 
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 import pyarrow as pa
 from dlt.common.schema import Schema, utils
 
 from rest_assets.errors import RestAssetsError
 
-INT64_MIN, INT64_MAX = -(2 ** 63), 2 ** 63 - 1
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 # dlt writes extracted rows with orjson, which refuses a row whose objects/lists reach this depth
 MAX_DEPTH = 255
 # objects nested deeper than this are left to dlt's normalizer (rare; keeps this cheap)
@@ -51,8 +52,9 @@ class BatchShape:
         stored = schema.tables.get(self.table, {})
         nesting = (stored.get("x-normalizer") or {}).get("max_nesting")
         self.max_nesting = nesting if nesting is not None else (max_nesting if max_nesting is not None else 1000)
-        self.types: dict[str, str] = {name: column["data_type"] for name, column in stored.get("columns", {}).items()
-                                      if column.get("data_type")}
+        self.types: dict[str, str] = {
+            name: column["data_type"] for name, column in stored.get("columns", {}).items() if column.get("data_type")
+        }
         self.hinted = {self._ident(name): data_type for name, data_type in hinted.items()}
         self.types.update(self.hinted)
 
@@ -70,11 +72,11 @@ class BatchShape:
             return None
         for name, (_, array) in columns.items():
             self.types.setdefault(name, _arrow_type_name(array.type))
-        return pa.Table.from_arrays([array for _, array in columns.values()],
-                                    names=[label for label, _ in columns.values()])
+        return pa.Table.from_arrays([array for _, array in columns.values()], names=[label for label, _ in columns.values()])
 
-    def _add(self, columns: dict[str, tuple[str, pa.Array]], label: str, path: tuple[str, ...],
-             values: list[Any], level: int) -> None:
+    def _add(
+        self, columns: dict[str, tuple[str, pa.Array]], label: str, path: tuple[str, ...], values: list[Any], level: int
+    ) -> None:
         name = path[0] if len(path) == 1 else self.naming.shorten_fragments(*path)
         kinds = set(map(type, values))
         kinds.discard(type(None))
@@ -84,8 +86,9 @@ class BatchShape:
             if level <= 0 or len(path) > MAX_FLAT_DEPTH or self._expected(name) == "json":
                 raise _Unclean
             for key in dict.fromkeys(key for value in values if value for key in value):
-                self._add(columns, name, (*path, self._ident(key)),
-                          [value.get(key) if value else None for value in values], level - 1)
+                self._add(
+                    columns, name, (*path, self._ident(key)), [value.get(key) if value else None for value in values], level - 1
+                )
             return
         if len(kinds) != 1 or (data_type := _PY_TYPES.get(kinds.pop())) is None or name in columns:
             raise _Unclean
@@ -128,13 +131,15 @@ class BatchShape:
         if type(value) is int and not INT64_MIN <= value <= INT64_MAX:
             raise UnloadableRecordError(
                 f"resource '{self.resource}': field '{key}' holds the integer {value}, beyond 64 bits; neither dlt "
-                "nor a destination column can hold it (have the API send it as a string)")
+                "nor a destination column can hold it (have the API send it as a string)"
+            )
         if isinstance(value, (list, dict)):
             if depth >= MAX_DEPTH:
                 raise UnloadableRecordError(
                     f"resource '{self.resource}': field '{key}' nests objects or lists {MAX_DEPTH} levels deep or "
-                    "more; dlt's JSON writer cannot store it (point data_selector at a shallower part)")
-            for item in (value.values() if isinstance(value, dict) else value):
+                    "more; dlt's JSON writer cannot store it (point data_selector at a shallower part)"
+                )
+            for item in value.values() if isinstance(value, dict) else value:
                 if isinstance(item, (list, dict, int)):
                     self._check_loadable(item, key, depth + 1)
 

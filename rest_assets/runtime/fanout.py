@@ -26,8 +26,9 @@ from __future__ import annotations
 import functools
 import queue
 import threading
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Callable, Iterator
+from typing import Any
 
 from rest_assets.dlt_internals import extraction_thread_prefix
 from rest_assets.runtime.page_batches import join_pages
@@ -37,7 +38,9 @@ READ_AHEAD_PAGES = 4
 _END = object()
 
 
-def fan_out(child_generator: Callable[..., Iterator[Any]], workers: int = DEFAULT_CHILD_CONCURRENCY) -> Callable[..., Iterator[Any]]:
+def fan_out(
+    child_generator: Callable[..., Iterator[Any]], workers: int = DEFAULT_CHILD_CONCURRENCY
+) -> Callable[..., Iterator[Any]]:
     """Wrap a dlt child generator `f(items, ...)` to fetch each parent's children concurrently."""
     if workers <= 1:
         return child_generator
@@ -52,16 +55,18 @@ def fan_out(child_generator: Callable[..., Iterator[Any]], workers: int = DEFAUL
         def children_of(parent: Any) -> list[Any]:
             return list(child_generator([parent], *args, **kwargs))
 
-        with ThreadPoolExecutor(max_workers=min(workers, len(parents)),
-                                thread_name_prefix=extraction_thread_prefix() + "rest_assets_child") as pool:
+        with ThreadPoolExecutor(
+            max_workers=min(workers, len(parents)), thread_name_prefix=extraction_thread_prefix() + "rest_assets_child"
+        ) as pool:
             for pages in pool.map(children_of, parents):
                 yield from pages
 
     return concurrent_children
 
 
-def read_ahead(generator_function: Callable[..., Iterator[Any]], min_records: int,
-               depth: int = READ_AHEAD_PAGES) -> Callable[..., Iterator[Any]]:
+def read_ahead(
+    generator_function: Callable[..., Iterator[Any]], min_records: int, depth: int = READ_AHEAD_PAGES
+) -> Callable[..., Iterator[Any]]:
     """Wrap a page generator to run `depth` pages ahead on a thread, yielding batches of >= `min_records` records.
 
     Pages (lists) are concatenated, in order, until a batch holds `min_records`
@@ -74,8 +79,12 @@ def read_ahead(generator_function: Callable[..., Iterator[Any]], min_records: in
     def prefetched(*args: Any, **kwargs: Any) -> Iterator[Any]:
         pages: queue.Queue[tuple[Any, BaseException | None]] = queue.Queue(maxsize=depth)
         stop = threading.Event()
-        producer = threading.Thread(target=_produce, args=(generator_function(*args, **kwargs), pages, stop),
-                                    name=extraction_thread_prefix() + "rest_assets_parent", daemon=True)
+        producer = threading.Thread(
+            target=_produce,
+            args=(generator_function(*args, **kwargs), pages, stop),
+            name=extraction_thread_prefix() + "rest_assets_parent",
+            daemon=True,
+        )
         producer.start()
         ended: list[BaseException | None] = []
         try:
@@ -104,8 +113,9 @@ def _produce(stream: Iterator[Any], pages: queue.Queue[tuple[Any, BaseException 
     _put(pages, (_END, error), stop)
 
 
-def _put(pages: queue.Queue[tuple[Any, BaseException | None]], entry: tuple[Any, BaseException | None],
-         stop: threading.Event) -> bool:
+def _put(
+    pages: queue.Queue[tuple[Any, BaseException | None]], entry: tuple[Any, BaseException | None], stop: threading.Event
+) -> bool:
     """Put `entry`, waiting for room; False when the consumer stopped first."""
     while not stop.is_set():
         try:

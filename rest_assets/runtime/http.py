@@ -17,7 +17,8 @@ each job in its own module:
 from __future__ import annotations
 
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 from urllib.parse import urljoin, urlsplit
 
 import requests
@@ -110,8 +111,9 @@ class GuardedSession(SharedOnDeepCopy, requests.Session):
             status = response.status_code if response is not None else None
             if status == 401 and auth is not None and auth.refreshes:
                 if attempt >= policy.max_retries:
-                    raise self._give_up(resource, request, status, error, attempt,
-                                        " (a new access token was tried on each retry)") from None
+                    raise self._give_up(
+                        resource, request, status, error, attempt, " (a new access token was tried on each retry)"
+                    ) from None
                 attempt += 1
                 self.stats.add("retries", resource)
                 auth.after_unauthorized(used)
@@ -127,8 +129,9 @@ class GuardedSession(SharedOnDeepCopy, requests.Session):
             self.stats.add("retries", resource)
             self._wait_before_retry(resource, host, response, policy, attempt)
 
-    def _attempt(self, request: requests.PreparedRequest, auth: Any,
-                 kwargs: dict[str, Any]) -> tuple[str | None, requests.Response | None, Exception | None]:
+    def _attempt(
+        self, request: requests.PreparedRequest, auth: Any, kwargs: dict[str, Any]
+    ) -> tuple[str | None, requests.Response | None, Exception | None]:
         """One attempt: (credential used, response, error); credentials applied now, on a fresh copy."""
         if auth is None:
             return None, *self._send_once(request, kwargs)
@@ -137,8 +140,9 @@ class GuardedSession(SharedOnDeepCopy, requests.Session):
             used = auth.apply(attempt)
             return used, *self._send_once(attempt, kwargs)
 
-    def _send_once(self, request: requests.PreparedRequest,
-                   kwargs: dict[str, Any]) -> tuple[requests.Response | None, Exception | None]:
+    def _send_once(
+        self, request: requests.PreparedRequest, kwargs: dict[str, Any]
+    ) -> tuple[requests.Response | None, Exception | None]:
         try:
             return super().send(request, **kwargs), None
         except HTTPError as exc:  # raised by dlt's response hooks
@@ -146,8 +150,14 @@ class GuardedSession(SharedOnDeepCopy, requests.Session):
         except (*_TRANSIENT_ERRORS, ResponseFormatError) as exc:  # a 200 with an HTML/truncated body
             return None, exc
 
-    def _final(self, resource: str, request: requests.PreparedRequest, response: requests.Response | None,
-               error: Exception | None, redirects: int) -> requests.Response:
+    def _final(
+        self,
+        resource: str,
+        request: requests.PreparedRequest,
+        response: requests.Response | None,
+        error: Exception | None,
+        redirects: int,
+    ) -> requests.Response:
         """The response to hand back, or the error a non-retryable outcome ends in."""
         status = response.status_code if response is not None else None
         if status is not None and (300 <= status < 400 or (redirects and not response.ok)):  # type: ignore[union-attr]
@@ -158,8 +168,9 @@ class GuardedSession(SharedOnDeepCopy, requests.Session):
             self.stats.add("pages", resource)
         return response  # type: ignore[return-value]
 
-    def _redirect_error(self, resource: str, request: requests.PreparedRequest, response: requests.Response,
-                        redirects: int, what: str) -> HttpError:
+    def _redirect_error(
+        self, resource: str, request: requests.PreparedRequest, response: requests.Response, redirects: int, what: str
+    ) -> HttpError:
         after = f" after {redirects} redirect{'' if redirects == 1 else 's'}" if redirects else ""
         return HttpError(
             f"source '{self.source}', resource '{resource}': {request.method} {redact(request.url)}{after} {what}; "
@@ -168,8 +179,9 @@ class GuardedSession(SharedOnDeepCopy, requests.Session):
             status=response.status_code,
         )
 
-    def _wait_before_retry(self, resource: str, host: str, response: requests.Response | None,
-                           policy: RetryPolicy, attempt: int) -> None:
+    def _wait_before_retry(
+        self, resource: str, host: str, response: requests.Response | None, policy: RetryPolicy, attempt: int
+    ) -> None:
         retry_after = parse_retry_after(response.headers.get("Retry-After")) if response is not None else None
         if response is not None and response.status_code == 429:
             self.stats.add("throttled", resource)
@@ -180,8 +192,15 @@ class GuardedSession(SharedOnDeepCopy, requests.Session):
         self._sleep(delay)
         self.stats.add("seconds_waited", resource, delay)
 
-    def _give_up(self, resource: str, request: requests.PreparedRequest, status: int | None,
-                 error: Exception | None, retries: int, hint: str = "") -> HttpError:
+    def _give_up(
+        self,
+        resource: str,
+        request: requests.PreparedRequest,
+        status: int | None,
+        error: Exception | None,
+        retries: int,
+        hint: str = "",
+    ) -> HttpError:
         url = redact(request.url)
         if status is not None:
             what = f"HTTP {status}"
@@ -193,8 +212,7 @@ class GuardedSession(SharedOnDeepCopy, requests.Session):
             status=status,
         )
 
-    def _follow_redirect(self, request: requests.PreparedRequest,
-                         response: requests.Response) -> requests.PreparedRequest:
+    def _follow_redirect(self, request: requests.PreparedRequest, response: requests.Response) -> requests.PreparedRequest:
         target = urljoin(request.url or "", response.headers["Location"])
         self.scope.check(target)
         return retarget(request, target)

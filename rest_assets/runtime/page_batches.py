@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any, Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
 
 
 def _is_page_of_records(item: Any) -> bool:
@@ -10,8 +11,9 @@ def _is_page_of_records(item: Any) -> bool:
     return isinstance(item, list) and all(isinstance(row, dict) for row in item)
 
 
-def join_pages(items: Iterable[Any], min_records: int,
-               finish: Callable[[list[dict[str, Any]]], Any] = lambda batch: batch) -> Iterator[Any]:
+def join_pages(
+    items: Iterable[Any], min_records: int, finish: Callable[[list[dict[str, Any]]], Any] = lambda batch: batch
+) -> Iterator[Any]:
     """Pages of records joined into batches of at least `min_records` records (the rest when the items end).
 
     Each batch is handed on as `finish(batch)` (the list itself by default).

@@ -20,7 +20,8 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 from urllib.parse import urljoin
 
 from dlt.common import jsonpath
@@ -32,10 +33,10 @@ from dlt.sources.helpers.rest_client.paginators import (
 )
 from requests import Request, Response
 
+from rest_assets.dialect.stop_condition import StopCondition, parse_stop_condition
 from rest_assets.dlt_internals import create_paginator
 from rest_assets.errors import PaginationError
 from rest_assets.runtime.redaction import redact
-from rest_assets.dialect.stop_condition import StopCondition, parse_stop_condition
 
 
 def _page_length(data: Any) -> int:
@@ -93,8 +94,9 @@ class ShortPageOffsetPaginator(_ShortPageMixin, OffsetPaginator):
 class LimitedPageNumberPaginator(_ShortPageMixin, PageNumberPaginator):
     """dlt's page-number paginator plus a page size sent as `limit_param`."""
 
-    def __init__(self, limit: int | None = None, limit_param: str = "limit", total_path: Any = DLT_TOTAL_PATH,
-                 **kwargs: Any) -> None:
+    def __init__(
+        self, limit: int | None = None, limit_param: str = "limit", total_path: Any = DLT_TOTAL_PATH, **kwargs: Any
+    ) -> None:
         super().__init__(total_path=total_path, **kwargs)
         self.limit = limit
         self.limit_param = limit_param
@@ -131,7 +133,7 @@ class CursorPaginator(BasePaginator):
         self._cursor: Any = None
         self._seen: set[str] = set()
 
-    def __deepcopy__(self, memo: dict[int, Any]) -> "CursorPaginator":
+    def __deepcopy__(self, memo: dict[int, Any]) -> CursorPaginator:
         # dlt copies the paginator for every parent record of a child resource; the
         # compiled path and stop condition are immutable, so share them and reset state.
         clone = copy.copy(self)
@@ -211,8 +213,10 @@ class PageGuard(BasePaginator):
 
     def _refuse_repeated_page(self, response: Response, data: Any) -> None:
         records = data if isinstance(data, list) else ([data] if data else [])
-        page = (hashlib.blake2b(response.content or b"", digest_size=16).digest(),
-                (_record_identity(records[0]), _record_identity(records[-1])) if records else None)
+        page = (
+            hashlib.blake2b(response.content or b"", digest_size=16).digest(),
+            (_record_identity(records[0]), _record_identity(records[-1])) if records else None,
+        )
         previous, self._last_page = self._last_page, page
         if previous is None:
             return
@@ -222,7 +226,8 @@ class PageGuard(BasePaginator):
             what = "the same body" if same_body else "the same first and last records"
             raise PaginationError(
                 f"page {self.pages} ({redact(response.url)}) has {what} as page {self.pages - 1}: the API ignores "
-                f"the paginator's parameter, so paging would never end; check the endpoint's paginator settings")
+                f"the paginator's parameter, so paging would never end; check the endpoint's paginator settings"
+            )
 
     def __str__(self) -> str:
         return str(self.inner)

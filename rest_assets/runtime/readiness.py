@@ -13,14 +13,15 @@ counts as not set: a bundled spec is written against such a host until
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import replace
-from typing import Any, Collection
+from typing import Any
 from urllib.parse import urlsplit
 
+from rest_assets.dialect.model import SourceSpec
 from rest_assets.errors import MissingSettingError
 from rest_assets.runtime.secrets import resolve_setting, secret_env_names, secret_is_set
 from rest_assets.runtime.settings import find_setting, resolve_settings_in
-from rest_assets.dialect.model import SourceSpec
 
 _PLACEHOLDER_DOMAINS = ("example.com", "example.net", "example.org", "example", "invalid", "test")
 

@@ -36,7 +36,8 @@ import logging
 import re
 import threading
 from base64 import b64encode
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 from urllib.parse import quote, quote_plus
 
 MASK = "***"

@@ -19,7 +19,8 @@ follow a broken URL.
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from dlt.common import jsonpath
 from dlt.sources.helpers.rest_client.detector import find_response_page_data
@@ -44,8 +45,9 @@ def mask_secrets_in_records(response: Response, body: Any, selector: Any) -> int
     return sum(mask_in_value(value)[1] for value in records if isinstance(value, (list, dict)))
 
 
-def response_validator(source: str, resource: str, data_selector: str | None,
-                       on_masked: Callable[[int], None] | None = None) -> Callable[..., None]:
+def response_validator(
+    source: str, resource: str, data_selector: str | None, on_masked: Callable[[int], None] | None = None
+) -> Callable[..., None]:
     """A requests response hook for one resource (use as a dlt response action).
 
     `on_masked(n)` is told of each page where `n` record values held a secret (masked to `***`).

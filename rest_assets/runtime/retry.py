@@ -26,7 +26,7 @@ class RetryPolicy:
     max_backoff: float = 60.0
 
     @classmethod
-    def from_spec(cls, handler: dict[str, Any] | None) -> "RetryPolicy":
+    def from_spec(cls, handler: dict[str, Any] | None) -> RetryPolicy:
         """Build from an `error_handler` mapping (None gives the default policy)."""
         if not handler:
             return cls()
@@ -51,7 +51,7 @@ class EndpointRoute:
     policy: RetryPolicy
 
     @classmethod
-    def for_path(cls, resource: str, base_path: str, path: str, policy: RetryPolicy) -> "EndpointRoute":
+    def for_path(cls, resource: str, base_path: str, path: str, policy: RetryPolicy) -> EndpointRoute:
         full = base_path.rstrip("/") + "/" + path.lstrip("/")
         parts = re.split(r"(\{[^}]*\})", full)
         regex = "".join("[^/]+" if p.startswith("{") else re.escape(p) for p in parts)

@@ -24,8 +24,9 @@ A successful run's folder is removed whole (see dagster.execution).
 from __future__ import annotations
 
 import shutil
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 from rest_assets.runtime.redaction import redact
 

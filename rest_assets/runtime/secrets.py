@@ -6,10 +6,10 @@ from typing import Any
 
 import dlt
 
+from rest_assets.dialect.model import SecretRef
 from rest_assets.errors import MissingSecretError
 from rest_assets.runtime.redaction import register_secret
 from rest_assets.runtime.settings import resolve_settings_in
-from rest_assets.dialect.model import SecretRef
 
 
 def secret_lookup_keys(source: str, key: str) -> list[str]:
@@ -28,7 +28,7 @@ def resolve_secret(source: str, key: str) -> str:
     env_name = f"SOURCES__{source.upper()}__{key.upper()}"
     raise MissingSecretError(
         f"source '{source}' needs the secret '{key}': set the environment variable {env_name} "
-        f"(or {key.upper()}), or `{key} = \"...\"` under [sources.{source}] in .dlt/secrets.toml"
+        f'(or {key.upper()}), or `{key} = "..."` under [sources.{source}] in .dlt/secrets.toml'
     )
 
 

@@ -12,8 +12,8 @@ from typing import Any
 
 import dlt
 
-from rest_assets.errors import MissingSettingError
 from rest_assets.dialect.model import CONFIG_TEMPLATE, ConfigRef
+from rest_assets.errors import MissingSettingError
 
 
 def setting_lookup_keys(source: str, key: str) -> list[str]:
@@ -36,7 +36,7 @@ def resolve_setting_value(source: str, key: str) -> Any:
     if value is None:
         raise MissingSettingError(
             f"source '{source}' needs the setting '{key}': set the environment variable "
-            f"SOURCES__{source.upper()}__{key.upper()} (or {key.upper()}), or `{key} = \"...\"` under "
+            f'SOURCES__{source.upper()}__{key.upper()} (or {key.upper()}), or `{key} = "..."` under '
             f"[sources.{source}] in .dlt/config.toml"
         )
     return value

@@ -27,7 +27,7 @@ class RefreshTokenStore:
         self.source, self.path = source, path
 
     @classmethod
-    def open(cls, source: str, configured: str) -> "RefreshTokenStore":
+    def open(cls, source: str, configured: str) -> RefreshTokenStore:
         """The store at `configured` (`~` expanded); raises LoadError for a path inside the project or cwd."""
         path = Path(os.path.expanduser(configured)).resolve()
         for tree, what in ((PROJECT_ROOT, "the project tree"), (Path.cwd().resolve(), "the working directory")):
@@ -35,7 +35,8 @@ class RefreshTokenStore:
                 raise LoadError(
                     f"source '{source}': auth.refresh_token_store {path} is inside {what} ({tree}), where a live "
                     f"refresh token could be committed or copied into an image: choose a path outside it, "
-                    f"e.g. under ~/.config/rest_assets/")
+                    f"e.g. under ~/.config/rest_assets/"
+                )
         return cls(source, path)
 
     def read(self) -> str | None:
@@ -45,8 +46,7 @@ class RefreshTokenStore:
         except FileNotFoundError:
             return None
         except OSError as exc:
-            raise LoadError(f"source '{self.source}': cannot read auth.refresh_token_store {self.path}: "
-                            f"{exc.strerror}") from None
+            raise LoadError(f"source '{self.source}': cannot read auth.refresh_token_store {self.path}: {exc.strerror}") from None
         register_secret(value)
         return value or None
 
@@ -65,6 +65,8 @@ class RefreshTokenStore:
                 Path(temporary).unlink(missing_ok=True)
                 raise
         except OSError as exc:
-            raise LoadError(f"source '{self.source}': cannot write the rotated refresh token to "
-                            f"auth.refresh_token_store {self.path}: {exc.strerror}; the token in use is lost "
-                            f"after this run") from None
+            raise LoadError(
+                f"source '{self.source}': cannot write the rotated refresh token to "
+                f"auth.refresh_token_store {self.path}: {exc.strerror}; the token in use is lost "
+                f"after this run"
+            ) from None

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import functools
 import os
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 try:
     import fcntl
@@ -116,8 +117,9 @@ def pipeline_name(source: str) -> str:
 
 
 @contextmanager
-def pipeline_with_held_destination(source: str, working_folder: str,
-                                   log: Callable[[str], None] | None = None) -> Iterator[tuple[dlt.Pipeline, Any]]:
+def pipeline_with_held_destination(
+    source: str, working_folder: str, log: Callable[[str], None] | None = None
+) -> Iterator[tuple[dlt.Pipeline, Any]]:
     """A run's pipeline (its working folder made at once) and the destination held for the block.
 
     The pipeline is made without a destination (the run brings the held one:

@@ -20,7 +20,8 @@ what the failed run had fetched.
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import dlt
 
@@ -81,13 +82,14 @@ class RunConnection:
             found = self.connection.execute(
                 "SELECT count(*) FROM duckdb_tables() WHERE schema_name = ? AND table_name = ?"
                 " UNION ALL SELECT count(*) FROM duckdb_views() WHERE schema_name = ? AND view_name = ?",
-                [parts[-2], parts[-1]] * 2).fetchall()
+                [parts[-2], parts[-1]] * 2,
+            ).fetchall()
             if not any(count for (count,) in found):
                 import duckdb
 
                 raise duckdb.CatalogException(f"Table with name {parts[-1]} does not exist!")
 
-    def duplicate(self) -> "RunConnection":
+    def duplicate(self) -> RunConnection:
         """This object: dlt's jobs share the run's connection (and its transaction)."""
         return self
 

@@ -16,7 +16,8 @@ from __future__ import annotations
 
 import functools
 import threading
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from rest_assets.dlt_internals import postgres_client_class
 
@@ -36,7 +37,7 @@ class _RunCursor:
     def __iter__(self) -> Any:
         return iter(self.cursor)
 
-    def __enter__(self) -> "_RunCursor":
+    def __enter__(self) -> _RunCursor:
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -23,7 +23,6 @@ import duckdb
 import pytest
 from conftest import failure_errors, failure_messages, read_table
 from reliability_support import Recorded, RecordingServer, Reply, json_reply, run_source
-from postgres_support import pg, pg_destination  # noqa: F401 - fixtures
 
 pytestmark = pytest.mark.e2e
 
@@ -57,9 +56,15 @@ def _write_spec(folder: Path, base_url: str) -> Path:
     spec = {
         "client": {"base_url": base_url},
         "resources": [
-            {"name": "activity", "write_disposition": "append", "endpoint": {
-                "path": "/activity", **page,
-                "incremental": {"cursor_path": "seq", "start_param": "since", "initial_value": 0}}},
+            {
+                "name": "activity",
+                "write_disposition": "append",
+                "endpoint": {
+                    "path": "/activity",
+                    **page,
+                    "incremental": {"cursor_path": "seq", "start_param": "since", "initial_value": 0},
+                },
+            },
             {"name": "catalog", "write_disposition": "replace", "endpoint": {"path": "/catalog", **page}},
             {"name": "items", "primary_key": "id", "write_disposition": "merge", "endpoint": {"path": "/items", **page}},
         ],
@@ -148,8 +153,7 @@ def test_a_failing_load_step_changes_no_table_and_the_rerun_loads_it_once(workdi
     _assert_rerun_loaded_it_once(api, tables)
 
 
-def test_on_postgres_a_failing_load_step_changes_no_table_and_the_rerun_loads_it_once(pg_destination, workdir,
-                                                                                      tmp_path):
+def test_on_postgres_a_failing_load_step_changes_no_table_and_the_rerun_loads_it_once(pg_destination, workdir, tmp_path):
     tables = PostgresTables(pg_destination)
     api, before, after_failure = _fail_then_rerun(workdir, tmp_path, tables)
     assert after_failure == before, "a failed run must leave every table as the last good run left it"

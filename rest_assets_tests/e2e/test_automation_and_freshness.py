@@ -13,20 +13,27 @@ Dagster instance per test), then:
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import timedelta
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
-from dagster import (AssetCheckKey, AssetCheckSeverity, AssetSelection, DagsterInstance, RunRequest,
-                     build_sensor_context, materialize)
+from dagster import (
+    AssetCheckKey,
+    AssetCheckSeverity,
+    AssetSelection,
+    DagsterInstance,
+    RunRequest,
+    build_sensor_context,
+    materialize,
+)
 from dagster._core.definitions.automation_condition_sensor_definition import _evaluate as tick_automation_sensor
 from dagster._core.test_utils import freeze_time
-
 from orchestration_helpers import key, materialize_resources
 
-from rest_assets.orchestration.sensors import PARENT_CHILD_SENSOR
-from rest_assets.definitions import build_definitions
 from rest_assets.cli.demo import QUIET_RUN_CONFIG
+from rest_assets.definitions import build_definitions
+from rest_assets.orchestration.sensors import PARENT_CHILD_SENSOR
 
 pytestmark = pytest.mark.e2e
 
@@ -79,8 +86,13 @@ def _run_freshness_checks(defs: Any, instance: DagsterInstance, keys: list, at: 
     """Execute the code location's freshness checks of `keys` with Dagster's clock at `at`."""
     check_keys = [AssetCheckKey(k, FRESHNESS_CHECK) for k in keys]
     with freeze_time(at):
-        result = materialize([*defs.assets, *defs.asset_checks], selection=AssetSelection.checks(*check_keys),
-                             instance=instance, resources=defs.resources, run_config=QUIET_RUN_CONFIG)
+        result = materialize(
+            [*defs.assets, *defs.asset_checks],
+            selection=AssetSelection.checks(*check_keys),
+            instance=instance,
+            resources=defs.resources,
+            run_config=QUIET_RUN_CONFIG,
+        )
     assert result.success and result.get_asset_materialization_events() == [], "checks load nothing"
     return {e.asset_key: e for e in result.get_asset_check_evaluations()}
 

@@ -24,9 +24,18 @@ from rest_assets.dialect import load_spec_file
 BASE = "https://api.example.com"
 CONFIG = {
     "client": {"base_url": BASE, "paginator": "single_page"},
-    "resources": ["posts", {"name": "comments", "primary_key": "id", "write_disposition": "merge", "endpoint": {
-        "path": "posts/{resources.posts.id}/comments",
-        "incremental": {"cursor_path": "updated", "start_param": "since", "initial_value": 0}}}],
+    "resources": [
+        "posts",
+        {
+            "name": "comments",
+            "primary_key": "id",
+            "write_disposition": "merge",
+            "endpoint": {
+                "path": "posts/{resources.posts.id}/comments",
+                "incremental": {"cursor_path": "updated", "start_param": "since", "initial_value": 0},
+            },
+        },
+    ],
 }
 
 
@@ -46,8 +55,12 @@ class Api:
 
 def _runs(make_source: Any, folder: Path, runs: int = 3) -> list[list[str]]:
     api = Api()
-    pipeline = dlt.pipeline("child_inc", pipelines_dir=str(folder / "dlt"),
-                            destination=dlt.destinations.duckdb(str(folder / "out.duckdb")), dataset_name="d")
+    pipeline = dlt.pipeline(
+        "child_inc",
+        pipelines_dir=str(folder / "dlt"),
+        destination=dlt.destinations.duckdb(str(folder / "out.duckdb")),
+        dataset_name="d",
+    )
     asked = []
     with responses.RequestsMock() as mock:
         mock.get(f"{BASE}/posts", json=[{"id": 1}, {"id": 2}, {"id": 3}])

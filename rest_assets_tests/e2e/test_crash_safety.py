@@ -26,14 +26,14 @@ import subprocess
 import sys
 import time
 from collections import Counter
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import pytest
 from conftest import assert_table_equals_truth, failure_messages, read_table
 from reliability_support import run_source, snapshot, write_spec
-from postgres_support import pg, pg_destination  # noqa: F401 - fixtures
 
 pytestmark = pytest.mark.e2e
 
@@ -61,8 +61,14 @@ with DagsterInstance.ephemeral() as instance:
 
 def start_run(source: str, cwd: Path, *how: str) -> subprocess.Popen[str]:
     """Materialize `source` in a new Python process with the test's environment (`how`: RUNNER's options)."""
-    return subprocess.Popen([sys.executable, "-c", RUNNER, source, str(TESTS_DIR), *(how or ("plain",))], cwd=cwd,
-                            env=dict(os.environ), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [sys.executable, "-c", RUNNER, source, str(TESTS_DIR), *(how or ("plain",))],
+        cwd=cwd,
+        env=dict(os.environ),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def outcome(process: subprocess.Popen[str]) -> dict[str, Any]:
@@ -70,24 +76,23 @@ def outcome(process: subprocess.Popen[str]) -> dict[str, Any]:
     out, err = process.communicate(timeout=180)
     lines = [line for line in out.splitlines() if line.startswith("RESULT ")]
     assert lines, f"the run printed no result (exit {process.returncode}): {err[-2000:]}"
-    return json.loads(lines[-1][len("RESULT "):])
+    return json.loads(lines[-1][len("RESULT ") :])
 
 
-def wait_until(condition: Callable[[], bool], process: subprocess.Popen[str] | None = None,
-               timeout: float = 120.0) -> None:
+def wait_until(condition: Callable[[], bool], process: subprocess.Popen[str] | None = None, timeout: float = 120.0) -> None:
     """Poll `condition` every 20 ms until it holds (fails the test after `timeout` s or if `process` ends)."""
     deadline = time.monotonic() + timeout
     while not condition():
         if process is not None and process.poll() is not None:
-            raise AssertionError(f"the run ended (exit {process.returncode}) before getting there: "
-                                 f"{process.communicate()[1][-2000:]}")
+            raise AssertionError(
+                f"the run ended (exit {process.returncode}) before getting there: {process.communicate()[1][-2000:]}"
+            )
         assert time.monotonic() < deadline, "timed out waiting for the run to get there"
         time.sleep(0.02)
 
 
 def api_requests(emulator: Any, resource: str | None = None) -> list[dict[str, Any]]:
-    return [e for e in emulator.requests() if e["source"] == "chat_analytics"
-            and (resource is None or e["resource"] == resource)]
+    return [e for e in emulator.requests() if e["source"] == "chat_analytics" and (resource is None or e["resource"] == resource)]
 
 
 def _at(value: Any) -> datetime:
@@ -110,16 +115,16 @@ def _packages(root: Path, area: str) -> list[Path]:
 
 def _run_jobs(root: Path, table: str) -> list[Path]:
     """The jobs of `table` that dlt started or completed in a package not yet loaded."""
-    return [p for state in ("started_jobs", "completed_jobs")
-            for p in root.glob(f"*/*/load/normalized/*/{state}/{table}.*")]
+    return [p for state in ("started_jobs", "completed_jobs") for p in root.glob(f"*/*/load/normalized/*/{state}/{table}.*")]
 
 
 @pytest.fixture()
 def slow_source(own_emulator, workdir, tmp_path):
     """chat_analytics trimmed to `contacts` (merge) and `teams` (append), pages of 2, on a private emulator."""
     workdir.point_at(own_emulator)
-    workdir.use_specs(write_spec(tmp_path / "specs", "chat_analytics", resources=RESOURCES, page_limit=2,
-                                 write_dispositions={APPEND: "append"}))
+    workdir.use_specs(
+        write_spec(tmp_path / "specs", "chat_analytics", resources=RESOURCES, page_limit=2, write_dispositions={APPEND: "append"})
+    )
     return own_emulator
 
 
@@ -188,13 +193,13 @@ def test_runs_of_one_duckdb_file_at_once_overlap_and_all_succeed(slow_source, wo
     assert max(r["start"] for r in results) < min(r["end"] for r in results), "the runs never overlapped"
     assert_table_equals_truth(emulator, "chat_analytics", "contacts")
     appended = _versions(read_table("chat_analytics", APPEND))
-    assert sorted(appended) == sorted(_versions(emulator.truth("chat_analytics", APPEND))), \
+    assert sorted(appended) == sorted(_versions(emulator.truth("chat_analytics", APPEND))), (
         "three runs of an unchanged API append the API's records once"
+    )
     assert _working_folders(tmp_path / "dlt") == set(), "every run's working folder is removed after success"
 
 
-def test_on_postgres_killed_in_load_then_rerun_loses_nothing_and_doubles_nothing(pg_destination, slow_source,
-                                                                                 workdir, tmp_path):
+def test_on_postgres_killed_in_load_then_rerun_loses_nothing_and_doubles_nothing(pg_destination, slow_source, workdir, tmp_path):
     emulator, pg = slow_source, pg_destination
 
     def tables() -> dict[str, list[tuple[Any, datetime]]]:

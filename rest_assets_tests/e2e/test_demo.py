@@ -28,12 +28,16 @@ def rest_assets_command() -> list[str]:
 
 
 def test_demo_loads_every_asset_into_duckdb(tmp_path):
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith("SOURCES__") and k not in
-           ("DESTINATION__DUCKDB__CREDENTIALS", "DLT_DATA_DIR", "REST_ASSETS_SOURCES_DIR", "REST_ASSETS_DESTINATION")}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith("SOURCES__")
+        and k not in ("DESTINATION__DUCKDB__CREDENTIALS", "DLT_DATA_DIR", "REST_ASSETS_SOURCES_DIR", "REST_ASSETS_DESTINATION")
+    }
 
-    done = subprocess.run([*rest_assets_command(), "demo", "--size", "10"], cwd=tmp_path, env=env,
-                          capture_output=True, text=True, timeout=300)
+    done = subprocess.run(
+        [*rest_assets_command(), "demo", "--size", "10"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300
+    )
 
     output = done.stdout + done.stderr
     assert done.returncode == 0, output[-4000:]

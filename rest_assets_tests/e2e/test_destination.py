@@ -77,8 +77,9 @@ def test_a_first_load_that_fails_leaves_no_table_and_the_next_one_loads_once(duc
         with pipeline_with_held_destination("shop", "work") as (pipeline, destination):
             pipeline.run(_shop_source([{"id": 1}]), destination=destination)
     with duckdb.connect(str(duckdb_file), read_only=True) as connection:
-        tables = {name for (name,) in connection.sql(
-            "SELECT table_name FROM duckdb_tables() WHERE schema_name LIKE 'shop%'").fetchall()}
+        tables = {
+            name for (name,) in connection.sql("SELECT table_name FROM duckdb_tables() WHERE schema_name LIKE 'shop%'").fetchall()
+        }
     assert tables == {"items"}, "the failed load must leave nothing behind but the table that was there"
 
     with pipeline_with_held_destination("shop", "work-2") as (pipeline, destination):

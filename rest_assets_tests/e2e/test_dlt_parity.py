@@ -22,9 +22,10 @@ from __future__ import annotations
 import base64
 import json
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import dlt
@@ -55,7 +56,7 @@ class Reply:
 
 def _pages(items: list[dict[str, Any]], size: int) -> Handler:
     """A page_number API (`?page=N`, from 1) serving `items`."""
-    pages = {f"page={n // size + 1}": {"data": items[n:n + size]} for n in range(0, len(items) + 1, size)}
+    pages = {f"page={n // size + 1}": {"data": items[n : n + size]} for n in range(0, len(items) + 1, size)}
     return lambda request: next((body for key, body in pages.items() if key in _query(request)), {"data": []})
 
 
@@ -88,7 +89,8 @@ def _comments(request: Any) -> list[dict[str, Any]]:
 
 
 CASES = {
-    "columns-as-a-list": ("""
+    "columns-as-a-list": (
+        """
         client: {base_url: %s}
         resources:
           - name: orders
@@ -97,8 +99,12 @@ CASES = {
               path: orders
               data_selector: data
               paginator: {type: page_number, base_page: 1, total_path: null}
-        """ % BASE, {"GET orders": _pages([{"id": i, "amount": i * 2} for i in range(7)], 3)}),
-    "paginator-null-falls-back-to-the-client-paginator": ("""
+        """
+        % BASE,
+        {"GET orders": _pages([{"id": i, "amount": i * 2} for i in range(7)], 3)},
+    ),
+    "paginator-null-falls-back-to-the-client-paginator": (
+        """
         client:
           base_url: %s
           paginator: {type: page_number, base_page: 1, total_path: null}
@@ -108,8 +114,12 @@ CASES = {
         resources:
           - name: orders
             endpoint: {path: orders, data_selector: data, paginator: null}
-        """ % BASE, {"GET orders": _pages([{"id": i} for i in range(5)], 2)}),
-    "processing-steps-filter-and-map": ("""
+        """
+        % BASE,
+        {"GET orders": _pages([{"id": i} for i in range(5)], 2)},
+    ),
+    "processing-steps-filter-and-map": (
+        """
         client: {base_url: %s}
         resources:
           - name: orders
@@ -120,10 +130,17 @@ CASES = {
               path: orders
               data_selector: data
               paginator: {type: page_number, base_page: 1, total_path: null}
-        """ % BASE, {"GET orders": _pages([{"id": i, "amount": i, "internal": "x", "status": ["open", "deleted"][i % 2]}
-                                           for i in range(9)], 4)}),
+        """
+        % BASE,
+        {
+            "GET orders": _pages(
+                [{"id": i, "amount": i, "internal": "x", "status": ["open", "deleted"][i % 2]} for i in range(9)], 4
+            )
+        },
+    ),
     # dlt's "headers with resource data" example: one parent, its fields in the path and in a header
-    "parent-fields-in-path-and-headers": ("""
+    "parent-fields-in-path-and-headers": (
+        """
         client: {base_url: %s, paginator: single_page}
         resources:
           - {name: posts, endpoint: {path: posts, data_selector: data}}
@@ -132,20 +149,32 @@ CASES = {
             endpoint:
               path: "posts/{resources.posts.id}/comments"
               headers: {X-Post-Title: "{resources.posts.title}"}
-        """ % BASE, {"GET posts": lambda request: {"data": POSTS}, r"GET posts/\d+/comments": _comments}),
+        """
+        % BASE,
+        {"GET posts": lambda request: {"data": POSTS}, r"GET posts/\d+/comments": _comments},
+    ),
     # dlt's defaults: a cursor paginator reads `cursors.next`; an offset paginator stops at `total`
-    "cursor-paginator-default-path": ("""
+    "cursor-paginator-default-path": (
+        """
         client: {base_url: %s}
         resources:
           - {name: events, endpoint: {path: events, data_selector: data, paginator: {type: cursor}}}
-        """ % BASE, {"GET events": lambda request: _cursor_page(int(_param(request, "cursor", "0")))}),
-    "offset-paginator-default-total": ("""
+        """
+        % BASE,
+        {"GET events": lambda request: _cursor_page(int(_param(request, "cursor", "0")))},
+    ),
+    "offset-paginator-default-total": (
+        """
         client: {base_url: %s}
         resources:
           - {name: events, endpoint: {path: events, data_selector: data, paginator: {type: offset, limit: 2}}}
-        """ % BASE, {"GET events": lambda request: _offset_page(int(_param(request, "offset", "0")))}),
+        """
+        % BASE,
+        {"GET events": lambda request: _offset_page(int(_param(request, "offset", "0")))},
+    ),
     # dlt's incremental placeholders composed into a param and placed in a json body
-    "incremental-start-and-end-values-in-params-and-json": ("""
+    "incremental-start-and-end-values-in-params-and-json": (
+        """
         client: {base_url: %s, paginator: single_page}
         resources:
           - name: events
@@ -155,11 +184,18 @@ CASES = {
               params: {q: "updated>{incremental.start_value} AND updated<{incremental.end_value}"}
               json: {from: "{incremental.start_value}", to: "{incremental.end_value}"}
               incremental: {cursor_path: updated, initial_value: 3, end_value: 7}
-        """ % BASE, {"POST events": lambda request: [
-        {"updated": n, "q": dict(part.split("=", 1) for part in _query(request))["q"], "body": json.loads(request.body)}
-        for n in range(10)]}),
+        """
+        % BASE,
+        {
+            "POST events": lambda request: [
+                {"updated": n, "q": dict(part.split("=", 1) for part in _query(request))["q"], "body": json.loads(request.body)}
+                for n in range(10)
+            ]
+        },
+    ),
     # a POST child whose parent field is only in the json body
-    "parent-field-only-in-json": ("""
+    "parent-field-only-in-json": (
+        """
         client: {base_url: %s, paginator: single_page}
         resources:
           - {name: posts, endpoint: {path: posts, data_selector: data}}
@@ -168,7 +204,10 @@ CASES = {
               path: posts/0/comments
               method: POST
               json: {post: "{resources.posts.id}", title: "{resources.posts.title}"}
-        """ % BASE, {"GET posts": lambda request: {"data": POSTS}, r"POST posts/\d+/comments": _comments}),
+        """
+        % BASE,
+        {"GET posts": lambda request: {"data": POSTS}, r"POST posts/\d+/comments": _comments},
+    ),
 }
 
 
@@ -214,9 +253,11 @@ def _auto(request: Any) -> dict[str, Any]:
 
 def _between(rows: list[dict[str, Any]], low: str, high: str, key: str) -> Handler:
     """Rows whose `key` is within the request's `low`/`high` params (either may be missing)."""
+
     def handler(request: Any) -> dict[str, Any]:
         since, until = float(_param(request, low, "-1e9")), float(_param(request, high, "1e9"))
         return {"data": [row for row in rows if since <= row[key] <= until]}
+
     return handler
 
 
@@ -268,10 +309,12 @@ def _page_in_body(request: Any) -> dict[str, Any]:
 
 def _child_since(count: int) -> Handler:
     """`count` comments per post, post p's updated at p*10+1..; only those at or after `since`."""
+
     def handler(request: Any) -> list[dict[str, Any]]:
         post, since = int(request.url.split("/posts/")[1].split("/")[0]), int(_param(request, "since", "0"))
         rows = [{"id": post * 100 + n, "updated": post * 10 + n} for n in range(1, count + 1)]
         return [row for row in rows if row["updated"] >= since]
+
     return handler
 
 
@@ -280,7 +323,8 @@ BASIC = "Basic " + base64.b64encode(b"ann:s3cret-pw").decode()
 NESTED = {"meta": {"a": 1, "b": {"c": "x"}}, "tags": ["t1", "t2"]}
 
 KEY_CASES: dict[str, tuple[Any, ...]] = {
-    "client-headers-bearer-auth-json-link-paginator": ("""
+    "client-headers-bearer-auth-json-link-paginator": (
+        """
         client:
           base_url: %s
           headers: {X-Client: parity}
@@ -288,11 +332,18 @@ KEY_CASES: dict[str, tuple[Any, ...]] = {
         resources:
           - name: orders
             endpoint: {path: orders, data_selector: data, paginator: {type: json_link, next_url_path: links.next}}
-        """ % BASE, {"GET orders": _guarded(_json_link, lambda r: _header("Authorization", "Bearer t0ken-abc")(r)
-                                               and _header("X-Client", "parity")(r))}),
+        """
+        % BASE,
+        {
+            "GET orders": _guarded(
+                _json_link, lambda r: _header("Authorization", "Bearer t0ken-abc")(r) and _header("X-Client", "parity")(r)
+            )
+        },
+    ),
     # api_key at client level (header) and endpoint level (query; `cookie` is our extension, dlt has none);
     # header_link, header_cursor, auto on a plain list; a resource given as a bare name
-    "api-key-header-and-query-endpoint-auth-header-paginators-bare-resource": ("""
+    "api-key-header-and-query-endpoint-auth-header-paginators-bare-resource": (
+        """
         client:
           base_url: %s
           auth: {type: api_key, name: X-Api-Key, api_key: k3y-header, location: header}
@@ -304,10 +355,16 @@ KEY_CASES: dict[str, tuple[Any, ...]] = {
               auth: {type: api_key, name: key, api_key: k3y-query, location: query}
               paginator: {type: header_cursor, cursor_key: X-Next, cursor_param: after}
           - tags
-        """ % BASE, {"GET users": _guarded(_header_link, _header("X-Api-Key", "k3y-header")),
-                     "GET teams": _guarded(_header_cursor, lambda r: _param(r, "key", "") == "k3y-query"),
-                     "GET tags": _guarded(lambda r: _numbered("tag", 3), _header("X-Api-Key", "k3y-header"))}),
-    "http-basic-page-number-params-endpoint-headers-deep-data-selector": ("""
+        """
+        % BASE,
+        {
+            "GET users": _guarded(_header_link, _header("X-Api-Key", "k3y-header")),
+            "GET teams": _guarded(_header_cursor, lambda r: _param(r, "key", "") == "k3y-query"),
+            "GET tags": _guarded(lambda r: _numbered("tag", 3), _header("X-Api-Key", "k3y-header")),
+        },
+    ),
+    "http-basic-page-number-params-endpoint-headers-deep-data-selector": (
+        """
         client:
           base_url: %s
           auth: {type: http_basic, username: ann, password: s3cret-pw}
@@ -319,9 +376,12 @@ KEY_CASES: dict[str, tuple[Any, ...]] = {
               headers: {X-Trace: parity}
               data_selector: result.items
               paginator: {type: page_number, page_param: p, base_page: 0, total_path: result.pages}
-        """ % BASE, {"GET items": _guarded(_page_number, lambda r: _header("Authorization", BASIC)(r)
-                                             and _header("X-Trace", "parity")(r))}),
-    "oauth2-client-credentials-auto-paginator": ("""
+        """
+        % BASE,
+        {"GET items": _guarded(_page_number, lambda r: _header("Authorization", BASIC)(r) and _header("X-Trace", "parity")(r))},
+    ),
+    "oauth2-client-credentials-auto-paginator": (
+        """
         client:
           base_url: %s
           auth:
@@ -332,10 +392,16 @@ KEY_CASES: dict[str, tuple[Any, ...]] = {
             access_token_request_data: {audience: parity}
         resources:
           - {name: orders, endpoint: orders}
-        """ % (BASE, BASE), {"POST oauth/token": lambda r: {"access_token": "tok-123", "expires_in": 3600},
-                             "GET orders": _guarded(_auto, _header("Authorization", "Bearer tok-123"))}),
+        """
+        % (BASE, BASE),
+        {
+            "POST oauth/token": lambda r: {"access_token": "tok-123", "expires_in": 3600},
+            "GET orders": _guarded(_auto, _header("Authorization", "Bearer tok-123")),
+        },
+    ),
     # the paginators' less common keys: body paths (POST), has_more_path, maximum_page, links_next_key, defaults
-    "paginator-body-paths-has-more-maximum-page-link-key": ("""
+    "paginator-body-paths-has-more-maximum-page-link-key": (
+        """
         client: {base_url: %s}
         resources:
           - name: a
@@ -372,10 +438,21 @@ KEY_CASES: dict[str, tuple[Any, ...]] = {
               json: {}
               data_selector: data
               paginator: {type: page_number, page_body_path: page, total_path: null, stop_after_empty_page: true}
-        """ % BASE, {"POST a": _offset_in_body, "GET b": _max_page, "GET c": _cursor_has_more, "POST d": _cursor_in_body,
-                     "GET e": _custom_link, "GET f": _default_json_link, "POST g": _page_in_body}),
+        """
+        % BASE,
+        {
+            "POST a": _offset_in_body,
+            "GET b": _max_page,
+            "GET c": _cursor_has_more,
+            "POST d": _cursor_in_body,
+            "GET e": _custom_link,
+            "GET f": _default_json_link,
+            "POST g": _page_in_body,
+        },
+    ),
     # bearer's shorthand (no `type`); oauth2 at endpoint level with `default_token_expiration` (no expires_in)
-    "bearer-shorthand-and-endpoint-oauth2-token-expiration": ("""
+    "bearer-shorthand-and-endpoint-oauth2-token-expiration": (
+        """
         client:
           base_url: %s
           paginator: single_page
@@ -391,13 +468,18 @@ KEY_CASES: dict[str, tuple[Any, ...]] = {
                 client_id: c1d
                 client_secret: cs3cret-xyz
                 default_token_expiration: 60
-        """ % (BASE, BASE), {"GET orders": _guarded(lambda r: _numbered("order", 2), _header("Authorization", BEARER)),
-                             "POST oauth/token": lambda r: {"access_token": "tok-456"},
-                             "GET invoices": _guarded(lambda r: _numbered("invoice", 2),
-                                                      _header("Authorization", "Bearer tok-456"))}),
+        """
+        % (BASE, BASE),
+        {
+            "GET orders": _guarded(lambda r: _numbered("order", 2), _header("Authorization", BEARER)),
+            "POST oauth/token": lambda r: {"access_token": "tok-456"},
+            "GET invoices": _guarded(lambda r: _numbered("invoice", 2), _header("Authorization", "Bearer tok-456")),
+        },
+    ),
     # two runs: merge on primary_key (table_name, schema_contract), merge_key with delete-insert (columns,
     # max_table_nesting: 0), replace, a deselected resource
-    "write-dispositions-keys-table-name-columns-nesting-selected-contract": ("""
+    "write-dispositions-keys-table-name-columns-nesting-selected-contract": (
+        """
         client: {base_url: %s, paginator: single_page}
         resources:
           - name: users
@@ -414,17 +496,28 @@ KEY_CASES: dict[str, tuple[Any, ...]] = {
             endpoint: events
           - {name: audit, write_disposition: replace, endpoint: audit}
           - {name: hidden, selected: false, endpoint: hidden}
-        """ % BASE,
-        {"GET users": lambda r: _numbered("user", 2), "GET hidden": lambda r: _numbered("hidden", 2),
-         "GET events": lambda r: [{"id": 1, "day": "d1", "score": 1, **NESTED}, {"id": 2, "day": "d1", "score": 2},
-                                  {"id": 3, "day": "d2", "score": 3}],
-         "GET audit": lambda r: _numbered("audit", 3)},
-        {"GET users": lambda r: [{"id": 2, "name": "renamed", "extra": "dropped"}, *_numbered("user", 1, start=3)],
-         "GET hidden": lambda r: _numbered("hidden", 2),
-         "GET events": lambda r: [{"id": 4, "day": "d2", "score": 4, **NESTED}],
-         "GET audit": lambda r: _numbered("audit", 2, start=7)}),
+        """
+        % BASE,
+        {
+            "GET users": lambda r: _numbered("user", 2),
+            "GET hidden": lambda r: _numbered("hidden", 2),
+            "GET events": lambda r: [
+                {"id": 1, "day": "d1", "score": 1, **NESTED},
+                {"id": 2, "day": "d1", "score": 2},
+                {"id": 3, "day": "d2", "score": 3},
+            ],
+            "GET audit": lambda r: _numbered("audit", 3),
+        },
+        {
+            "GET users": lambda r: [{"id": 2, "name": "renamed", "extra": "dropped"}, *_numbered("user", 1, start=3)],
+            "GET hidden": lambda r: _numbered("hidden", 2),
+            "GET events": lambda r: [{"id": 4, "day": "d2", "score": 4, **NESTED}],
+            "GET audit": lambda r: _numbered("audit", 2, start=7),
+        },
+    ),
     # two runs: incremental with start_param/end_param/initial_value/end_value, and an incremental param
-    "incremental-config-and-incremental-param": ("""
+    "incremental-config-and-incremental-param": (
+        """
         client: {base_url: %s, paginator: single_page}
         resources:
           - name: events
@@ -439,12 +532,19 @@ KEY_CASES: dict[str, tuple[Any, ...]] = {
               path: logs
               data_selector: data
               params: {since: {type: incremental, cursor_path: seq, initial_value: 0}}
-        """ % BASE,
-        {"GET events": _between([{"id": n, "updated": n * 5} for n in range(1, 7)], "since", "until", "updated"),
-         "GET logs": _between([{"seq": n, "id": n} for n in range(1, 4)], "since", "until", "seq")},
-        {"GET events": _between([{"id": n, "updated": n * 5 + 1} for n in range(1, 9)], "since", "until", "updated"),
-         "GET logs": _between([{"seq": n, "id": n} for n in range(1, 6)], "since", "until", "seq")}),
-    "resolve-param-include-from-parent-parallelized": ("""
+        """
+        % BASE,
+        {
+            "GET events": _between([{"id": n, "updated": n * 5} for n in range(1, 7)], "since", "until", "updated"),
+            "GET logs": _between([{"seq": n, "id": n} for n in range(1, 4)], "since", "until", "seq"),
+        },
+        {
+            "GET events": _between([{"id": n, "updated": n * 5 + 1} for n in range(1, 9)], "since", "until", "updated"),
+            "GET logs": _between([{"seq": n, "id": n} for n in range(1, 6)], "since", "until", "seq"),
+        },
+    ),
+    "resolve-param-include-from-parent-parallelized": (
+        """
         client: {base_url: %s, paginator: single_page}
         resources:
           - {name: posts, endpoint: {path: posts, data_selector: data}}
@@ -455,9 +555,13 @@ KEY_CASES: dict[str, tuple[Any, ...]] = {
               path: "posts/{post_id}/comments"
               params:
                 post_id: {type: resolve, resource: posts, field: id}
-        """ % BASE, {"GET posts": lambda request: {"data": POSTS}, r"GET posts/\d+/comments": _comments}),
+        """
+        % BASE,
+        {"GET posts": lambda request: {"data": POSTS}, r"GET posts/\d+/comments": _comments},
+    ),
     # two runs: an incremental child (one cursor for the resource, whichever parent a row came from)
-    "incremental-child": ("""
+    "incremental-child": (
+        """
         client: {base_url: %s, paginator: single_page}
         resources:
           - {name: posts, endpoint: {path: posts, data_selector: data}}
@@ -468,9 +572,13 @@ KEY_CASES: dict[str, tuple[Any, ...]] = {
               path: "posts/{resources.posts.id}/comments"
               params: {since: "{incremental.start_value}"}
               incremental: {cursor_path: updated, initial_value: 0}
-        """ % BASE, {"GET posts": lambda r: {"data": POSTS}, r"GET posts/\d+/comments": _child_since(3)},
-        {"GET posts": lambda r: {"data": POSTS}, r"GET posts/\d+/comments": _child_since(5)}),
-    "post-form-data-and-response-actions": ("""
+        """
+        % BASE,
+        {"GET posts": lambda r: {"data": POSTS}, r"GET posts/\d+/comments": _child_since(3)},
+        {"GET posts": lambda r: {"data": POSTS}, r"GET posts/\d+/comments": _child_since(5)},
+    ),
+    "post-form-data-and-response-actions": (
+        """
         client: {base_url: %s, paginator: single_page}
         resources:
           - name: search
@@ -483,8 +591,14 @@ KEY_CASES: dict[str, tuple[Any, ...]] = {
             endpoint:
               path: flaky
               response_actions: [{content: "not available", action: ignore}]
-        """ % BASE, {"POST search": _form, "GET missing": lambda r: Reply({"error": "gone"}, 404),
-                     "GET flaky": lambda r: {"message": "not available"}}),
+        """
+        % BASE,
+        {
+            "POST search": _form,
+            "GET missing": lambda r: Reply({"error": "gone"}, 404),
+            "GET flaky": lambda r: {"message": "not available"},
+        },
+    ),
 }
 CASES.update(KEY_CASES)
 
@@ -510,10 +624,12 @@ def _drop_and_rename(record: dict[str, Any]) -> dict[str, Any]:
 
 # What a dlt user writes in Python for the declarative steps of a case (resource -> steps).
 PYTHON_STEPS = {
-    "processing-steps-filter-and-map": {"orders": [
-        {"filter": lambda record: record["status"] != "deleted" and record["amount"] >= 2},
-        {"map": _drop_and_rename},
-    ]},
+    "processing-steps-filter-and-map": {
+        "orders": [
+            {"filter": lambda record: record["status"] != "deleted" and record["amount"] >= 2},
+            {"map": _drop_and_rename},
+        ]
+    },
 }
 
 
@@ -527,8 +643,12 @@ def _as_plain_dlt(case: str, config: dict[str, Any]) -> dict[str, Any]:
 
 def _load(source: Any, folder: Path, fmt: str | None) -> Path:
     database = folder / "out.duckdb"
-    pipeline = dlt.pipeline(pipeline_name="parity", pipelines_dir=str(folder / "dlt"),
-                            destination=dlt.destinations.duckdb(str(database)), dataset_name="parity")
+    pipeline = dlt.pipeline(
+        pipeline_name="parity",
+        pipelines_dir=str(folder / "dlt"),
+        destination=dlt.destinations.duckdb(str(database)),
+        dataset_name="parity",
+    )
     pipeline.run(source, **({"loader_file_format": fmt} if fmt else {}))
     return database
 
@@ -536,17 +656,29 @@ def _load(source: Any, folder: Path, fmt: str | None) -> Path:
 def _tables(database: Path) -> dict[str, list[tuple[Any, ...]]]:
     """Every data table of the dataset: its sorted column names, then its rows sorted (dlt's own columns left out)."""
     with duckdb.connect(str(database), read_only=True) as connection:
-        names = [row[0] for row in connection.execute(
-            "select table_name from information_schema.tables where table_schema = 'parity' "
-            "and table_name not like '_dlt%' order by 1").fetchall()]
+        names = [
+            row[0]
+            for row in connection.execute(
+                "select table_name from information_schema.tables where table_schema = 'parity' "
+                "and table_name not like '_dlt%' order by 1"
+            ).fetchall()
+        ]
         tables = {}
         for name in names:
-            columns = [row[0] for row in connection.execute(
-                "select column_name from information_schema.columns where table_schema = 'parity' and table_name = ? "
-                "order by 1", [name]).fetchall() if row[0] not in DLT_COLUMNS]
+            columns = [
+                row[0]
+                for row in connection.execute(
+                    "select column_name from information_schema.columns where table_schema = 'parity' and table_name = ? "
+                    "order by 1",
+                    [name],
+                ).fetchall()
+                if row[0] not in DLT_COLUMNS
+            ]
             types = connection.execute(
                 "select column_name, data_type from information_schema.columns where table_schema = 'parity' "
-                "and table_name = ? order by 1", [name]).fetchall()
+                "and table_name = ? order by 1",
+                [name],
+            ).fetchall()
             rows = connection.execute(f'select {", ".join(columns)} from parity."{name}"').fetchall()
             tables[name] = [tuple(columns), tuple(t for t in types if t[0] not in DLT_COLUMNS), *sorted(rows, key=repr)]
         return tables
@@ -669,7 +801,7 @@ def test_a_config_plain_dlt_rejects_is_refused_when_the_spec_loads(case, tmp_pat
     from rest_assets.errors import SpecError
 
     text = "client: {base_url: %s}\n" % BASE + "\n".join(line[8:] for line in DLT_REJECTS[case].splitlines())
-    with pytest.raises(Exception):  # the oracle: plain dlt refuses the same config
+    with pytest.raises(Exception):  # noqa: B017 - the oracle: plain dlt refuses it, whatever its error type
         rest_api_resources(yaml.safe_load(text))
     spec_file = tmp_path / "rejected.yaml"
     spec_file.write_text(text, encoding="utf-8")

@@ -8,9 +8,18 @@ the suite stays fast; what is asserted is the behaviour, never the test's clock.
 from __future__ import annotations
 
 import pytest
-from conftest import (DEMO_SECRET_VALUES, assert_table_equals_truth, failure_errors, failure_messages,
-                      materialization_metadata, materialize_source, read_table, table_names, write_fast_retry_specs,
-                      write_spec_copies)
+from conftest import (
+    DEMO_SECRET_VALUES,
+    assert_table_equals_truth,
+    failure_errors,
+    failure_messages,
+    materialization_metadata,
+    materialize_source,
+    read_table,
+    table_names,
+    write_fast_retry_specs,
+    write_spec_copies,
+)
 
 from rest_assets.cli.demo import _failure_message
 from rest_assets.emulator import DEMO_CREDENTIALS
@@ -27,9 +36,10 @@ def _assert_every_401_was_retried(log: list[dict]) -> None:
     for index, entry in enumerate(log):
         if entry["status"] != 401:
             continue
-        later = log[index + 1:]
-        assert any(e["path"] == entry["path"] and e["query"] == entry["query"] and e["status"] == 200
-                   for e in later), f"{entry['path']} was never retried after its token expired"
+        later = log[index + 1 :]
+        assert any(e["path"] == entry["path"] and e["query"] == entry["query"] and e["status"] == 200 for e in later), (
+            f"{entry['path']} was never retried after its token expired"
+        )
 
 
 def test_token_expiry_mid_run_refreshes_and_loads_everything(own_emulator, workdir, tmp_path):
@@ -80,8 +90,7 @@ def test_token_expiry_with_concurrent_child_requests(own_emulator, workdir):
 
 def test_429_retry_after_is_waited_out(own_emulator, workdir):
     workdir.point_at(own_emulator)
-    own_emulator.add_fault(kind="status", status=429, count=1, source="contact_book",
-                           path_contains="/v1/contacts", retry_after=1)
+    own_emulator.add_fault(kind="status", status=429, count=1, source="contact_book", path_contains="/v1/contacts", retry_after=1)
 
     result = materialize_source("contact_book")
 
@@ -127,8 +136,7 @@ def test_retries_exhausted_fails_cleanly_and_keeps_the_last_good_tables(own_emul
 
     # New and changed records everywhere, so a partial load of any table would show.
     own_emulator.advance(update_fraction=0.5, add=5)
-    own_emulator.add_fault(kind="status", status=500, count=None, source="chat_analytics",
-                           path_contains="/v1/contacts")
+    own_emulator.add_fault(kind="status", status=500, count=None, source="chat_analytics", path_contains="/v1/contacts")
     bad = materialize_source("chat_analytics")
 
     assert not bad.success

@@ -7,8 +7,18 @@ rows must point at their parent, and a second run must change nothing.
 from __future__ import annotations
 
 import pytest
-from conftest import (CHILDREN, DEMO_SECRET_VALUES, SOURCES, assert_table_equals_truth, expected_row,
-                      materialization_metadata, materialize_source, read_table, stored_value, table_names)
+from conftest import (
+    CHILDREN,
+    DEMO_SECRET_VALUES,
+    SOURCES,
+    assert_table_equals_truth,
+    expected_row,
+    materialization_metadata,
+    materialize_source,
+    read_table,
+    stored_value,
+    table_names,
+)
 
 from rest_assets.emulator.schema import SPECS, child_tables
 
@@ -32,8 +42,7 @@ def test_source_loads_exactly_what_the_api_serves_and_reruns_idempotently(source
     if source == "client_portal":  # a single JSON object, not a list: one row, the object itself
         (company,) = emulator.truth("client_portal", "company")
         (row,) = read_table("client_portal", "company")
-        assert {name: stored_value(row, name, value) for name, value in expected_row(company).items()} == \
-            expected_row(company)
+        assert {name: stored_value(row, name, value) for name, value in expected_row(company).items()} == expected_row(company)
 
     meta = materialization_metadata(first)
     assert set(meta) == {f"{source}/{r}" for r in resources}
@@ -83,7 +92,7 @@ def test_incremental_rerun_after_data_changes_merges_new_and_updated_records(own
     # Children are fetched for the parents that came back, so new parents bring their children and
     # nothing doubles. Known limitation: a child updated under an unchanged parent is not re-fetched
     # (the parent is incremental), so only the children's keys are compared here.
-    for (source, child) in CHILDREN:
+    for source, child in CHILDREN:
         assert_table_equals_truth(own_emulator, source, child, values=False)
 
 
@@ -94,8 +103,9 @@ def test_an_incremental_rerun_replaces_the_lists_of_updated_records_in_their_chi
     assert materialize_source("contact_book").success
     before = {r["id"]: r["tags"] for r in own_emulator.truth("contact_book", "contacts")}
     own_emulator.advance(update_fraction=0.5, add=3)
-    changed = [r["id"] for r in own_emulator.truth("contact_book", "contacts")
-               if r["id"] in before and r["tags"] != before[r["id"]]]
+    changed = [
+        r["id"] for r in own_emulator.truth("contact_book", "contacts") if r["id"] in before and r["tags"] != before[r["id"]]
+    ]
     assert changed, "no contact's tags changed: the test would prove nothing"
 
     result = materialize_source("contact_book")
@@ -118,8 +128,12 @@ def test_child_tables_metadata_lists_nested_child_tables_and_skips_lists_that_we
     def plain():
         yield [{"id": 1, "meta": {"a": 1}}]
 
-    pipeline = dlt.pipeline(pipeline_name="children", pipelines_dir=str(tmp_path / "dlt"),
-                            destination=dlt.destinations.duckdb(str(tmp_path / "db.duckdb")), dataset_name="shop")
+    pipeline = dlt.pipeline(
+        pipeline_name="children",
+        pipelines_dir=str(tmp_path / "dlt"),
+        destination=dlt.destinations.duckdb(str(tmp_path / "db.duckdb")),
+        dataset_name="shop",
+    )
     try:
         pipeline.run([orders(), plain()])
         assert _child_tables(pipeline) == {"orders": ["orders__lines", "orders__lines__tags"], "plain": []}

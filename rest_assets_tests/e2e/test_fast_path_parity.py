@@ -26,8 +26,8 @@ from hypothesis import strategies as st
 from test_dlt_parity import BASE, _mock, _query
 
 from rest_assets.compile.source import compile_source
-from rest_assets.runtime import arrow_pages
 from rest_assets.dialect import load_spec_file
+from rest_assets.runtime import arrow_pages
 
 RESOURCE = """\
   - name: %s
@@ -49,6 +49,7 @@ UNCOMPARED = ("_dlt_id", "_dlt_load_id", "_dlt_parent_id", "_dlt_root_id")
 
 def routes(pages: list[Any], name: str = "items") -> dict[str, Any]:
     """A page_number API at `name` (`?page=N` from 1) serving `pages`, then an empty page."""
+
     def serve(request: Any) -> dict[str, Any]:
         page = int(dict(part.split("=", 1) for part in _query(request) if "=" in part).get("page", "1"))
         return {"data": pages[page - 1] if page <= len(pages) else []}
@@ -80,8 +81,12 @@ class Loads:
 
     def _load(self, source: Any, name: str, fmt: str | None) -> dict[str, Any]:
         database = self.folder / f"{name}.duckdb"
-        pipeline = dlt.pipeline(pipeline_name=f"fast_{name}", pipelines_dir=str(self.folder / f"dlt_{name}"),
-                                destination=dlt.destinations.duckdb(str(database)), dataset_name="parity")
+        pipeline = dlt.pipeline(
+            pipeline_name=f"fast_{name}",
+            pipelines_dir=str(self.folder / f"dlt_{name}"),
+            destination=dlt.destinations.duckdb(str(database)),
+            dataset_name="parity",
+        )
         try:
             pipeline.run(source, **({"loader_file_format": fmt} if fmt else {}))
         finally:
@@ -92,17 +97,23 @@ class Loads:
 def tables(database: Path) -> dict[str, Any]:
     """Every data table: its columns with their types, then its rows (sorted; dlt's id values blanked)."""
     with duckdb.connect(str(database), read_only=True) as connection:
-        names = [row[0] for row in connection.execute(
-            "select table_name from information_schema.tables where table_schema = 'parity' "
-            "and table_name not like '\\_dlt%' escape '\\' order by 1").fetchall()]
+        names = [
+            row[0]
+            for row in connection.execute(
+                "select table_name from information_schema.tables where table_schema = 'parity' "
+                "and table_name not like '\\_dlt%' escape '\\' order by 1"
+            ).fetchall()
+        ]
         out = {}
         for name in names:
             columns = connection.execute(
                 "select column_name, data_type from information_schema.columns where table_schema = 'parity' "
-                "and table_name = ? order by 1", [name]).fetchall()
+                "and table_name = ? order by 1",
+                [name],
+            ).fetchall()
             selected = ", ".join(f'"{c}"' for c, _ in columns)
             rows = connection.execute(f'select {selected} from parity."{name}"').fetchall()
-            blanked = [tuple(None if c in UNCOMPARED else v for (c, _), v in zip(columns, row)) for row in rows]
+            blanked = [tuple(None if c in UNCOMPARED else v for (c, _), v in zip(columns, row, strict=True)) for row in rows]
             out[name] = {"columns": columns, "rows": sorted(blanked, key=repr)}
         return out
 
@@ -124,23 +135,32 @@ def small_batches(monkeypatch):
 
 KEYS = st.sampled_from(["name", "userId", "user_id", "Ünïcode ключ", "a b", "", "meta", "tags", "n"])
 SCALARS = st.one_of(
-    st.none(), st.booleans(), st.integers(-(2 ** 63), 2 ** 63 - 1), st.integers(-3, 3),
-    st.floats(allow_nan=False, allow_infinity=False, width=32), st.text(max_size=4),
-    st.sampled_from(["2024-01-02T03:04:05Z", "two", "1", "ok"]))
+    st.none(),
+    st.booleans(),
+    st.integers(-(2**63), 2**63 - 1),
+    st.integers(-3, 3),
+    st.floats(allow_nan=False, allow_infinity=False, width=32),
+    st.text(max_size=4),
+    st.sampled_from(["2024-01-02T03:04:05Z", "two", "1", "ok"]),
+)
 SMALL_KEYS = st.sampled_from(["x", "y", "Zé"])
 VALUES = st.recursive(
-    SCALARS,
-    lambda inner: st.one_of(st.lists(inner, max_size=2), st.dictionaries(SMALL_KEYS, inner, max_size=2)),
-    max_leaves=4)
+    SCALARS, lambda inner: st.one_of(st.lists(inner, max_size=2), st.dictionaries(SMALL_KEYS, inner, max_size=2)), max_leaves=4
+)
 # every row has an integer id: plain dlt itself fails on some rows that yield no column at all; and
 # plain dlt fails to load a list under the empty key (its child table's rows miss `_dlt_load_id`)
-ROW = st.builds(lambda id_, rest: {"id": id_, **rest}, st.integers(0, 9), st.dictionaries(KEYS, VALUES, max_size=3)
-                ).filter(lambda row: not isinstance(row.get(""), list))
+ROW = st.builds(lambda id_, rest: {"id": id_, **rest}, st.integers(0, 9), st.dictionaries(KEYS, VALUES, max_size=3)).filter(
+    lambda row: not isinstance(row.get(""), list)
+)
 # rows of few, scalar columns: their batches are mostly clean, so a type that changes from one Arrow
 # batch to the next (or disagrees with what dlt infers from a row batch) is met often
-FLAT_ROW = st.fixed_dictionaries({"id": st.integers(0, 9)}, optional={
-    "v": st.one_of(st.integers(-3, 3), st.booleans(), st.sampled_from(["two", "2024-01-02T03:04:05Z", 1.5])),
-    "w": st.one_of(st.none(), st.integers(0, 2), st.sampled_from(["x", {"k": 1}, {"k": "one"}, [1]]))})
+FLAT_ROW = st.fixed_dictionaries(
+    {"id": st.integers(0, 9)},
+    optional={
+        "v": st.one_of(st.integers(-3, 3), st.booleans(), st.sampled_from(["two", "2024-01-02T03:04:05Z", 1.5])),
+        "w": st.one_of(st.none(), st.integers(0, 2), st.sampled_from(["x", {"k": 1}, {"k": "one"}, [1]])),
+    },
+)
 PAGES = st.one_of(*(st.lists(st.lists(row, min_size=1, max_size=3), min_size=1, max_size=3) for row in (ROW, FLAT_ROW)))
 
 
@@ -150,14 +170,19 @@ RESOURCES_PER_EXAMPLE = 10
 NAMES = tuple(f"items{n}" for n in range(RESOURCES_PER_EXAMPLE))
 
 
-@settings(max_examples=2, deadline=None, derandomize=True, suppress_health_check=list(HealthCheck),
-          phases=[Phase.explicit, Phase.generate])
+@settings(
+    max_examples=2,
+    deadline=None,
+    derandomize=True,
+    suppress_health_check=list(HealthCheck),
+    phases=[Phase.explicit, Phase.generate],
+)
 @given(sets=st.lists(PAGES, min_size=RESOURCES_PER_EXAMPLE, max_size=RESOURCES_PER_EXAMPLE))
 def test_rest_assets_loads_generated_pages_as_plain_dlt_does(sets, tmp_path_factory):
     folder = tmp_path_factory.mktemp("prop")
     arrow_pages.ROWS_PER_BATCH, before = 2, arrow_pages.ROWS_PER_BATCH  # mixed Arrow and row batches
     try:
-        plain, ours = Loads(folder, names=NAMES).run_many(dict(zip(NAMES, sets)))
+        plain, ours = Loads(folder, names=NAMES).run_many(dict(zip(NAMES, sets, strict=True)))
     finally:
         arrow_pages.ROWS_PER_BATCH = before
         shutil.rmtree(folder, ignore_errors=True)
@@ -172,8 +197,9 @@ CASES = {
     "a type change across batches": [[{"id": 1, "v": 1}, {"id": 2, "v": 2}], [{"id": 3, "v": "two"}]],
     "an empty object in every row": [[{"id": 1, "meta": {}}, {"id": 2, "meta": {}}]],
     "empty lists and objects": [[{"id": 1, "tags": [], "meta": {"a": {}}}]],
-    "nested objects and lists of objects": [[{"id": 1, "address": {"city": "Oslo", "geo": {"lat": 1.5}},
-                                              "tags": [{"k": "a"}, {"k": "b"}], "scores": [1, 2]}]],
+    "nested objects and lists of objects": [
+        [{"id": 1, "address": {"city": "Oslo", "geo": {"lat": 1.5}}, "tags": [{"k": "a"}, {"k": "b"}], "scores": [1, 2]}]
+    ],
     "unicode and odd keys": [[{"Ünïcode ключ": "x", "a b": 1, "": "empty", "userId": 3}]],
     "timestamps as strings": [[{"id": 1, "at": "2024-01-02T03:04:05Z"}, {"id": 2, "at": "not a time"}]],
     "a selector on a scalar": [5],
@@ -223,7 +249,7 @@ def test_schema_contract_freeze_refuses_a_new_column_as_dlt_does(tmp_path):
 
 
 def test_an_integer_beyond_64_bits_is_a_clear_error_naming_resource_and_field(tmp_path):
-    value, words = 2 ** 70, "beyond 64 bits"
+    value, words = 2**70, "beyond 64 bits"
     loads = Loads(tmp_path)
     with responses.RequestsMock(assert_all_requests_are_fired=False) as api:
         _mock(api, routes([[{"id": 1, "big": value}]]))

@@ -42,11 +42,19 @@ def _use(workdir: Any, emulator: Any, tmp_path: Path, source: str, **spec: Any) 
 
 # -- 429 storms ----------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("http_date", [False, True], ids=["retry-after-seconds", "retry-after-http-date"])
 def test_429_storm_is_waited_out(own_emulator, workdir, tmp_path, http_date):
     _use(workdir, own_emulator, tmp_path, "chat_analytics", resources=["contacts"], page_limit=5)
-    own_emulator.add_fault(kind="status", status=429, count=2, source="chat_analytics", path_contains="/v1/contacts",
-                           retry_after=1, retry_after_http_date=http_date)
+    own_emulator.add_fault(
+        kind="status",
+        status=429,
+        count=2,
+        source="chat_analytics",
+        path_contains="/v1/contacts",
+        retry_after=1,
+        retry_after_http_date=http_date,
+    )
 
     result = run_source("chat_analytics")
 
@@ -61,6 +69,7 @@ def test_429_storm_is_waited_out(own_emulator, workdir, tmp_path, http_date):
 
 
 # -- broken bodies and connections -----------------------------------------------------------------
+
 
 @pytest.mark.parametrize("kind", ["reset", "html", "truncated"])
 def test_broken_response_mid_run_is_retried_and_loads_everything(own_emulator, workdir, tmp_path, kind):
@@ -77,8 +86,7 @@ def test_broken_response_mid_run_is_retried_and_loads_everything(own_emulator, w
 
 
 def test_hung_server_times_out_per_spec_timeout_and_is_retried(own_emulator, workdir, tmp_path):
-    _use(workdir, own_emulator, tmp_path, "chat_analytics", resources=["contacts"], page_limit=5,
-         client={"timeout": 0.5})
+    _use(workdir, own_emulator, tmp_path, "chat_analytics", resources=["contacts"], page_limit=5, client={"timeout": 0.5})
     own_emulator.add_fault(kind="hang", count=1, delay=3, source="chat_analytics", path_contains="/v1/contacts")
 
     result = run_source("chat_analytics")
@@ -92,6 +100,7 @@ def test_hung_server_times_out_per_spec_timeout_and_is_retried(own_emulator, wor
 
 
 # -- a page without the data_selector path -----------------------------------------------------------
+
 
 def test_missing_data_selector_fails_clearly_and_keeps_last_good_tables(own_emulator, workdir, tmp_path):
     _use(workdir, own_emulator, tmp_path, "chat_analytics", resources=["contacts", "teams"], page_limit=5)
@@ -203,8 +212,7 @@ def test_401_mid_run_with_a_static_key_fails_clearly_and_keeps_last_good_tables(
     assert good.success, failure_messages(good)
     before = snapshot("contact_book", ["contacts", "users"])
     own_emulator.advance(update_fraction=0.5, add=3)
-    own_emulator.add_fault(kind="status", status=401, count=None, every=2, source="contact_book",
-                           path_contains="/v1/contacts")
+    own_emulator.add_fault(kind="status", status=401, count=None, every=2, source="contact_book", path_contains="/v1/contacts")
 
     bad = run_source("contact_book")
 
@@ -217,9 +225,9 @@ def test_401_mid_run_with_a_static_key_fails_clearly_and_keeps_last_good_tables(
 
 # -- paginators that would never end ------------------------------------------------------------------
 
+
 def test_page_cap_stops_a_runaway_endpoint_and_a_sufficient_cap_loads_everything(own_emulator, workdir, tmp_path):
-    _use(workdir, own_emulator, tmp_path, "chat_analytics", resources=["contacts"], page_limit=5,
-         client={"max_pages": 2})
+    _use(workdir, own_emulator, tmp_path, "chat_analytics", resources=["contacts"], page_limit=5, client={"max_pages": 2})
 
     capped = run_source("chat_analytics")
 
@@ -246,10 +254,21 @@ def test_repeated_cursor_is_an_error_not_an_endless_loop(workdir, tmp_path):
     with RecordingServer(handler=_repeating_cursor_api) as api:
         spec = {
             "client": {"base_url": api.url},
-            "resources": [{"name": "items", "primary_key": "id", "endpoint": {
-                "path": "/items", "data_selector": "items",
-                "paginator": {"type": "cursor", "cursor_param": "next",
-                              "stop_condition": "not response.get('links', {}).get('next')"}}}],
+            "resources": [
+                {
+                    "name": "items",
+                    "primary_key": "id",
+                    "endpoint": {
+                        "path": "/items",
+                        "data_selector": "items",
+                        "paginator": {
+                            "type": "cursor",
+                            "cursor_param": "next",
+                            "stop_condition": "not response.get('links', {}).get('next')",
+                        },
+                    },
+                }
+            ],
         }
         (tmp_path / "specs").mkdir()
         (tmp_path / "specs" / "loopy.yaml").write_text(json.dumps(spec))

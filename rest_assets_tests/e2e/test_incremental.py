@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import math
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
-
-from orchestration_helpers import as_timestamp, materialize_resources, query, requests_by_resource
 from conftest import materialization_metadata
+from orchestration_helpers import as_timestamp, materialize_resources, query, requests_by_resource
 
 from rest_assets.emulator import Emulator, EmulatorConfig
 
@@ -126,16 +126,24 @@ def _stored_threads() -> dict[int, set[tuple[Any, ...]]]:
 
 
 def _true_threads(emu: Emulator, parents: set[int] | None = None) -> dict[int, set[tuple[Any, ...]]]:
-    rows = [(t["parent_id"], t["id"], t["name"], as_timestamp(t["updated_at"]))
-            for t in emu.truth(HELP, "conversation_threads") if parents is None or t["parent_id"] in parents]
+    rows = [
+        (t["parent_id"], t["id"], t["name"], as_timestamp(t["updated_at"]))
+        for t in emu.truth(HELP, "conversation_threads")
+        if parents is None or t["parent_id"] in parents
+    ]
     return _threads_by_parent(rows)
 
 
 def test_child_only_run_after_parent_only_run_loads_children_of_changed_parents(emu, workdir):
     # 1. parent only, then child only: the child's private copy of the parent starts from scratch.
     assert materialize_resources(HELP, ["conversations"]).success
-    assert query(f"select count(*) from information_schema.tables where table_schema = '{HELP}' "
-                 "and table_name = 'conversation_threads'")[0][0] == 0
+    assert (
+        query(
+            f"select count(*) from information_schema.tables where table_schema = '{HELP}' "
+            "and table_name = 'conversation_threads'"
+        )[0][0]
+        == 0
+    )
     emu.clear_requests()
     assert materialize_resources(HELP, ["conversation_threads"]).success
     log = requests_by_resource(emu.requests(), HELP)

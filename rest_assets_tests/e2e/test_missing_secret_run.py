@@ -13,18 +13,23 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from conftest import materialize_source
 from dagster import DagsterEventType, DagsterInstance
 from dagster._core.instance.ref import InstanceRef
 
-from conftest import materialize_source
 from rest_assets.emulator import DEMO_CREDENTIALS
 
 pytestmark = pytest.mark.e2e
 
 # one secret per bundled source, of every kind: query api key, oauth2 client secret and refresh
 # token, a header secret (sales_crm's organization id)
-CASES = [("chat_analytics", "api_key"), ("client_portal", "refresh_token"), ("contact_book", "api_key"),
-         ("help_desk", "client_secret"), ("sales_crm", "organization_id")]
+CASES = [
+    ("chat_analytics", "api_key"),
+    ("client_portal", "refresh_token"),
+    ("contact_book", "api_key"),
+    ("help_desk", "client_secret"),
+    ("sales_crm", "organization_id"),
+]
 LIBRARY_FRAMES = ("/dlt/", "/requests/", "/urllib3/", "/dagster_dlt/")
 
 

@@ -27,9 +27,8 @@ from typing import Any
 
 import pytest
 import yaml
-from dagster import DagsterEventType, DagsterInstance, EventRecordsFilter
+from dagster import DagsterEventType, DagsterInstance
 from dagster._core.instance.ref import InstanceRef
-
 from reliability_support import write_spec
 
 pytestmark = pytest.mark.e2e
@@ -76,11 +75,18 @@ def launch_together(tmp_path: Path, home: Path, count: int = 2) -> list[dict[str
     """Start `count` runs of SOURCE in separate processes, release them at once, return their RESULTs."""
     processes = []
     for index in range(count):
-        env = dict(os.environ, DAGSTER_HOME=str(home),
-                   DESTINATION__DUCKDB__CREDENTIALS=str(tmp_path / f"run{index}.duckdb"))
-        processes.append(subprocess.Popen([sys.executable, "-c", RUNNER, SOURCE], cwd=tmp_path, env=env,
-                                          stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                          text=True))
+        env = dict(os.environ, DAGSTER_HOME=str(home), DESTINATION__DUCKDB__CREDENTIALS=str(tmp_path / f"run{index}.duckdb"))
+        processes.append(
+            subprocess.Popen(
+                [sys.executable, "-c", RUNNER, SOURCE],
+                cwd=tmp_path,
+                env=env,
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+        )
     try:
         for process in processes:
             line = process.stdout.readline()
@@ -100,7 +106,7 @@ def _result(process: subprocess.Popen[str]) -> dict[str, Any]:
     out, err = process.communicate(timeout=180)
     lines = [line for line in out.splitlines() if line.startswith("RESULT ")]
     assert lines, f"the run printed no result (exit {process.returncode}): {err[-2000:]}"
-    return json.loads(lines[-1][len("RESULT "):])
+    return json.loads(lines[-1][len("RESULT ") :])
 
 
 def run_events(instance: DagsterInstance, run_id: str) -> dict[str, list[Any]]:
@@ -152,8 +158,11 @@ def test_two_runs_of_one_source_launched_at_once_take_turns_in_its_pool(slow_api
         assert second_run_start < first_end, "the runs did not run at the same time: the test exercised nothing"
         # the slot is handed on once the first step's work is done (its last materialization), never before
         assert second_start >= first_end, "the two runs' steps overlapped: the pool was not enforced"
-        blocked = [entry.user_message for entry in events[second].get(DagsterEventType.ENGINE_EVENT.value, [])
-                   if "blocked by limit for pool" in (entry.user_message or "")]
+        blocked = [
+            entry.user_message
+            for entry in events[second].get(DagsterEventType.ENGINE_EVENT.value, [])
+            if "blocked by limit for pool" in (entry.user_message or "")
+        ]
         assert blocked and POOL in blocked[0], "the later run's step must have waited for the pool"
         assert {p.name: p.limit for p in instance.event_log_storage.get_pool_limits()} == {POOL: 1}
 

@@ -13,7 +13,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from conftest import read_table
 
 DAGSTER = str(Path(sys.executable).with_name("dagster"))
@@ -24,8 +23,14 @@ def test_cli_materialize_loads_and_prints_no_leak_warning(workdir, tmp_path):
     home = tmp_path / "dagster_home"
     home.mkdir()
     env = {**os.environ, "DAGSTER_HOME": str(home)}
-    run = subprocess.run([DAGSTER, "asset", "materialize", "-m", "rest_assets.definitions", "--select",
-                          "group:contact_book"], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    run = subprocess.run(
+        [DAGSTER, "asset", "materialize", "-m", "rest_assets.definitions", "--select", "group:contact_book"],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert run.returncode == 0, run.stderr[-3000:]
     assert "RUN_SUCCESS" in run.stderr or "Finished execution of run" in run.stderr, run.stderr[-3000:]
     assert read_table("contact_book", "contacts", db=workdir.duckdb_file)  # it really loaded

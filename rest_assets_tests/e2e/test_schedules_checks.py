@@ -13,12 +13,11 @@ from datetime import timedelta
 import duckdb
 import pytest
 import yaml
-
 from conftest import BUNDLED_SOURCES_DIR
 from orchestration_helpers import check_results, key, materialize_resources, query
 
-from rest_assets.orchestration.checks import PRIMARY_KEY_CHECK
 from rest_assets.definitions import build_definitions
+from rest_assets.orchestration.checks import PRIMARY_KEY_CHECK
 
 UNITS = {"m": "minutes", "h": "hours", "d": "days"}
 
@@ -62,8 +61,9 @@ def test_every_asset_carries_the_freshness_policy_of_its_spec(workdir):
     assert len(expected) == 32
 
     specs = build_definitions().resolve_all_asset_specs()
-    actual = {s.key: (_as_timedelta(s.freshness_policy.fail_window), _as_timedelta(s.freshness_policy.warn_window))
-              for s in specs}
+    actual = {
+        s.key: (_as_timedelta(s.freshness_policy.fail_window), _as_timedelta(s.freshness_policy.warn_window)) for s in specs
+    }
     assert actual == expected
     assert actual[key("help_desk", "conversations")] == (timedelta(days=1), timedelta(hours=6))
     assert actual[key("chat_analytics", "teams")] == (timedelta(days=1), timedelta(hours=12))

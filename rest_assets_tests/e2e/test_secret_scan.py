@@ -30,8 +30,9 @@ import pickletools
 import re
 import secrets
 import zlib
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 from urllib.parse import quote, quote_plus
 
 import pytest
@@ -47,8 +48,7 @@ from rest_assets.emulator import Emulator, EmulatorConfig
 
 pytestmark = pytest.mark.e2e
 
-DEBUG_PYTHON_LOGS = {"python_logs": {"python_log_level": "DEBUG",
-                                     "managed_python_loggers": ["urllib3", "requests", "dlt"]}}
+DEBUG_PYTHON_LOGS = {"python_logs": {"python_log_level": "DEBUG", "managed_python_loggers": ["urllib3", "requests", "dlt"]}}
 SPECS = {"chat_analytics": ["contacts"], "help_desk": ["users"], "contact_book": ["contacts"]}
 _BASE64_RUN = re.compile(rb"[A-Za-z0-9+/_-]{16,}={0,2}")
 
@@ -56,8 +56,14 @@ _BASE64_RUN = re.compile(rb"[A-Za-z0-9+/_-]{16,}={0,2}")
 def secret_forms(value: str) -> set[str]:
     """Every form a leaked secret could take on disk, plus its first half (what a cut would leave)."""
     encoded = base64.b64encode(value.encode()).decode()
-    forms = {value, quote(value, safe=""), quote_plus(value), encoded, encoded.rstrip("="),
-             base64.urlsafe_b64encode(value.encode()).decode().rstrip("=")}
+    forms = {
+        value,
+        quote(value, safe=""),
+        quote_plus(value),
+        encoded,
+        encoded.rstrip("="),
+        base64.urlsafe_b64encode(value.encode()).decode().rstrip("="),
+    }
     if len(value) >= 16:
         forms.add(value[: len(value) // 2])
     return forms
@@ -145,12 +151,12 @@ def test_no_secret_on_disk_after_failing_runs_and_a_debug_logging_run(scan_world
     with DagsterInstance.local_temp(tempdir=str(home), overrides=DEBUG_PYTHON_LOGS) as instance:
         good = [run_source(source, instance) for source in ("chat_analytics", "help_desk")]
         emulator.add_fault(kind="status", status=400, count=None, source="chat_analytics")
-        emulator.add_fault(kind="echo", status=401, count=None, source="help_desk",
-                           path_contains=EMULATOR_TOKEN_PATHS["help_desk"])
+        emulator.add_fault(
+            kind="echo", status=401, count=None, source="help_desk", path_contains=EMULATOR_TOKEN_PATHS["help_desk"]
+        )
         emulator.add_fault(kind="echo", status=400, count=None, source="contact_book")
         failed = {source: run_source(source, instance) for source in ("chat_analytics", "help_desk", "contact_book")}
-        event_log = "\n".join(serialize_value(e) for r in good + list(failed.values())
-                              for e in instance.all_logs(r.run_id))
+        event_log = "\n".join(serialize_value(e) for r in good + list(failed.values()) for e in instance.all_logs(r.run_id))
 
     assert [r.success for r in good] == [True, True] and not any(r.success for r in failed.values())
     messages = {source: " ".join(failure_messages(r)) for source, r in failed.items()}
@@ -166,8 +172,11 @@ def test_no_secret_on_disk_after_failing_runs_and_a_debug_logging_run(scan_world
     forms = {f"{source}.{key}": secret_forms(value) for source, creds in credentials.items() for key, value in creds.items()}
     forms.update({f"issued token {i}": secret_forms(token) for i, token in enumerate(sorted(recorder.issued))})
     assert recorder.issued, "the OAuth2 run must have been issued a token"
-    places = [*files_under(tmp_path), ("event log", event_log.encode()),
-              ("duckdb rows", duckdb_dump(tmp_path / "db.duckdb").encode())]
+    places = [
+        *files_under(tmp_path),
+        ("event log", event_log.encode()),
+        ("duckdb rows", duckdb_dump(tmp_path / "db.duckdb").encode()),
+    ]
     assert leaks_in(forms, iter(places)) == []
 
 
@@ -180,21 +189,37 @@ def test_the_scan_finds_planted_secrets_in_every_encoding(tmp_path):
     (tmp_path / "state.json").write_bytes(b'{"s":"' + base64.b64encode(zlib.compress(planted.encode())) + b'"}')
     (tmp_path / "log.gz").write_bytes(gzip.compress(b"Bearer " + planted[:20].encode()))
     leaks = leaks_in({"planted": secret_forms(planted)}, files_under(tmp_path))
-    assert {leak.split(" in ")[1].split(" (")[0] for leak in leaks} == {str(tmp_path / n) for n in ("trace.pickle", "state.json", "log.gz")}
+    assert {leak.split(" in ")[1].split(" (")[0] for leak in leaks} == {
+        str(tmp_path / n) for n in ("trace.pickle", "state.json", "log.gz")
+    }
 
 
 def echo_spec(target: Path, url: str) -> None:
-    spec = {"client": {"base_url": url, "auth": {"type": "bearer", "token": {"secret": "token"}}},
-            "resources": [{"name": "items", "primary_key": "id", "write_disposition": "replace",
-                           "endpoint": {"path": "/items", "data_selector": "data", "paginator": "single_page"}}]}
+    spec = {
+        "client": {"base_url": url, "auth": {"type": "bearer", "token": {"secret": "token"}}},
+        "resources": [
+            {
+                "name": "items",
+                "primary_key": "id",
+                "write_disposition": "replace",
+                "endpoint": {"path": "/items", "data_selector": "data", "paginator": "single_page"},
+            }
+        ],
+    }
     target.mkdir(parents=True, exist_ok=True)
     (target / "echo_api.yaml").write_text(yaml.safe_dump(spec))
 
 
 def echoing(request: Recorded) -> Any:
     auth = request.headers.get("authorization", "")
-    return json_reply({"data": [{"id": 1, "seen": auth, "note": f"called with {auth.removeprefix('Bearer ')}"},
-                                {"id": 2, "seen": "nothing", "note": "plain"}]})
+    return json_reply(
+        {
+            "data": [
+                {"id": 1, "seen": auth, "note": f"called with {auth.removeprefix('Bearer ')}"},
+                {"id": 2, "seen": "nothing", "note": "plain"},
+            ]
+        }
+    )
 
 
 def test_a_token_echoed_inside_a_record_is_stored_masked_counted_and_warned(tmp_path, monkeypatch):
@@ -210,8 +235,7 @@ def test_a_token_echoed_inside_a_record_is_stored_masked_counted_and_warned(tmp_
         monkeypatch.setenv("REST_ASSETS_SOURCES_DIR", str(tmp_path / "specs"))
         with DagsterInstance.ephemeral() as instance:
             result = run_source("echo_api", instance)
-            warnings = [entry.user_message for entry in instance.all_logs(result.run_id)
-                        if entry.level == logging.WARNING]
+            warnings = [entry.user_message for entry in instance.all_logs(result.run_id) if entry.level == logging.WARNING]
         plain_rows = _rows_on_the_dict_path(tmp_path / "specs")
     assert result.success
     rows = sorted(read_table("echo_api", "items"), key=lambda r: r["id"])

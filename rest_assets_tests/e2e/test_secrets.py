@@ -16,8 +16,9 @@ import logging
 import secrets
 import zlib
 from base64 import b64decode
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import duckdb
 import pytest
@@ -36,8 +37,7 @@ RUNS = {"chat_analytics": ["contacts"], "client_portal": ["clients"], "help_desk
 
 def random_credentials() -> dict[str, dict[str, str]]:
     """Fresh random values for every credential of every bundled source."""
-    return {source: {key: f"{key}-{secrets.token_hex(12)}" for key in keys}
-            for source, keys in DEMO_CREDENTIALS.items()}
+    return {source: {key: f"{key}-{secrets.token_hex(12)}" for key in keys} for source, keys in DEMO_CREDENTIALS.items()}
 
 
 class TokenRecorder:
@@ -85,7 +85,9 @@ def duckdb_dump(db: Path) -> str:
             rows = connection.execute(f'SELECT * FROM "{schema}"."{table}"').fetchall()
             parts.append(f"{schema}.{table}: {rows}")
             if table == "_dlt_pipeline_state":
-                state_index = [d[0] for d in connection.execute(f'SELECT * FROM "{schema}"."{table}" LIMIT 0').description].index("state")
+                state_index = [d[0] for d in connection.execute(f'SELECT * FROM "{schema}"."{table}" LIMIT 0').description].index(
+                    "state"
+                )
                 parts += [zlib.decompress(b64decode(row[state_index])).decode() for row in rows]
         return "\n".join(parts)
     finally:
@@ -135,8 +137,9 @@ def test_no_secret_anywhere_after_successful_and_failing_runs(secret_world, tmp_
         emulator.add_fault(kind="status", status=503, count=None, source="help_desk", path_contains="/v2/users")
         for source in RUNS:
             outcomes[f"{source} (failing)"] = run_source(source, instance)
-        event_log = {run.run_id: "\n".join(serialize_value(e) for e in instance.all_logs(run.run_id))
-                     for run in outcomes.values()}
+        event_log = {
+            run.run_id: "\n".join(serialize_value(e) for e in instance.all_logs(run.run_id)) for run in outcomes.values()
+        }
 
     assert [name for name, r in outcomes.items() if r.success] == [f"{s} (good)" for s in RUNS]
     errors = [message for r in outcomes.values() for _, message in failure_errors(r)]
@@ -148,7 +151,8 @@ def test_no_secret_anywhere_after_successful_and_failing_runs(secret_world, tmp_
     captured = capsys.readouterr()
     places: dict[str, bytes | str] = {
         "caplog": caplog.text + "\n".join(r.getMessage() for r in caplog.records),
-        "stdout": captured.out, "stderr": captured.err,
+        "stdout": captured.out,
+        "stderr": captured.err,
         "errors": "\n".join(errors),
         **{f"event log of run {run_id}": text for run_id, text in event_log.items()},
         "duckdb rows": duckdb_dump(tmp_path / "db.duckdb"),

@@ -33,8 +33,8 @@ from conftest import assert_table_equals_truth, materialization_metadata
 from reliability_support import run_source
 
 from rest_assets.compile.source import compile_source
-from rest_assets.emulator import Emulator, EmulatorConfig
 from rest_assets.dialect.loader import load_spec_file
+from rest_assets.emulator import Emulator, EmulatorConfig
 
 RUNS = 20
 RESOURCES = ("conversations", "conversation_threads", "inboxes", "inbox_folders")
@@ -47,11 +47,20 @@ def _spec(emu: Emulator, store: Path) -> dict:
 
     def resource(name: str, path: str, key: str) -> dict:
         return {"name": name, "endpoint": {"path": path, "data_selector": f"_embedded.{key}", "paginator": cursor}}
+
     return {
-        "client": {"base_url": base, "child_concurrency": 16,
-                   "auth": {"type": "oauth2", "client_id": {"secret": "client_id"},
-                            "client_secret": {"secret": "client_secret"}, "refresh_token": {"secret": "refresh_token"},
-                            "token_url": f"{base}/oauth2/token", "refresh_token_store": str(store)}},
+        "client": {
+            "base_url": base,
+            "child_concurrency": 16,
+            "auth": {
+                "type": "oauth2",
+                "client_id": {"secret": "client_id"},
+                "client_secret": {"secret": "client_secret"},
+                "refresh_token": {"secret": "refresh_token"},
+                "token_url": f"{base}/oauth2/token",
+                "refresh_token_store": str(store),
+            },
+        },
         "resource_defaults": {"primary_key": "id", "write_disposition": "replace", "endpoint": {"error_handler": RETRY}},
         "resources": [
             resource("conversations", "/conversations", "conversations"),
@@ -98,8 +107,12 @@ def _run_with_dlt(folder: Path) -> None:
     """Compile the spec from the environment and load it with a plain dlt pipeline (raises on failure)."""
     spec = load_spec_file(folder / "specs" / "help_desk.yaml")
     compiled = compile_source(spec)
-    pipeline = dlt.pipeline("help_desk_churn", pipelines_dir=str(folder / "plain-dlt"), dataset_name="help_desk",
-                            destination=dlt.destinations.duckdb(str(folder / "db.duckdb")))
+    pipeline = dlt.pipeline(
+        "help_desk_churn",
+        pipelines_dir=str(folder / "plain-dlt"),
+        dataset_name="help_desk",
+        destination=dlt.destinations.duckdb(str(folder / "db.duckdb")),
+    )
     pipeline.run(compiled.source)
     assert compiled.session.stats.rotated_refresh_tokens >= 1
 
@@ -110,8 +123,16 @@ def test_twenty_runs_under_token_churn_all_succeed_with_exact_tables(churning, w
     totals: Counter[str] = Counter()
     for run in range(RUNS):
         emu.clear_requests()
-        emu.set_churn(source="help_desk", seed=run, invalidate_probability=0.04, invalidate_every=23,
-                      error_every=7, throttle_at=3 + run % 5, throttle_burst=3, retry_after=0)
+        emu.set_churn(
+            source="help_desk",
+            seed=run,
+            invalidate_probability=0.04,
+            invalidate_every=23,
+            error_every=7,
+            throttle_at=3 + run % 5,
+            throttle_burst=3,
+            retry_after=0,
+        )
         if run == 0:  # one real Dagster run: the rotation reaches the materialization metadata
             result = run_source("help_desk")
             assert result.success, "run 0 failed"

@@ -21,11 +21,11 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
-
 from orchestration_helpers import free_port, query
 
 from rest_assets.cli.demo import emulator_environment
@@ -34,15 +34,27 @@ from rest_assets.emulator import Emulator, EmulatorConfig
 pytestmark = pytest.mark.e2e
 
 CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 LOCATION = "rest_assets.definitions"  # `dagster dev -m rest_assets.definitions` names the location after the module
 STARTUP_SECONDS = 120
 PORT_ATTEMPTS = 4
 PORT_IN_USE = re.compile(r"address already in use|Errno 98", re.IGNORECASE)
 RUN_SECONDS = 120
-HELP_DESK_EDGES = {("conversations", "conversation_threads"), ("inboxes", "inbox_custom_fields"),
-                   ("inboxes", "inbox_folders"), ("teams", "team_members")}
+HELP_DESK_EDGES = {
+    ("conversations", "conversation_threads"),
+    ("inboxes", "inbox_custom_fields"),
+    ("inboxes", "inbox_folders"),
+    ("teams", "team_members"),
+}
 CLIENT_PORTAL = {"clients", "company", "contacts"}
 FINISHED = {"SUCCESS", "FAILURE", "CANCELED"}
 # recorded as freshly loaded before dagster dev starts, so the freshness sensor only starts runs for
@@ -65,10 +77,13 @@ class DagsterDev:
         self.home.mkdir()
         self.cwd.mkdir()
         _record_materializations(self.home, fresh_sources)
-        self.env = {k: v for k, v in os.environ.items()
-                    if not k.startswith("SOURCES__") and k not in {
-                        "REST_ASSETS_SOURCES_DIR", "REST_ASSETS_DESTINATION", "DESTINATION__DUCKDB__CREDENTIALS",
-                        "DLT_DATA_DIR"}}
+        self.env = {
+            k: v
+            for k, v in os.environ.items()
+            if not k.startswith("SOURCES__")
+            and k
+            not in {"REST_ASSETS_SOURCES_DIR", "REST_ASSETS_DESTINATION", "DESTINATION__DUCKDB__CREDENTIALS", "DLT_DATA_DIR"}
+        }
         self.env.update(emulator_environment(emulator_url))
         self.env["DAGSTER_HOME"] = str(self.home)
         self.attempt = 0
@@ -82,7 +97,12 @@ class DagsterDev:
         self._log = open(self.log_path, "wb")
         self.process = subprocess.Popen(
             [sys.executable, "-m", "dagster", "dev", "-m", LOCATION, "-h", "127.0.0.1", "-p", str(self.port)],
-            cwd=self.cwd, env=self.env, stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True)
+            cwd=self.cwd,
+            env=self.env,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
 
     @property
     def duckdb_file(self) -> Path:
@@ -103,7 +123,7 @@ class DagsterDev:
             self._start()
 
     def _wait_once(self) -> str:
-        """"serving", or "port taken" (bind failed, or someone else's server answers on the port)."""
+        """ "serving", or "port taken" (bind failed, or someone else's server answers on the port)."""
         deadline = time.monotonic() + STARTUP_SECONDS
         while time.monotonic() < deadline:
             # a webserver that cannot bind says so, but `dagster dev` (daemon and all) keeps running
@@ -126,16 +146,18 @@ class DagsterDev:
         return str(self.home) in info
 
     def graphql(self, text: str) -> dict[str, Any]:
-        request = urllib.request.Request(f"{self.url}/graphql", data=json.dumps({"query": text}).encode(),
-                                         headers={"Content-Type": "application/json"})
+        request = urllib.request.Request(
+            f"{self.url}/graphql", data=json.dumps({"query": text}).encode(), headers={"Content-Type": "application/json"}
+        )
         with urllib.request.urlopen(request, timeout=30) as response:
             body = json.loads(response.read())
         assert "errors" not in body, body
         return body["data"]
 
     def runs(self) -> list[dict[str, Any]]:
-        data = self.graphql("{ runsOrError { ... on Runs { results { runId status "
-                            "assetSelection { path } tags { key value } } } } }")
+        data = self.graphql(
+            "{ runsOrError { ... on Runs { results { runId status assetSelection { path } tags { key value } } } } }"
+        )
         runs = data["runsOrError"]["results"]
         for run in runs:
             run["tags"] = {t["key"]: t["value"] for t in run["tags"]}
@@ -170,10 +192,10 @@ def _record_materializations(home: Path, sources: tuple[str, ...]) -> None:
     """
     if not sources:
         return
+    from conftest import BUNDLED_SOURCES_DIR
     from dagster import AssetKey, AssetMaterialization, DagsterInstance
     from dagster._core.instance.ref import InstanceRef
 
-    from conftest import BUNDLED_SOURCES_DIR
     from rest_assets.dialect import load_spec_dirs
 
     with DagsterInstance.from_ref(InstanceRef.from_dir(str(home))) as instance:
@@ -208,8 +230,9 @@ def browser() -> Iterator[Any]:
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=CHROMIUM if os.path.exists(CHROMIUM) else shutil.which("chromium"),
-                                              args=CHROMIUM_ARGS, headless=True)
+        chromium = playwright.chromium.launch(
+            executable_path=CHROMIUM if os.path.exists(CHROMIUM) else shutil.which("chromium"), args=CHROMIUM_ARGS, headless=True
+        )
         try:
             yield chromium
         finally:
@@ -227,6 +250,7 @@ EDGE_D = re.compile(r"^M\s*([-\d.]+)[ ,]([-\d.]+).*?([-\d.]+)[ ,]([-\d.]+)\s*$")
 
 def _edges_between_nodes(nodes: list[dict[str, Any]], paths: list[str]) -> set[tuple[str, str]]:
     """Which node each edge leaves (right side, middle) and which it enters (left side, middle)."""
+
     def at(x: float, y: float, side: str) -> str | None:
         for node in nodes:
             edge_x = node["x"] + node["w"] if side == "right" else node["x"]
@@ -305,8 +329,18 @@ def test_asset_graph_lineage_and_materialize_all_in_a_real_browser(dagster_dev, 
     page.wait_for_selector("svg path[marker-end]", state="attached", timeout=30_000)
     nodes = page.evaluate(NODES_JS)
     assert {n["name"] for n in nodes} == {
-        "conversations", "conversation_threads", "customers", "inboxes", "inbox_custom_fields", "inbox_folders",
-        "users", "workflows", "tags", "teams", "team_members"}
+        "conversations",
+        "conversation_threads",
+        "customers",
+        "inboxes",
+        "inbox_custom_fields",
+        "inbox_folders",
+        "users",
+        "workflows",
+        "tags",
+        "teams",
+        "team_members",
+    }
     assert _edges_between_nodes(nodes, page.evaluate(EDGES_JS)) == HELP_DESK_EDGES
     _dismiss_dialog(page)
     graph_png = tmp_path / "help_desk_asset_graph.png"

@@ -61,9 +61,11 @@ def test_dagster_yaml_puts_runs_events_and_schedules_in_postgres_from_env_vars()
 
     instance = _yaml(DEPLOY / "dagster.yaml")
     assert set(instance) <= set(dagster_instance_config_schema()), "keys dagster.yaml does not know"
-    expected = {"run_storage": ("dagster_postgres.run_storage", "PostgresRunStorage"),
-                "event_log_storage": ("dagster_postgres.event_log", "PostgresEventLogStorage"),
-                "schedule_storage": ("dagster_postgres.schedule_storage", "PostgresScheduleStorage")}
+    expected = {
+        "run_storage": ("dagster_postgres.run_storage", "PostgresRunStorage"),
+        "event_log_storage": ("dagster_postgres.event_log", "PostgresEventLogStorage"),
+        "schedule_storage": ("dagster_postgres.schedule_storage", "PostgresScheduleStorage"),
+    }
     for section, (module, cls) in expected.items():
         assert (instance[section]["module"], instance[section]["class"]) == (module, cls)
         db = instance[section]["config"]["postgres_db"]
@@ -77,10 +79,27 @@ def test_dagster_yaml_puts_runs_events_and_schedules_in_postgres_from_env_vars()
 def test_helm_values_have_the_keys_the_official_chart_reads():
     values = _yaml(DEPLOY / "k8s" / "values.yaml")
     # Top-level keys of Dagster's chart (helm/dagster/values.yaml, 1.13) used here.
-    assert set(values) <= {"global", "dagsterWebserver", "dagster-user-deployments", "runLauncher", "postgresql",
-                           "generatePostgresqlPasswordSecret", "dagsterDaemon", "concurrency", "telemetry",
-                           "computeLogManager", "pythonLogs", "serviceAccount", "imagePullSecrets", "ingress",
-                           "retention", "additionalInstanceConfig", "busybox", "migrate", "scheduler"}
+    assert set(values) <= {
+        "global",
+        "dagsterWebserver",
+        "dagster-user-deployments",
+        "runLauncher",
+        "postgresql",
+        "generatePostgresqlPasswordSecret",
+        "dagsterDaemon",
+        "concurrency",
+        "telemetry",
+        "computeLogManager",
+        "pythonLogs",
+        "serviceAccount",
+        "imagePullSecrets",
+        "ingress",
+        "retention",
+        "additionalInstanceConfig",
+        "busybox",
+        "migrate",
+        "scheduler",
+    }
 
     user_code = values["dagster-user-deployments"]
     assert user_code["enabled"] is True and user_code["enableSubchart"] is True
@@ -98,12 +117,32 @@ def test_helm_values_have_the_keys_the_official_chart_reads():
     assert launcher["type"] == "K8sRunLauncher"
     k8s = launcher["config"]["k8sRunLauncher"]
     # K8sRunLauncherConfig in the chart's schema forbids other keys.
-    assert set(k8s) <= {"image", "imagePullPolicy", "jobNamespace", "loadInclusterConfig", "kubeconfigFile",
-                        "envConfigMaps", "envSecrets", "envVars", "volumeMounts", "volumes", "labels",
-                        "failPodOnRunFailure", "resources", "schedulerName", "securityContext", "runK8sConfig"}
+    assert set(k8s) <= {
+        "image",
+        "imagePullPolicy",
+        "jobNamespace",
+        "loadInclusterConfig",
+        "kubeconfigFile",
+        "envConfigMaps",
+        "envSecrets",
+        "envVars",
+        "volumeMounts",
+        "volumes",
+        "labels",
+        "failPodOnRunFailure",
+        "resources",
+        "schedulerName",
+        "securityContext",
+        "runK8sConfig",
+    }
     assert k8s["envSecrets"] == [{"name": "rest-assets-env"}]
-    assert set(k8s["runK8sConfig"]) <= {"containerConfig", "podSpecConfig", "podTemplateSpecMetadata",
-                                        "jobSpecConfig", "jobMetadata"}
+    assert set(k8s["runK8sConfig"]) <= {
+        "containerConfig",
+        "podSpecConfig",
+        "podTemplateSpecMetadata",
+        "jobSpecConfig",
+        "jobMetadata",
+    }
 
     postgres = values["postgresql"]
     assert postgres["enabled"] is False  # an external server
@@ -154,8 +193,13 @@ def test_dockerfile_copies_existing_files_and_installs_from_the_constraints():
 def _validate(env_overrides: dict[str, str], tmp_path: Path) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("REST_ASSETS_", "DAGSTER_HOME"))}
     env.update(env_overrides)
-    command = [str(Path(sys.executable).with_name("dagster")), "definitions", "validate",
-               "-f", str(DEPLOY / "k8s_definitions.py")]
+    command = [
+        str(Path(sys.executable).with_name("dagster")),
+        "definitions",
+        "validate",
+        "-f",
+        str(DEPLOY / "k8s_definitions.py"),
+    ]
     return subprocess.run(command, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=300)
 
 

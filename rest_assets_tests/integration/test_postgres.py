@@ -20,18 +20,21 @@ import os
 import shutil
 import subprocess
 import sys
-import uuid
-from dataclasses import dataclass
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable, Iterator
-from urllib.parse import quote, urlsplit
+from typing import Any
 
-import psycopg2
 import pytest
-from conftest import (CHILDREN, SOURCES, assert_table_equals_truth, materialization_metadata, materialize_source,
-                      read_table, table_names)
-
-from postgres_support import PgDatabase, pg, pg_destination  # noqa: F401 - fixtures
+from conftest import (
+    CHILDREN,
+    SOURCES,
+    assert_table_equals_truth,
+    materialization_metadata,
+    materialize_source,
+    read_table,
+    table_names,
+)
+from postgres_support import PgDatabase
 
 from rest_assets.cli.demo import QUIET_RUN_CONFIG, emulator_environment
 from rest_assets.emulator.schema import SPECS, child_tables
@@ -56,8 +59,9 @@ def expected_tables(source: str) -> set[str]:
     return set(SPECS[source]) | child_tables(source)
 
 
-def _load_all(emulator: Any, pg: PgDatabase, sources: tuple[str, ...] = SOURCES,
-              child_values: bool = True) -> dict[str, dict[str, Any]]:
+def _load_all(
+    emulator: Any, pg: PgDatabase, sources: tuple[str, ...] = SOURCES, child_values: bool = True
+) -> dict[str, dict[str, Any]]:
     """Materialize each source; check each table against the API; return all metadata."""
     metadata: dict[str, dict[str, Any]] = {}
     for source in sources:
@@ -73,8 +77,8 @@ def _load_all(emulator: Any, pg: PgDatabase, sources: tuple[str, ...] = SOURCES,
 def test_every_source_loads_into_postgres_checks_pass_and_a_rerun_adds_no_duplicates(emulator, pg_destination):
     from dagster import AssetKey, AssetSelection, DagsterInstance, materialize
 
-    from rest_assets.orchestration.checks import PRIMARY_KEY_CHECK
     from rest_assets.definitions import build_definitions
+    from rest_assets.orchestration.checks import PRIMARY_KEY_CHECK
 
     pg = pg_destination
     defs = build_definitions()
@@ -83,8 +87,13 @@ def test_every_source_loads_into_postgres_checks_pass_and_a_rerun_adds_no_duplic
         # First load: every source with its primary-key checks, which query Postgres.
         for assets_def in defs.assets or []:
             source = assets_def.node_def.name
-            result = materialize([assets_def, checks[f"{source}_primary_key_checks"]], instance=instance,
-                                 resources=defs.resources, run_config=QUIET_RUN_CONFIG, raise_on_error=False)
+            result = materialize(
+                [assets_def, checks[f"{source}_primary_key_checks"]],
+                instance=instance,
+                resources=defs.resources,
+                run_config=QUIET_RUN_CONFIG,
+                raise_on_error=False,
+            )
             assert result.success, f"{source} failed to load into Postgres"
             assert pg.tables(source) == expected_tables(source), f"{source}: tables in Postgres"
             for key, figures in materialization_metadata(result).items():
@@ -110,12 +119,19 @@ def test_every_source_loads_into_postgres_checks_pass_and_a_rerun_adds_no_duplic
 
         # Break one table behind dlt's back (a copy of one row under a new _dlt_id, which
         # dlt keeps unique): the check must see it in Postgres.
-        pg.query("INSERT INTO contact_book.users SELECT (jsonb_populate_record(NULL::contact_book.users, "
-                 "to_jsonb(u) || jsonb_build_object('_dlt_id', 'duplicate'))).* FROM contact_book.users u LIMIT 1")
+        pg.query(
+            "INSERT INTO contact_book.users SELECT (jsonb_populate_record(NULL::contact_book.users, "
+            "to_jsonb(u) || jsonb_build_object('_dlt_id', 'duplicate'))).* FROM contact_book.users u LIMIT 1"
+        )
         contact_book = next(a for a in defs.assets or [] if a.node_def.name == "contact_book")
-        result = materialize([contact_book, checks["contact_book_primary_key_checks"]],
-                             selection=AssetSelection.checks_for_assets(contact_book), instance=instance,
-                             resources=defs.resources, run_config=QUIET_RUN_CONFIG, raise_on_error=False)
+        result = materialize(
+            [contact_book, checks["contact_book_primary_key_checks"]],
+            selection=AssetSelection.checks_for_assets(contact_book),
+            instance=instance,
+            resources=defs.resources,
+            run_config=QUIET_RUN_CONFIG,
+            raise_on_error=False,
+        )
         assert result.success
         evaluations = {e.asset_key: e for e in result.get_asset_check_evaluations()}
         broken = evaluations[AssetKey(["contact_book", "users"])]
@@ -129,9 +145,13 @@ def _incremental_top_level(source: str) -> list[str]:
     from rest_assets.dialect import load_spec_dirs, spec_dirs_from_env
 
     (spec,) = [s for s in load_spec_dirs(spec_dirs_from_env()) if s.name == source]
-    return [r.name for r in spec.resources
-            if r.parent is None and "{{" not in str(r.config.get("endpoint", {}).get("path", ""))
-            and (r.config.get("endpoint") or {}).get("incremental")]
+    return [
+        r.name
+        for r in spec.resources
+        if r.parent is None
+        and "{{" not in str(r.config.get("endpoint", {}).get("path", ""))
+        and (r.config.get("endpoint") or {}).get("incremental")
+    ]
 
 
 # An offset-paginated source (with a bearer key) and an OAuth2 one with parent/child resources.
@@ -147,8 +167,12 @@ def test_incremental_rerun_after_api_changes_merges_updates_into_postgres(own_em
     old_versions = {(s, row["id"]): row["updated_at"] for s in sources for row in own_emulator.truth(s, SPECS_FIRST[s])}
 
     own_emulator.advance(update_fraction=0.3, add=3, hours=2)
-    changed = sum(1 for s in sources for row in own_emulator.truth(s, SPECS_FIRST[s])
-                  if (s, row["id"]) in old_versions and old_versions[(s, row["id"])] != row["updated_at"])
+    changed = sum(
+        1
+        for s in sources
+        for row in own_emulator.truth(s, SPECS_FIRST[s])
+        if (s, row["id"]) in old_versions and old_versions[(s, row["id"])] != row["updated_at"]
+    )
     assert changed > 0, "the emulator changed no record: the test would prove nothing"
 
     # Tables equal the API again: updates merged (lists too: an updated contact's old tags replaced),
@@ -175,8 +199,9 @@ def test_incremental_rerun_after_api_changes_merges_updates_into_postgres(own_em
 SAME_SCHEMA_SOURCES = ("contact_book", "help_desk")
 
 
-def _comparable(read: Callable[[str, str], list[dict[str, Any]]], source: str,
-                tables: set[str]) -> dict[str, list[dict[str, Any]]]:
+def _comparable(
+    read: Callable[[str, str], list[dict[str, Any]]], source: str, tables: set[str]
+) -> dict[str, list[dict[str, Any]]]:
     """Every table's rows with dlt's per-load ids swapped for what they stand for: `_dlt_parent_id` and
     `_dlt_root_id` become the parent's / top-level row's `id`, `_dlt_id` and `_dlt_load_id` go; sorted."""
     raw = {table: read(source, table) for table in tables}
@@ -207,8 +232,9 @@ def test_the_same_spec_makes_the_same_tables_columns_and_values_on_duckdb_and_po
         result = materialize_source(source)
         assert result.success, f"{source} failed to load into Postgres"
         children = {key: figures["child_tables"] for key, figures in materialization_metadata(result).items()}
-        assert children == {f"{source}/{r}": sorted(t for t in child_tables(source) if t.startswith(f"{r}__"))
-                            for r in SPECS[source]}, source
+        assert children == {
+            f"{source}/{r}": sorted(t for t in child_tables(source) if t.startswith(f"{r}__")) for r in SPECS[source]
+        }, source
 
     for source in SAME_SCHEMA_SOURCES:
         tables = table_names(source, db=workdir.duckdb_file)
@@ -242,22 +268,33 @@ def test_dagster_instance_on_postgres_records_runs_and_limits_pools(emulator, tm
     home = tmp_path / "dagster_home"
     home.mkdir()
     shutil.copy(DEPLOY / "dagster.yaml", home / "dagster.yaml")
-    instance_env = {"DAGSTER_HOME": str(home), "DAGSTER_PG_HOST": pg.host, "DAGSTER_PG_PORT": str(pg.port),
-                    "DAGSTER_PG_USERNAME": pg.user, "DAGSTER_PG_PASSWORD": pg.password, "DAGSTER_PG_DB": pg.name}
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("SOURCES__", "DESTINATION__", "REST_ASSETS_", "DAGSTER_"))}
+    instance_env = {
+        "DAGSTER_HOME": str(home),
+        "DAGSTER_PG_HOST": pg.host,
+        "DAGSTER_PG_PORT": str(pg.port),
+        "DAGSTER_PG_USERNAME": pg.user,
+        "DAGSTER_PG_PASSWORD": pg.password,
+        "DAGSTER_PG_DB": pg.name,
+    }
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SOURCES__", "DESTINATION__", "REST_ASSETS_", "DAGSTER_"))}
     env.update(instance_env)
     env.update(emulator_environment(emulator.url))
     # The loaded tables go to the same fresh database (schema per source), Dagster's to `public`.
-    env.update({"REST_ASSETS_DESTINATION": "postgres", "DESTINATION__POSTGRES__CREDENTIALS": pg.dlt_url,
-                "DLT_DATA_DIR": str(tmp_path / "dlt")})
+    env.update(
+        {
+            "REST_ASSETS_DESTINATION": "postgres",
+            "DESTINATION__POSTGRES__CREDENTIALS": pg.dlt_url,
+            "DLT_DATA_DIR": str(tmp_path / "dlt"),
+        }
+    )
 
     validated = _dagster(["definitions", "validate", "-m", "rest_assets.definitions"], env, tmp_path)
     assert validated.returncode == 0, validated.stdout + validated.stderr
 
     # `client_portal/*` is not a selection the CLI understands; a group (= source) is.
-    materialized = _dagster(["asset", "materialize", "-m", "rest_assets.definitions", "--select", "group:client_portal"],
-                            env, tmp_path)
+    materialized = _dagster(
+        ["asset", "materialize", "-m", "rest_assets.definitions", "--select", "group:client_portal"], env, tmp_path
+    )
     assert materialized.returncode == 0, materialized.stdout[-4000:] + materialized.stderr[-4000:]
 
     for key, value in instance_env.items():
@@ -287,4 +324,4 @@ def test_dagster_instance_on_postgres_records_runs_and_limits_pools(emulator, tm
 
     # The same facts straight from SQL: Dagster's tables live in this database.
     assert pg.query("SELECT count(*), min(status) FROM runs") == [(1, "SUCCESS")]
-    assert pg.query('SELECT count(*) FROM client_portal.clients')[0][0] == len(emulator.truth("client_portal", "clients"))
+    assert pg.query("SELECT count(*) FROM client_portal.clients")[0][0] == len(emulator.truth("client_portal", "clients"))

@@ -11,6 +11,7 @@ from rest_assets.runtime.arrow_pages import ColumnCaster, batch_pages
 def pages_of(*pages):
     def generate(path: str, limit: int = 0):
         yield from pages
+
     return generate
 
 
@@ -18,11 +19,14 @@ def rows(items):
     return [row for item in items for row in (item.to_pylist() if isinstance(item, pa.Table) else [item])]
 
 
-@pytest.mark.parametrize("pages", [
-    ([{"id": 1}, {"id": 2}], [{"id": 3}], []),          # an empty last page ends the stream
-    ([{"id": 1}, {"id": 2}], [{"id": 3}]),              # the generator just stops (ignored response, limit)
-    ([{"id": 1}],),
-])
+@pytest.mark.parametrize(
+    "pages",
+    [
+        ([{"id": 1}, {"id": 2}], [{"id": 3}], []),  # an empty last page ends the stream
+        ([{"id": 1}, {"id": 2}], [{"id": 3}]),  # the generator just stops (ignored response, limit)
+        ([{"id": 1}],),
+    ],
+)
 def test_every_row_comes_out_once_in_order_however_the_pages_end(pages):
     batched = batch_pages(pages_of(*pages), rows_per_batch=2)
     assert rows(batched("/x")) == [row for page in pages for row in page]
@@ -33,8 +37,11 @@ def test_a_field_that_first_appears_in_a_later_row_is_kept():
     pages = [[{"id": 1}, {"id": 2, "phone": "555"}], [{"id": 3, "address": {"city": "Oslo"}, "phone": None}]]
     out = rows(batch_pages(pages_of(*pages), rows_per_batch=10)("/x"))
     # objects are flattened into `parent__child` columns, as dlt's row normalizer flattens them
-    assert out == [{"id": 1, "phone": None, "address__city": None}, {"id": 2, "phone": "555", "address__city": None},
-                   {"id": 3, "phone": None, "address__city": "Oslo"}]
+    assert out == [
+        {"id": 1, "phone": None, "address__city": None},
+        {"id": 2, "phone": "555", "address__city": None},
+        {"id": 3, "phone": None, "address__city": "Oslo"},
+    ]
 
 
 def test_batches_hold_at_most_rows_per_batch_rows():
@@ -57,12 +64,20 @@ def test_the_wrapper_keeps_the_signature_dlt_binds_arguments_by():
 
 
 def test_caster_applies_spec_types_and_leaves_other_columns_alone():
-    table = pa.Table.from_pylist([
-        {"id": 1, "updated_at": "2026-01-02T03:04:05Z", "note": None, "address": {"city": "Oslo"}},
-        {"id": 2, "updated_at": "2026-01-03T00:00:00Z", "note": None, "address": None},
-    ])
-    caster = ColumnCaster({"updated_at": {"data_type": "timestamp"}, "id": {"data_type": "bigint"},
-                           "missing": {"data_type": "text"}, "note": {"nullable": True}})
+    table = pa.Table.from_pylist(
+        [
+            {"id": 1, "updated_at": "2026-01-02T03:04:05Z", "note": None, "address": {"city": "Oslo"}},
+            {"id": 2, "updated_at": "2026-01-03T00:00:00Z", "note": None, "address": None},
+        ]
+    )
+    caster = ColumnCaster(
+        {
+            "updated_at": {"data_type": "timestamp"},
+            "id": {"data_type": "bigint"},
+            "missing": {"data_type": "text"},
+            "note": {"nullable": True},
+        }
+    )
     cast = caster(table)
     assert cast.schema.field("updated_at").type == pa.timestamp("us", tz="UTC")
     assert cast.column("updated_at")[0].as_py() == datetime(2026, 1, 2, 3, 4, 5, tzinfo=timezone.utc)

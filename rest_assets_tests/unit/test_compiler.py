@@ -17,10 +17,10 @@ import responses
 from responses import matchers
 
 from rest_assets.compile.source import compile_source
-from rest_assets.errors import MissingSecretError, ResponseFormatError
-from rest_assets.runtime.retry import RetryPolicy
 from rest_assets.dialect import load_spec_dirs, load_spec_file
 from rest_assets.dialect.loader import BUNDLED_SOURCES_DIR
+from rest_assets.errors import MissingSecretError, ResponseFormatError
+from rest_assets.runtime.retry import RetryPolicy
 
 HOST = "127.0.0.1:8765"
 BUNDLED = {spec.name: spec for spec in load_spec_dirs([BUNDLED_SOURCES_DIR])}
@@ -98,8 +98,12 @@ def test_bundled_spec_compiles_with_resources_hosts_and_retry_routes(monkeypatch
 def test_help_desk_children_of_incremental_parents_get_private_parent_copies(monkeypatch):
     configure(monkeypatch, "help_desk")
     resources = compile_source(BUNDLED["help_desk"], sleep=Sleeps()).source.resources
-    for parent, child in [("conversations", "conversation_threads"), ("inboxes", "inbox_custom_fields"),
-                          ("inboxes", "inbox_folders"), ("teams", "team_members")]:
+    for parent, child in [
+        ("conversations", "conversation_threads"),
+        ("inboxes", "inbox_custom_fields"),
+        ("inboxes", "inbox_folders"),
+        ("teams", "team_members"),
+    ]:
         private = f"{parent}__for__{child}"
         assert private in resources and not resources[private].selected
 
@@ -136,6 +140,7 @@ def test_bare_key_secret_is_a_fallback(monkeypatch):
 
 # ---------------------------------------------------------------- extraction against mocked HTTP
 
+
 def extract(compiled, *names, resource=None):
     """The records extracted, whether dlt hands them over as dicts or as Arrow batches."""
     source = compiled.source.with_resources(*names)
@@ -147,10 +152,16 @@ def test_sales_crm_sends_headers_page_params_and_incremental_start(monkeypatch, 
     base_url = configure(monkeypatch, "sales_crm")
     tags = f"{base_url}/v1/tags"
     first = [{"id": i, "updated_at": f"2024-01-{i:02d}T00:00:00Z"} for i in range(1, 11)]
-    http.get(tags, json={"data": first}, match=[matchers.query_param_matcher(
-        {"updated_since": "1970-01-01T00:00:00Z", "page[number]": "1", "page[size]": "10"})])
-    http.get(tags, json={"data": [{"id": 11, "updated_at": "2024-01-11T00:00:00Z"}]}, match=[matchers.query_param_matcher(
-        {"updated_since": "1970-01-01T00:00:00Z", "page[number]": "2", "page[size]": "10"})])
+    http.get(
+        tags,
+        json={"data": first},
+        match=[matchers.query_param_matcher({"updated_since": "1970-01-01T00:00:00Z", "page[number]": "1", "page[size]": "10"})],
+    )
+    http.get(
+        tags,
+        json={"data": [{"id": 11, "updated_at": "2024-01-11T00:00:00Z"}]},
+        match=[matchers.query_param_matcher({"updated_since": "1970-01-01T00:00:00Z", "page[number]": "2", "page[size]": "10"})],
+    )
     rows = extract(compile_source(BUNDLED["sales_crm"], sleep=Sleeps()), "tags")
     assert [row["id"] for row in rows] == list(range(1, 12))
     assert len(http.calls) == 2
@@ -162,8 +173,15 @@ def test_sales_crm_sends_headers_page_params_and_incremental_start(monkeypatch, 
 def test_help_desk_child_rows_carry_the_parent_key(monkeypatch, http):
     base_url = configure(monkeypatch, "help_desk")
     http.post(EXPECTED["help_desk"][2], json={"access_token": "at_hd_1", "expires_in": 3600})
-    http.get(f"{base_url}/v2/teams", json={"_embedded": {"teams": [
-        {"id": 1, "updated_at": "2024-01-01T00:00:00Z"}, {"id": 2, "updated_at": "2024-01-02T00:00:00Z"}]}, "_links": {}})
+    http.get(
+        f"{base_url}/v2/teams",
+        json={
+            "_embedded": {
+                "teams": [{"id": 1, "updated_at": "2024-01-01T00:00:00Z"}, {"id": 2, "updated_at": "2024-01-02T00:00:00Z"}]
+            },
+            "_links": {},
+        },
+    )
     http.get(f"{base_url}/v2/teams/1/members", json={"_embedded": {"users": [{"id": 10}]}, "_links": {}})
     http.get(f"{base_url}/v2/teams/2/members", json={"_embedded": {"users": [{"id": 10}, {"id": 11}]}, "_links": {}})
     rows = extract(compile_source(BUNDLED["help_desk"], sleep=Sleeps()), "team_members", resource="team_members")
@@ -222,8 +240,11 @@ def plain(tmp_path, monkeypatch):
 
 def test_plain_dlt_config_compiles_and_extracts(plain, http):
     items = "https://api.example.com/v1/items"
-    http.get(items, json={"data": [{"id": 1}, {"id": 2}], "links": {"next": f"{items}?page=2"}},
-             match=[matchers.query_param_matcher({})])
+    http.get(
+        items,
+        json={"data": [{"id": 1}, {"id": 2}], "links": {"next": f"{items}?page=2"}},
+        match=[matchers.query_param_matcher({})],
+    )
     http.get(items, json={"data": [{"id": 3}], "links": {"next": None}}, match=[matchers.query_param_matcher({"page": "2"})])
     for item in (1, 2, 3):
         http.get(f"{items}/{item}/notes", json=[{"note": f"n{item}"}])
@@ -246,10 +267,14 @@ def test_plain_dlt_native_parent_placeholder(plain, http):
     ("mock", "message"),
     [
         ({"json": {"items": [{"id": 1}]}}, r"has no 'data' in the body \(top-level keys: \['items'\]\)"),
-        ({"body": "<!DOCTYPE html><html><h1>Maintenance</h1></html>", "content_type": "text/html"},
-         r"returned a body that is not valid JSON \(text/html\): '<!DOCTYPE html>"),
-        ({"body": '{"data": [{"id": 1}, {"id"', "content_type": "application/json"},
-         r"returned a body that is not valid JSON \(application/json\)"),
+        (
+            {"body": "<!DOCTYPE html><html><h1>Maintenance</h1></html>", "content_type": "text/html"},
+            r"returned a body that is not valid JSON \(text/html\): '<!DOCTYPE html>",
+        ),
+        (
+            {"body": '{"data": [{"id": 1}, {"id"', "content_type": "application/json"},
+            r"returned a body that is not valid JSON \(application/json\)",
+        ),
     ],
     ids=["data-selector-missing", "html", "truncated"],
 )
@@ -274,8 +299,9 @@ def test_bad_body_then_good_body_recovers(plain, http):
 
 
 def test_next_url_to_another_host_is_refused_in_a_compiled_source(plain, http):
-    http.get("https://api.example.com/v1/items",
-             json={"data": [{"id": 1}], "links": {"next": "https://evil.example.net/v1/items"}})
+    http.get(
+        "https://api.example.com/v1/items", json={"data": [{"id": 1}], "links": {"next": "https://evil.example.net/v1/items"}}
+    )
     http.get("https://evil.example.net/v1/items", json={"data": [], "links": {}})
     with pytest.raises(Exception) as info:
         extract(plain, "items")
@@ -291,11 +317,14 @@ def test_compiling_does_not_mutate_the_spec(monkeypatch):
     assert ([(r.name, repr(r.config)) for r in spec.resources], repr(spec.client)) == before
 
 
-GRANDCHILD_SPEC = PLAIN_DLT_SPEC + """
+GRANDCHILD_SPEC = (
+    PLAIN_DLT_SPEC
+    + """
   - name: note_likes
     endpoint: {path: "notes/{resources.item_notes.id}/likes", data_selector: data}
     include_from_parent: [id]
 """
+)
 
 
 @pytest.fixture()
@@ -316,14 +345,21 @@ def test_a_grandchild_is_fetched_once_per_child_record_through_its_whole_chain(g
     compiled = compile_source(grandchildren, sleep=Sleeps(), extracted=["note_likes"])
     assert {"items", "item_notes", "note_likes"} <= set(compiled.source.resources)
     rows = extract(compiled, "note_likes", resource="note_likes")
-    assert sorted((row["user"], row["_item_notes_id"]) for row in rows) == [
-        ("u10", 10), ("u11", 11), ("u20", 20), ("u21", 21)]
+    assert sorted((row["user"], row["_item_notes_id"]) for row in rows) == [("u10", 10), ("u11", 11), ("u20", 20), ("u21", 21)]
     assert sorted(call.request.url.rsplit("/v1/", 1)[1] for call in http.calls if "/likes" in call.request.url) == [
-        "notes/10/likes", "notes/11/likes", "notes/20/likes", "notes/21/likes"]
+        "notes/10/likes",
+        "notes/11/likes",
+        "notes/20/likes",
+        "notes/21/likes",
+    ]
 
 
 def test_a_child_and_its_grandchild_extract_together(grandchildren):
     rows = extract(compile_source(grandchildren, sleep=Sleeps()), "item_notes", "note_likes")
     assert sorted(row["id"] for row in rows if "user" not in row) == [10, 11, 20, 21]
     assert sorted((row["user"], row["_item_notes_id"]) for row in rows if "user" in row) == [
-        ("u10", 10), ("u11", 11), ("u20", 20), ("u21", 21)]
+        ("u10", 10),
+        ("u11", 11),
+        ("u20", 20),
+        ("u21", 21),
+    ]

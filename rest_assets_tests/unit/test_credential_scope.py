@@ -10,8 +10,9 @@ which needs a non-loopback host that a test machine cannot serve.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
@@ -20,12 +21,12 @@ from conftest import failure_errors, failure_messages, read_table
 from reliability_support import Recorded, RecordingServer, Reply, json_reply, run_source
 
 from rest_assets.compile.source import compile_source
+from rest_assets.dialect.validate import build_source_spec
+from rest_assets.dialect.yaml_source import parse_yaml
 from rest_assets.errors import CredentialScopeError, SpecError
 from rest_assets.runtime.credential_scope import is_loopback_host
 from rest_assets.runtime.http import GuardedSession
 from rest_assets.runtime.retry import RetryPolicy
-from rest_assets.dialect.validate import build_source_spec
-from rest_assets.dialect.yaml_source import parse_yaml
 
 SECRET = "scope-test-key-5f1c9a"
 
@@ -33,11 +34,21 @@ SECRET = "scope-test-key-5f1c9a"
 def _write_scoped_spec(folder: Path, base_url: str, path: str = "/items") -> Path:
     """A spec `scoped` with an API key (query string) and a link-following cursor paginator."""
     spec = {
-        "client": {"base_url": base_url,
-                   "auth": {"type": "api_key", "name": "key", "api_key": {"secret": "api_key"}, "location": "query"}},
-        "resources": [{"name": "items", "primary_key": "id", "endpoint": {
-            "path": path, "data_selector": "items",
-            "paginator": {"type": "cursor", "cursor_path": "next", "stop_condition": "next is none"}}}],
+        "client": {
+            "base_url": base_url,
+            "auth": {"type": "api_key", "name": "key", "api_key": {"secret": "api_key"}, "location": "query"},
+        },
+        "resources": [
+            {
+                "name": "items",
+                "primary_key": "id",
+                "endpoint": {
+                    "path": path,
+                    "data_selector": "items",
+                    "paginator": {"type": "cursor", "cursor_path": "next", "stop_condition": "next is none"},
+                },
+            }
+        ],
     }
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "scoped.yaml").write_text(json.dumps(spec))
@@ -87,6 +98,7 @@ def test_redirect_to_another_host_is_refused(workdir, tmp_path):
 @pytest.mark.e2e
 def test_same_host_redirect_and_next_links_are_followed_with_credentials(workdir, tmp_path):
     """The control case: scoping refuses other hosts, not redirects or links as such."""
+
     def api(request: Recorded) -> Reply:
         if request.path.startswith("/old"):
             return 301, {"Location": "/items?page=1&key=" + SECRET}, b""
@@ -103,10 +115,17 @@ def test_same_host_redirect_and_next_links_are_followed_with_credentials(workdir
 
 # -- plain http:// to a remote host (unit tests: responses) -----------------------------------------------
 
+
 def _session(**kwargs: Any) -> GuardedSession:
     hosts = {"api.example.com", "127.0.0.1:8080", "localhost:8080", "[::1]:8080"}
-    return GuardedSession(source="s", allowed_hosts=hosts, routes=[], default_policy=RetryPolicy(max_retries=0),
-                          sleep=lambda seconds: None, **kwargs)
+    return GuardedSession(
+        source="s",
+        allowed_hosts=hosts,
+        routes=[],
+        default_policy=RetryPolicy(max_retries=0),
+        sleep=lambda seconds: None,
+        **kwargs,
+    )
 
 
 @responses.activate
@@ -130,8 +149,15 @@ def test_plain_http_is_allowed_with_the_opt_in_or_without_credentials():
 
 
 @responses.activate
-@pytest.mark.parametrize("url", ["https://api.example.com/v1/items", "http://127.0.0.1:8080/v1/items",
-                                 "http://localhost:8080/v1/items", "http://[::1]:8080/v1/items"])
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://api.example.com/v1/items",
+        "http://127.0.0.1:8080/v1/items",
+        "http://localhost:8080/v1/items",
+        "http://[::1]:8080/v1/items",
+    ],
+)
 def test_https_and_loopback_http_are_allowed(url):
     responses.get(url, json={"items": []})
 
@@ -149,17 +175,31 @@ def test_redirect_from_https_to_plain_http_is_refused():
     assert [c.request.url for c in responses.calls] == ["https://api.example.com/v1/items"]
 
 
-@pytest.mark.parametrize("host,loopback", [("127.0.0.1", True), ("127.0.0.2", True), ("localhost", True),
-                                           ("::1", True), ("[::1]", True), ("api.localhost", True),
-                                           ("10.0.0.1", False), ("api.example.com", False), ("", False),
-                                           ("127.0.0.1.nip.io", False), ("localhost.example.com", False)])
+@pytest.mark.parametrize(
+    "host,loopback",
+    [
+        ("127.0.0.1", True),
+        ("127.0.0.2", True),
+        ("localhost", True),
+        ("::1", True),
+        ("[::1]", True),
+        ("api.localhost", True),
+        ("10.0.0.1", False),
+        ("api.example.com", False),
+        ("", False),
+        ("127.0.0.1.nip.io", False),
+        ("localhost.example.com", False),
+    ],
+)
 def test_is_loopback_host(host, loopback):
     assert is_loopback_host(host) is loopback
 
 
 def _spec(client_extra: str, base_url: str = "http://api.example.com") -> Any:
-    text = (f"client:\n  base_url: {base_url}\n  auth: {{type: bearer, token: {{secret: token}}}}\n{client_extra}"
-            "resources:\n  - name: items\n    endpoint: {path: /v1/items, data_selector: items, paginator: single_page}\n")
+    text = (
+        f"client:\n  base_url: {base_url}\n  auth: {{type: bearer, token: {{secret: token}}}}\n{client_extra}"
+        "resources:\n  - name: items\n    endpoint: {path: /v1/items, data_selector: items, paginator: single_page}\n"
+    )
     return build_source_spec(parse_yaml(text, "insecure.yaml"), "insecure")
 
 
@@ -190,8 +230,10 @@ def test_allow_insecure_http_must_be_a_boolean(value):
 
 
 def test_no_credentials_means_plain_http_is_not_refused(monkeypatch):
-    text = ("client:\n  base_url: http://api.example.com\nresources:\n  - name: items\n"
-            "    endpoint: {path: /v1/items, data_selector: items, paginator: single_page}\n")
+    text = (
+        "client:\n  base_url: http://api.example.com\nresources:\n  - name: items\n"
+        "    endpoint: {path: /v1/items, data_selector: items, paginator: single_page}\n"
+    )
     session = compile_source(build_source_spec(parse_yaml(text, "open.yaml"), "open")).session
 
     assert session.sends_credentials is False
@@ -256,8 +298,10 @@ def test_endpoint_oauth2_uses_its_own_token_host_and_never_sends_its_credentials
         if urlsplit(url).netloc != "id-b.example.com":
             assert _IDS["B_ID"] not in body + url and _IDS["B_SECRET"] not in body + url
     headers = {url: auth for url, auth, _ in calls if url.startswith("https://api.example.com")}
-    assert headers == {"https://api.example.com/v1/items": "Bearer token-of-a-123",
-                       "https://api.example.com/v1/audit": "Bearer token-of-b-456"}
+    assert headers == {
+        "https://api.example.com/v1/items": "Bearer token-of-a-123",
+        "https://api.example.com/v1/audit": "Bearer token-of-b-456",
+    }
 
 
 def _auth_spec(auth: str) -> str:
@@ -265,14 +309,18 @@ def _auth_spec(auth: str) -> str:
 
 
 def test_refresh_token_store_is_accepted_under_oauth2_only():
-    oauth2 = ("{type: oauth2, client_id: {secret: cid}, client_secret: {secret: cs}, token_url: https://id.example.com/t, "
-              "refresh_token: {secret: rt}, refresh_token_store: ~/.config/rest_assets/shop.refresh_token}")
+    oauth2 = (
+        "{type: oauth2, client_id: {secret: cid}, client_secret: {secret: cs}, token_url: https://id.example.com/t, "
+        "refresh_token: {secret: rt}, refresh_token_store: ~/.config/rest_assets/shop.refresh_token}"
+    )
     spec = build_source_spec(parse_yaml(_auth_spec(oauth2), "shop.yaml"), "shop")
     assert spec.client["auth"]["refresh_token_store"] == "~/.config/rest_assets/shop.refresh_token"
     with pytest.raises(SpecError, match="refresh_token_store") as error:
-        build_source_spec(parse_yaml(_auth_spec("{type: bearer, token: {secret: t}, refresh_token_store: /x}"),
-                                     "shop.yaml"), "shop")
+        build_source_spec(
+            parse_yaml(_auth_spec("{type: bearer, token: {secret: t}, refresh_token_store: /x}"), "shop.yaml"), "shop"
+        )
     assert error.value.file == "shop.yaml"
     with pytest.raises(SpecError, match="must be a file path"):
-        build_source_spec(parse_yaml(_auth_spec(oauth2.replace("~/.config/rest_assets/shop.refresh_token", "''")),
-                                     "shop.yaml"), "shop")
+        build_source_spec(
+            parse_yaml(_auth_spec(oauth2.replace("~/.config/rest_assets/shop.refresh_token", "''")), "shop.yaml"), "shop"
+        )

@@ -28,18 +28,42 @@ SNAPSHOT = {
     "contact_book/shared_labels": ("contact_book", (), "/v1/shared_labels", "offset", "id", "merge"),
     "contact_book/teams": ("contact_book", (), "/v1/teams", "offset", "id", "merge"),
     "contact_book/users": ("contact_book", (), "/v1/users", "offset", "id", "merge"),
-    "help_desk/conversation_threads": ("help_desk", ("help_desk/conversations",),
-        "/v2/conversations/{{ stream_partition['conversation_id'] }}/threads", "cursor", "id", "merge"),
+    "help_desk/conversation_threads": (
+        "help_desk",
+        ("help_desk/conversations",),
+        "/v2/conversations/{{ stream_partition['conversation_id'] }}/threads",
+        "cursor",
+        "id",
+        "merge",
+    ),
     "help_desk/conversations": ("help_desk", (), "/v2/conversations", "cursor", "id", "merge"),
     "help_desk/customers": ("help_desk", (), "/v2/customers", "cursor", "id", "merge"),
-    "help_desk/inbox_custom_fields": ("help_desk", ("help_desk/inboxes",), "/v2/mailboxes/{{ stream_partition['inbox_id'] }}/fields",
-        "cursor", "id", "merge"),
-    "help_desk/inbox_folders": ("help_desk", ("help_desk/inboxes",), "/v2/mailboxes/{{ stream_partition['inbox_id'] }}/folders",
-        "cursor", "id", "merge"),
+    "help_desk/inbox_custom_fields": (
+        "help_desk",
+        ("help_desk/inboxes",),
+        "/v2/mailboxes/{{ stream_partition['inbox_id'] }}/fields",
+        "cursor",
+        "id",
+        "merge",
+    ),
+    "help_desk/inbox_folders": (
+        "help_desk",
+        ("help_desk/inboxes",),
+        "/v2/mailboxes/{{ stream_partition['inbox_id'] }}/folders",
+        "cursor",
+        "id",
+        "merge",
+    ),
     "help_desk/inboxes": ("help_desk", (), "/v2/mailboxes", "cursor", "id", "merge"),
     "help_desk/tags": ("help_desk", (), "/v2/tags", "cursor", "id", "merge"),
-    "help_desk/team_members": ("help_desk", ("help_desk/teams",), "/v2/teams/{{ stream_partition['team_id'] }}/members",
-        "cursor", "['id', '_teams_id']", "merge"),
+    "help_desk/team_members": (
+        "help_desk",
+        ("help_desk/teams",),
+        "/v2/teams/{{ stream_partition['team_id'] }}/members",
+        "cursor",
+        "['id', '_teams_id']",
+        "merge",
+    ),
     "help_desk/teams": ("help_desk", (), "/v2/teams", "cursor", "id", "merge"),
     "help_desk/users": ("help_desk", (), "/v2/users", "cursor", "id", "merge"),
     "help_desk/workflows": ("help_desk", (), "/v2/workflows", "cursor", "id", "merge"),
@@ -55,15 +79,24 @@ REQUIRED_METADATA = ("endpoint", "paginator", "primary_key", "write_disposition"
 
 def clean_env(**extra: str) -> dict[str, str]:
     """The current environment without any source setting or secret (every SOURCES__* dropped)."""
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith("SOURCES__") and k not in ("REST_ASSETS_SOURCES_DIR", "DESTINATION__DUCKDB__CREDENTIALS")}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith("SOURCES__") and k not in ("REST_ASSETS_SOURCES_DIR", "DESTINATION__DUCKDB__CREDENTIALS")
+    }
     env.update(extra)
     return env
 
 
 def validate(cwd: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "dagster", "definitions", "validate", "-m", "rest_assets.definitions"],
-                          cwd=cwd, env=env, capture_output=True, text=True, timeout=240)
+    return subprocess.run(
+        [sys.executable, "-m", "dagster", "definitions", "validate", "-m", "rest_assets.definitions"],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
 
 
 @pytest.mark.e2e
@@ -114,8 +147,11 @@ def test_asset_definitions_match_the_snapshot(bundled_definitions):
     assert sorted(specs) == sorted(SNAPSHOT) and len(specs) == 32
 
     actual = {
-        key: (spec.group_name, tuple(sorted(dep.asset_key.to_user_string() for dep in spec.deps)),
-              *(spec.metadata[name] for name in REQUIRED_METADATA))
+        key: (
+            spec.group_name,
+            tuple(sorted(dep.asset_key.to_user_string() for dep in spec.deps)),
+            *(spec.metadata[name] for name in REQUIRED_METADATA),
+        )
         for key, spec in specs.items()
     }
     assert actual == SNAPSHOT
@@ -129,8 +165,12 @@ def test_every_dependency_is_an_asset_of_the_set(bundled_definitions):
     graph = bundled_definitions.resolve_asset_graph()
     all_keys = {key.to_user_string() for key in graph.get_all_asset_keys()}
     assert all_keys == set(SNAPSHOT)
-    deps = {dep.asset_key.to_user_string() for assets in bundled_definitions.assets or []
-            for spec in assets.specs for dep in spec.deps}
+    deps = {
+        dep.asset_key.to_user_string()
+        for assets in bundled_definitions.assets or []
+        for spec in assets.specs
+        for dep in spec.deps
+    }
     assert deps == {"help_desk/conversations", "help_desk/inboxes", "help_desk/teams"}
     assert deps <= all_keys
     for key in graph.get_all_asset_keys():

@@ -22,8 +22,9 @@ from rest_assets.runtime.retry import RetryPolicy
 
 
 def test_replace_generator_wraps_the_pages_a_rest_api_resource_yields():
-    source = rest_api_source({"client": {"base_url": "https://api.example.com", "paginator": "single_page"},
-                              "resources": ["items"]})
+    source = rest_api_source(
+        {"client": {"base_url": "https://api.example.com", "paginator": "single_page"}, "resources": ["items"]}
+    )
     resource = source.resources["items"]
     hooks.replace_generator(resource, lambda gen: lambda *a, **k: iter([[{"id": "wrapped"}]]))
     assert list(resource) == [{"id": "wrapped"}], "dlt's resource._pipe.replace_gen no longer replaces the generator"
@@ -32,8 +33,10 @@ def test_replace_generator_wraps_the_pages_a_rest_api_resource_yields():
 def test_objects_shared_on_deep_copy_reach_the_requests_as_the_same_object():
     session = GuardedSession(source="s", allowed_hosts={"api.example.com"}, routes=[], default_policy=RetryPolicy())
     auth = BearerAuth("t0k3n-canary")
-    config = {"client": {"base_url": "https://api.example.com", "paginator": "single_page", "session": session,
-                         "auth": auth}, "resources": ["items"]}
+    config = {
+        "client": {"base_url": "https://api.example.com", "paginator": "single_page", "session": session, "auth": auth},
+        "resources": ["items"],
+    }
     assert copy.deepcopy(config)["client"]["session"] is session
     with responses.RequestsMock() as api:
         api.get("https://api.example.com/items", json=[{"id": 1}])
@@ -75,7 +78,9 @@ def test_threads_with_the_extraction_prefix_see_the_extracting_threads_state(tmp
             worker.join()
         yield [{"id": 1}]
 
-    pipeline = dlt.pipeline("canary", pipelines_dir=str(tmp_path), destination=dlt.destinations.duckdb(str(tmp_path / "c.duckdb")))
+    pipeline = dlt.pipeline(
+        "canary", pipelines_dir=str(tmp_path), destination=dlt.destinations.duckdb(str(tmp_path / "c.duckdb"))
+    )
     pipeline.extract(canary())
     assert seen[0] == "set in the extracting thread", "dlt no longer shares its state with threads named with the prefix"
     assert seen[1] != "set in the extracting thread"  # the canary can tell: a thread without the prefix sees none
@@ -90,7 +95,9 @@ def test_current_source_schema_inside_and_outside_an_extraction(tmp_path):
         seen.append(hooks.current_source_schema())
         yield {"id": 1}
 
-    pipeline = dlt.pipeline("canary", pipelines_dir=str(tmp_path), destination=dlt.destinations.duckdb(str(tmp_path / "c.duckdb")))
+    pipeline = dlt.pipeline(
+        "canary", pipelines_dir=str(tmp_path), destination=dlt.destinations.duckdb(str(tmp_path / "c.duckdb"))
+    )
     pipeline.extract(canary())
     assert seen and seen[0] is not None and seen[0].name, "dlt.current.source_schema() no longer gives the schema"
 
@@ -126,8 +133,11 @@ def test_postgres_client_opens_connections_through_open_connection():
 
 def test_dependency_graph_and_paginator_factory_keep_their_shape():
     graph, resources, params = hooks.build_resource_dependency_graph(
-        {}, ["posts", {"name": "comments", "endpoint": {"path": "posts/{resources.posts.id}/comments"}}])
+        {}, ["posts", {"name": "comments", "endpoint": {"path": "posts/{resources.posts.id}/comments"}}]
+    )
     assert list(graph.static_order()) == ["posts", "comments"] and set(resources) == {"posts", "comments"}
     assert params["comments"] and params["comments"][0].resolve_config["resource"] == "posts"
     assert type(hooks.create_paginator({"type": "json_link", "next_url_path": "next"})).__name__ == "JSONLinkPaginator"
-    assert hooks.ensure_table_schema_columns([{"name": "id", "data_type": "bigint"}]) == {"id": {"name": "id", "data_type": "bigint"}}
+    assert hooks.ensure_table_schema_columns([{"name": "id", "data_type": "bigint"}]) == {
+        "id": {"name": "id", "data_type": "bigint"}
+    }

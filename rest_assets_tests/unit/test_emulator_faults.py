@@ -139,9 +139,11 @@ def test_two_emulators_in_one_process_and_port_freed(http):
 
 def test_latency_overlaps_across_connections():
     with Emulator(EmulatorConfig(latency_ms=100)) as emu:
+
         def fetch(_):
             with requests.Session() as session:
                 return [contacts(emu, session).status_code for _ in range(2)]
+
         started = time.perf_counter()
         with ThreadPoolExecutor(8) as pool:
             results = list(pool.map(fetch, range(8)))
@@ -151,9 +153,13 @@ def test_latency_overlaps_across_connections():
 
 
 def test_cli_serves_until_sigterm():
-    proc = subprocess.Popen([sys.executable, "-m", "rest_assets.emulator", "--port", "0", "--size", "7",
-                             "--error-every", "2"], cwd=ROOT, stdout=subprocess.PIPE, text=True,
-                            env={**os.environ, "PYTHONPATH": str(ROOT)})
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "rest_assets.emulator", "--port", "0", "--size", "7", "--error-every", "2"],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
     try:
         line = proc.stdout.readline().strip()
         assert line.startswith("emulator listening on http://127.0.0.1:")
@@ -171,37 +177,79 @@ def test_cli_serves_until_sigterm():
 
 # ---------------------------------------------------------------- token churn
 
+
 def _grant(url: str, refresh: str) -> dict:
-    form = {"grant_type": "refresh_token", "client_id": "demo-helpdesk-client",
-            "client_secret": "demo-helpdesk-secret", "refresh_token": refresh}
+    form = {
+        "grant_type": "refresh_token",
+        "client_id": "demo-helpdesk-client",
+        "client_secret": "demo-helpdesk-secret",
+        "refresh_token": refresh,
+    }
     return requests.post(f"{url}/help_desk/v2/oauth2/token", data=form, timeout=10).json()
 
 
 def test_churn_revokes_fails_throttles_and_logs_tokens_and_grants():
     with Emulator(EmulatorConfig(seed=5, default_size=5, rotate_refresh_tokens=True)) as emu:
-        created = requests.post(f"{emu.url}/_admin/churn", timeout=10, json={
-            "source": "help_desk", "invalidate_every": 4, "error_every": 7, "throttle_at": 5, "throttle_burst": 1,
-            "retry_after": 0}).json()
+        created = requests.post(
+            f"{emu.url}/_admin/churn",
+            timeout=10,
+            json={
+                "source": "help_desk",
+                "invalidate_every": 4,
+                "error_every": 7,
+                "throttle_at": 5,
+                "throttle_burst": 1,
+                "retry_after": 0,
+            },
+        ).json()
         assert created["invalidate_every"] == 4 and created["requests_seen"] == 0
         first = _grant(emu.url, "demo-helpdesk-refresh")
-        get = lambda token: requests.get(f"{emu.url}/help_desk/v2/users", timeout=10,  # noqa: E731
-                                         headers={"Authorization": f"Bearer {token}"})
+
+        def get(token: str) -> requests.Response:
+            return requests.get(f"{emu.url}/help_desk/v2/users", timeout=10, headers={"Authorization": f"Bearer {token}"})
+
         statuses = [get(first["access_token"]).status_code for _ in range(5)]
         assert statuses == [200, 200, 200, 401, 429]  # n=4: a1 revoked; n=5: a 429 burst of one
         second = _grant(emu.url, first["refresh_token"])
         assert get(second["access_token"]).status_code == 200
         assert get(first["access_token"]).status_code == 503  # n=7: every 7th is 503 (whatever the token)
-        assert requests.post(f"{emu.url}/help_desk/v2/oauth2/token", timeout=10, data={
-            "grant_type": "refresh_token", "client_id": "demo-helpdesk-client", "client_secret": "demo-helpdesk-secret",
-            "refresh_token": first["refresh_token"]}).status_code == 400  # rotated: the old one is refused
+        assert (
+            requests.post(
+                f"{emu.url}/help_desk/v2/oauth2/token",
+                timeout=10,
+                data={
+                    "grant_type": "refresh_token",
+                    "client_id": "demo-helpdesk-client",
+                    "client_secret": "demo-helpdesk-secret",
+                    "refresh_token": first["refresh_token"],
+                },
+            ).status_code
+            == 400
+        )  # rotated: the old one is refused
         log = emu.requests()
     grants = [e["grant"] for e in log if "grant" in e]
-    assert grants[0] == {"issued": "a1", "replaces": None, "replaced_valid": False, "refresh_token": "r0",
-                         "refresh_latest": True, "rotated_to": "r2"}
-    assert grants[1] == {"issued": "a3", "replaces": "a1", "replaced_valid": False, "refresh_token": "r2",
-                         "refresh_latest": True, "rotated_to": "r4"}
+    assert grants[0] == {
+        "issued": "a1",
+        "replaces": None,
+        "replaced_valid": False,
+        "refresh_token": "r0",
+        "refresh_latest": True,
+        "rotated_to": "r2",
+    }
+    assert grants[1] == {
+        "issued": "a3",
+        "replaces": "a1",
+        "replaced_valid": False,
+        "refresh_token": "r2",
+        "refresh_latest": True,
+        "rotated_to": "r4",
+    }
     data = [e for e in log if "churn_request" in e]
     assert [e.get("invalidated") for e in data][3] == "a1"
     assert [(e["token"], e["token_valid"], e["token_replaced"]) for e in data][3:] == [
-        ("a1", True, False), ("a1", False, False), ("a3", True, False), ("a1", False, True)]
+        ("a1", True, False),
+        ("a1", False, False),
+        ("a3", True, False),
+        ("a1", False, True),
+    ]
     assert all(first["access_token"] not in json.dumps(e) for e in log)  # ids in the log, never token values

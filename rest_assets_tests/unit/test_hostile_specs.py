@@ -13,8 +13,9 @@ import builtins
 import contextlib
 import copy
 import json
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 from urllib.parse import parse_qs, quote, unquote, urlsplit
 
 import pytest
@@ -24,12 +25,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from reliability_support import Recorded, RecordingServer, Reply, json_reply, run_source
 
-from rest_assets.errors import SpecError, StopConditionError
 from rest_assets.dialect.loader import load_spec_file
 from rest_assets.dialect.model import SourceSpec
 from rest_assets.dialect.stop_condition import StopCondition, StopConditionSyntaxError, parse_stop_condition
 from rest_assets.dialect.validate import build_source_spec
 from rest_assets.dialect.yaml_source import parse_yaml
+from rest_assets.errors import SpecError, StopConditionError
 
 FAST = settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -50,6 +51,7 @@ class Tripwire(BaseException):
 @contextlib.contextmanager
 def tripwires() -> Iterator[None]:
     """Make eval/exec/open/__import__ raise Tripwire for the duration of the block."""
+
     def trip(*args: Any, **kwargs: Any) -> Any:
         raise Tripwire(f"called with {args[:1]!r}")
 
@@ -83,16 +85,75 @@ def parse_spec_text(text: str, file: str = "hostile.yaml") -> SourceSpec:
 
 # -- stop conditions -------------------------------------------------------------------------------------
 
-TOKENS = ["response", ".get(", "'a'", "'next'", ", {}", ", None", ")", "[", "]", "[0]", ".", "meta", "has_more",
-          "_links", "not ", " and ", " or ", " is ", " is not ", "None", "none", "null", " == ", " != ", "1", "-1",
-          "'x'", "(", "__class__", "__import__('os')", "lambda: 0", "open('/etc/passwd')", "*", "**", "eval",
-          "[x for x in ()]", "f'{1}'", "...", "\\", "\n", "#", "__builtins__", "exec", "getattr", ";", ":=", "@",
-          " if ", " else ", "response.__dict__", "{", "}", "'", '"', "True", "b'x'", "0x1f", "\x00"]
+TOKENS = [
+    "response",
+    ".get(",
+    "'a'",
+    "'next'",
+    ", {}",
+    ", None",
+    ")",
+    "[",
+    "]",
+    "[0]",
+    ".",
+    "meta",
+    "has_more",
+    "_links",
+    "not ",
+    " and ",
+    " or ",
+    " is ",
+    " is not ",
+    "None",
+    "none",
+    "null",
+    " == ",
+    " != ",
+    "1",
+    "-1",
+    "'x'",
+    "(",
+    "__class__",
+    "__import__('os')",
+    "lambda: 0",
+    "open('/etc/passwd')",
+    "*",
+    "**",
+    "eval",
+    "[x for x in ()]",
+    "f'{1}'",
+    "...",
+    "\\",
+    "\n",
+    "#",
+    "__builtins__",
+    "exec",
+    "getattr",
+    ";",
+    ":=",
+    "@",
+    " if ",
+    " else ",
+    "response.__dict__",
+    "{",
+    "}",
+    "'",
+    '"',
+    "True",
+    "b'x'",
+    "0x1f",
+    "\x00",
+]
 expressions = st.one_of(st.text(max_size=120), st.lists(st.sampled_from(TOKENS), max_size=14).map("".join))
 json_bodies = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=8),
-    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.sampled_from(["a", "next", "meta", "has_more", "_links", "x"]), children, max_size=4),
-    max_leaves=12)
+    lambda children: (
+        st.lists(children, max_size=4)
+        | st.dictionaries(st.sampled_from(["a", "next", "meta", "has_more", "_links", "x"]), children, max_size=4)
+    ),
+    max_leaves=12,
+)
 
 
 @FAST
@@ -130,8 +191,10 @@ INJECTIONS = [
 def test_injection_in_a_stop_condition_is_refused_and_runs_nothing(tmp_path, template):
     canary = tmp_path / "canary"
     code = template.format(canary=canary)
-    spec_text = ("client: {base_url: 'https://api.example.com'}\nresources:\n  - name: items\n    endpoint:\n"
-                 f"      paginator: {{type: cursor, cursor_path: next, stop_condition: {json.dumps(code)}}}\n")
+    spec_text = (
+        "client: {base_url: 'https://api.example.com'}\nresources:\n  - name: items\n    endpoint:\n"
+        f"      paginator: {{type: cursor, cursor_path: next, stop_condition: {json.dumps(code)}}}\n"
+    )
 
     with tripwires(), pytest.raises(StopConditionSyntaxError):
         parse_stop_condition(code)
@@ -178,6 +241,7 @@ def test_yaml_tags_that_construct_objects_are_refused(tmp_path, tag, place):
 
 # -- malformed YAML, wrong types, unknown keys ---------------------------------------------------------------
 
+
 @FAST
 @given(text=st.text(max_size=300))
 def test_arbitrary_text_is_a_spec_or_a_spec_error_naming_the_file(text):
@@ -197,12 +261,28 @@ def test_unreadable_bytes_are_a_spec_error(tmp_path):
 
 BASE = yaml.safe_load((BUNDLED_SOURCES_DIR / "contact_book.yaml").read_text())
 # Mappings whose keys are checked (free-form ones such as params, headers and columns are not).
-CHECKED_MAPPINGS = [(), ("client",), ("client", "auth"), ("resource_defaults",), ("resource_defaults", "endpoint"),
-                    ("resource_defaults", "endpoint", "error_handler"), ("resource_defaults", "endpoint", "incremental"),
-                    ("resource_defaults", "freshness"), ("resources", 0), ("resources", 1, "endpoint"),
-                    ("resources", 2, "endpoint", "paginator")]
-junk = st.one_of(st.none(), st.booleans(), st.integers(), st.floats(), st.text(max_size=20),
-                 st.lists(st.integers(), max_size=3), st.dictionaries(st.text(max_size=5), st.integers(), max_size=3))
+CHECKED_MAPPINGS = [
+    (),
+    ("client",),
+    ("client", "auth"),
+    ("resource_defaults",),
+    ("resource_defaults", "endpoint"),
+    ("resource_defaults", "endpoint", "error_handler"),
+    ("resource_defaults", "endpoint", "incremental"),
+    ("resource_defaults", "freshness"),
+    ("resources", 0),
+    ("resources", 1, "endpoint"),
+    ("resources", 2, "endpoint", "paginator"),
+]
+junk = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(),
+    st.floats(),
+    st.text(max_size=20),
+    st.lists(st.integers(), max_size=3),
+    st.dictionaries(st.text(max_size=5), st.integers(), max_size=3),
+)
 
 
 def _paths(value: Any, prefix: tuple = ()) -> list[tuple]:
@@ -261,10 +341,17 @@ def _allowed_here(where: tuple) -> frozenset[str]:
     from rest_assets.dialect import vocabulary as vocab
 
     last = where[-1] if where else None
-    table = {None: vocab.TOP_LEVEL_KEYS, "client": vocab.CLIENT_KEYS, "auth": vocab.AUTH_KEYS["bearer"],
-             "resource_defaults": vocab.RESOURCE_DEFAULT_KEYS, "endpoint": vocab.ENDPOINT_KEYS,
-             "error_handler": vocab.ERROR_HANDLER_KEYS, "incremental": vocab.INCREMENTAL_KEYS,
-             "freshness": vocab.FRESHNESS_KEYS, "paginator": vocab.PAGINATOR_KEYS["offset"]}
+    table = {
+        None: vocab.TOP_LEVEL_KEYS,
+        "client": vocab.CLIENT_KEYS,
+        "auth": vocab.AUTH_KEYS["bearer"],
+        "resource_defaults": vocab.RESOURCE_DEFAULT_KEYS,
+        "endpoint": vocab.ENDPOINT_KEYS,
+        "error_handler": vocab.ERROR_HANDLER_KEYS,
+        "incremental": vocab.INCREMENTAL_KEYS,
+        "freshness": vocab.FRESHNESS_KEYS,
+        "paginator": vocab.PAGINATOR_KEYS["offset"],
+    }
     return table.get(last, vocab.RESOURCE_KEYS)  # resources[i]
 
 
@@ -273,11 +360,13 @@ def _allowed_here(where: tuple) -> frozenset[str]:
 def test_parent_child_graphs_load_or_name_the_cycle(parents):
     names = [f"r{i}" for i in range(len(parents))]
     resources = []
-    for name, parent in zip(names, parents):
+    for name, parent in zip(names, parents, strict=True):
         endpoint: dict[str, Any] = {"path": f"/{name}"}
         if parent is not None and parent < len(names):
-            endpoint = {"path": f"/{name}/{{{{ stream_partition['p_id'] }}}}",
-                        "partition_router": {"parent": names[parent], "parent_key": "id", "partition_field": "p_id"}}
+            endpoint = {
+                "path": f"/{name}/{{{{ stream_partition['p_id'] }}}}",
+                "partition_router": {"parent": names[parent], "parent_key": "id", "partition_field": "p_id"},
+            }
         resources.append({"name": name, "endpoint": endpoint})
     text = yaml.safe_dump({"client": {"base_url": "https://api.example.com"}, "resources": resources})
 
@@ -289,7 +378,8 @@ def test_parent_child_graphs_load_or_name_the_cycle(parents):
         return
     assert not _has_cycle(parents)
     assert {r.name: r.parent.parent if r.parent else None for r in spec.resources} == {
-        n: (names[p] if p is not None and p < len(names) else None) for n, p in zip(names, parents)}
+        n: (names[p] if p is not None and p < len(names) else None) for n, p in zip(names, parents, strict=True)
+    }
 
 
 def _has_cycle(parents: list[int | None]) -> bool:
@@ -315,16 +405,30 @@ def _odd_api(ids: list[str]) -> Any:
             return json_reply({"items": [{"id": i, "name": f"thing {n}"} for n, i in enumerate(ids)]})
         segment = path.split("/")[2]
         return json_reply({"items": [{"id": 1, "seen": unquote(segment)}]})
+
     return answer
 
 
 def _odd_spec(folder: Path, base_url: str) -> Path:
-    spec = {"client": {"base_url": base_url}, "resources": [
-        {"name": "things", "primary_key": "id",
-         "endpoint": {"path": "/things", "data_selector": "items", "paginator": "single_page"}},
-        {"name": "parts", "primary_key": ["id", "_things_id"],
-         "endpoint": {"path": "/things/{{ stream_partition['thing_id'] }}/parts", "data_selector": "items",
-                      "paginator": "single_page"}}]}
+    spec = {
+        "client": {"base_url": base_url},
+        "resources": [
+            {
+                "name": "things",
+                "primary_key": "id",
+                "endpoint": {"path": "/things", "data_selector": "items", "paginator": "single_page"},
+            },
+            {
+                "name": "parts",
+                "primary_key": ["id", "_things_id"],
+                "endpoint": {
+                    "path": "/things/{{ stream_partition['thing_id'] }}/parts",
+                    "data_selector": "items",
+                    "paginator": "single_page",
+                },
+            },
+        ],
+    }
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "odd.yaml").write_text(json.dumps(spec))
     return folder
@@ -365,6 +469,7 @@ HOSTILE_KEY_VALUES = ["../../admin/secret?z=1#frag", "a/b", "50%", "with space",
 
 def _keyed_api(values: list[str]) -> Any:
     """Users carry their key under `user-key` (and nested under `profile.key`); a child echoes what it saw."""
+
     def answer(request: Recorded) -> Reply:
         path = urlsplit(request.path).path
         if path == "/users":
@@ -372,15 +477,27 @@ def _keyed_api(values: list[str]) -> Any:
         if not (path.startswith("/users/") and path.endswith("/posts") and path.count("/") == 3):
             return json_reply({"items": [{"id": 666, "leaked": path}]})  # anything off the child endpoint
         return json_reply({"items": [{"id": 1, "seen": unquote(path.split("/")[2])}]})
+
     return answer
 
 
 def _keyed_spec(folder: Path, base_url: str, child_endpoint: dict[str, Any]) -> Path:
-    spec = {"client": {"base_url": base_url}, "resources": [
-        {"name": "users", "primary_key": "id",
-         "endpoint": {"path": "/users", "data_selector": "items", "paginator": "single_page"}},
-        {"name": "posts", "primary_key": "id", "write_disposition": "append",
-         "endpoint": {"data_selector": "items", "paginator": "single_page", **child_endpoint}}]}
+    spec = {
+        "client": {"base_url": base_url},
+        "resources": [
+            {
+                "name": "users",
+                "primary_key": "id",
+                "endpoint": {"path": "/users", "data_selector": "items", "paginator": "single_page"},
+            },
+            {
+                "name": "posts",
+                "primary_key": "id",
+                "write_disposition": "append",
+                "endpoint": {"data_selector": "items", "paginator": "single_page", **child_endpoint},
+            },
+        ],
+    }
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "keyed.yaml").write_text(json.dumps(spec))
     return folder
@@ -390,10 +507,12 @@ KEYED_CHILDREN = {
     "partition_router with parent_key user-key": {
         "path": "/users/{{ stream_partition['user_key'] }}/posts",
         "params": {"who": "{{ stream_partition['user_key'] }}"},
-        "partition_router": {"parent": "users", "parent_key": "user-key", "partition_field": "user_key"}},
+        "partition_router": {"parent": "users", "parent_key": "user-key", "partition_field": "user_key"},
+    },
     "dlt placeholder with a nested field": {
         "path": "/users/{resources.users.profile.key}/posts",
-        "params": {"who": "{resources.users.profile.key}"}},
+        "params": {"who": "{resources.users.profile.key}"},
+    },
 }
 
 

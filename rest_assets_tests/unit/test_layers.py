@@ -15,11 +15,12 @@ PACKAGE = ROOT / "rest_assets"
 # room -> (the rooms of rest_assets it may import, what it is)
 ALLOWED: dict[str, tuple[tuple[str, ...], str]] = {
     "definitions": (("orchestration",), "the code location's entry point: `defs`"),
-    "orchestration": (("compile", "dialect", "runtime", "warehouse", "errors"),
-                      "Dagster: assets, checks, schedules, sensors, a run's execution"),
+    "orchestration": (
+        ("compile", "dialect", "runtime", "warehouse", "errors"),
+        "Dagster: assets, checks, schedules, sensors, a run's execution",
+    ),
     "compile": (("dialect", "runtime", "dlt_internals", "errors"), "a spec into a working dlt rest_api source"),
-    "runtime": (("dialect", "dlt_internals", "errors"),
-                "HTTP transport, auth, paginators, redaction, Arrow batches, fan-out"),
+    "runtime": (("dialect", "dlt_internals", "errors"), "HTTP transport, auth, paginators, redaction, Arrow batches, fan-out"),
     "warehouse": (("dlt_internals", "errors"), "the dlt destination and the one-transaction load"),
     "dialect": (("dlt_internals", "errors"), "YAML spec → validated SourceSpec"),
     "dlt_internals": ((), "every private dlt behaviour, behind one door"),
@@ -68,21 +69,29 @@ def test_every_room_imports_only_the_rooms_it_may():
         if room == "rest_assets":
             continue
         allowed = {room, *ALLOWED[room][0]}
-        wrong += [f"{where} imports {name}" for name, where in imports
-                  if name.startswith("rest_assets.") and _room(name) not in allowed]
+        wrong += [
+            f"{where} imports {name}" for name, where in imports if name.startswith("rest_assets.") and _room(name) not in allowed
+        ]
     assert wrong == []
 
 
 def test_every_room_of_the_package_is_in_the_picture():
-    rooms = {path.stem if path.is_file() else path.name for path in PACKAGE.iterdir()
-             if (path.suffix == ".py" and path.stem != "__init__") or (path / "__init__.py").exists()}
+    rooms = {
+        path.stem if path.is_file() else path.name
+        for path in PACKAGE.iterdir()
+        if (path.suffix == ".py" and path.stem != "__init__") or (path / "__init__.py").exists()
+    }
     assert rooms == set(ALLOWED)
 
 
 def test_the_spec_and_compile_layers_never_import_dagster():
     imports = _imports()
-    wrong = [f"{where} imports {name}" for room in WITHOUT_DAGSTER for name, where in imports.get(room, set())
-             if name.split(".")[0] in ("dagster", "dagster_dlt")]
+    wrong = [
+        f"{where} imports {name}"
+        for room in WITHOUT_DAGSTER
+        for name, where in imports.get(room, set())
+        if name.split(".")[0] in ("dagster", "dagster_dlt")
+    ]
     assert wrong == []
 
 
@@ -93,10 +102,14 @@ def test_the_readme_shows_this_picture():
 
 def test_the_readme_layout_names_every_module_of_every_room():
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
-    layout = readme[readme.index("## Layout"):]
-    layout = layout[:layout.index("```", layout.index("```") + 3)]
-    missing = [f"{room.name}/{module.stem}" for room in sorted(PACKAGE.iterdir()) if (room / "__init__.py").exists()
-               and room.name != "emulator" for module in sorted(room.glob("*.py"))
-               if not module.stem.startswith("_") and module.stem not in layout]
+    layout = readme[readme.index("## Layout") :]
+    layout = layout[: layout.index("```", layout.index("```") + 3)]
+    missing = [
+        f"{room.name}/{module.stem}"
+        for room in sorted(PACKAGE.iterdir())
+        if (room / "__init__.py").exists() and room.name != "emulator"
+        for module in sorted(room.glob("*.py"))
+        if not module.stem.startswith("_") and module.stem not in layout
+    ]
     rooms = [room.name for room in PACKAGE.iterdir() if (room / "__init__.py").exists() and f"{room.name}/" not in layout]
     assert missing == [] and rooms == []

@@ -3,8 +3,8 @@
 import subprocess
 import sys
 
-from rest_assets.definitions import build_definitions
 from rest_assets.cli.listing import describe_definitions
+from rest_assets.definitions import build_definitions
 
 
 def test_listing_names_every_asset_with_parents_freshness_and_checks():
@@ -21,8 +21,9 @@ def test_listing_names_every_asset_with_parents_freshness_and_checks():
 
 def test_the_command_prints_it_without_any_secret_set():
     env = {"PATH": "/usr/bin:/bin"}
-    result = subprocess.run([sys.executable, "-m", "rest_assets.cli", "list"], capture_output=True, text=True,
-                            env=env, timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-m", "rest_assets.cli", "list"], capture_output=True, text=True, env=env, timeout=120
+    )
     assert result.returncode == 0, result.stderr
     assert "32 assets, 64 checks" in result.stdout
 
@@ -31,7 +32,8 @@ def test_loading_the_definitions_writes_nothing_into_the_working_directory(tmp_p
     import subprocess
     import sys
 
-    run = subprocess.run([sys.executable, "-c", "import rest_assets.definitions"], cwd=tmp_path, capture_output=True,
-                         text=True, timeout=300)
+    run = subprocess.run(
+        [sys.executable, "-c", "import rest_assets.definitions"], cwd=tmp_path, capture_output=True, text=True, timeout=300
+    )
     assert run.returncode == 0, run.stderr[-2000:]
     assert list(tmp_path.iterdir()) == []

@@ -53,8 +53,13 @@ def test_a_secret_straddling_the_cut_is_masked_before_truncating():
 
 def test_token_endpoint_error_never_shows_part_of_an_echoed_client_secret():
     client_secret = fresh("cs")
-    auth = OAuth2Auth(source="src", token_url="https://auth.test/token", client_id="id-" + fresh(),
-                      client_secret=client_secret, session=requests.Session())
+    auth = OAuth2Auth(
+        source="src",
+        token_url="https://auth.test/token",
+        client_id="id-" + fresh(),
+        client_secret=client_secret,
+        session=requests.Session(),
+    )
     body = {"error": "invalid_client", "echo": f"client_secret={client_secret}"}
     response = json_response(body, status=401, url="https://auth.test/token")
     response._content = b" " * (190 - response.text.index(client_secret)) + response._content  # cut at 200 splits it
@@ -101,8 +106,13 @@ def test_urllib3_child_logger_records_are_redacted_at_any_level():
     root = logging.getLogger()
     # every logger on the way at DEBUG and propagating: other code in the process (dlt, Dagster, earlier
     # tests) may have changed them; what is tested is the redaction of whatever record is emitted
-    loggers = [root, *(logging.getLogger(name) for name in ("urllib3", "urllib3.connectionpool", "urllib3.util.retry",
-                                                             "requests", "requests.packages.x"))]
+    loggers = [
+        root,
+        *(
+            logging.getLogger(name)
+            for name in ("urllib3", "urllib3.connectionpool", "urllib3.util.retry", "requests", "requests.packages.x")
+        ),
+    ]
     old_settings = [(logger.level, logger.propagate) for logger in loggers]
     root.handlers.insert(0, handler)  # first, so no filter on another handler redacts the shared record
     for logger in loggers:
@@ -129,8 +139,10 @@ def test_an_echoed_token_in_a_record_is_masked_and_counted_but_links_are_kept():
     token = fresh("tok")
     register_secret(token)
     next_link = f"https://api.test/items?page=2&token={token}"
-    body = {"data": [{"id": 1, "note": f"called with {token}", "nested": {"t": token}}, {"id": 2, "note": "plain"}],
-            "links": {"next": next_link}}
+    body = {
+        "data": [{"id": 1, "note": f"called with {token}", "nested": {"t": token}}, {"id": 2, "note": "plain"}],
+        "links": {"next": next_link},
+    }
     counts: list[int] = []
     validate = response_validator("src", "items", "data", counts.append)
     response = json_response(body)

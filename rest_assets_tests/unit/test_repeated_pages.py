@@ -21,8 +21,8 @@ from reliability_support import Recorded, RecordingServer, Reply, json_reply, ru
 
 from rest_assets.errors import PaginationError
 from rest_assets.runtime.http import GuardedSession
-from rest_assets.runtime.retry import RetryPolicy
 from rest_assets.runtime.paginators import build_paginator
+from rest_assets.runtime.retry import RetryPolicy
 
 API = "https://api.example.com"
 ITEMS = f"{API}/items"
@@ -37,8 +37,13 @@ def http():
 
 
 def fetch(paginator: Any) -> list[list[Any]]:
-    session = GuardedSession(source="shop", allowed_hosts={"api.example.com"}, routes=[],
-                             default_policy=RetryPolicy(max_retries=0), sleep=lambda _: None)
+    session = GuardedSession(
+        source="shop",
+        allowed_hosts={"api.example.com"},
+        routes=[],
+        default_policy=RetryPolicy(max_retries=0),
+        sleep=lambda _: None,
+    )
     client = RESTClient(API, session=session)
     return [list(page) for page in client.paginate("/items", paginator=paginator, data_selector="data")]
 
@@ -48,10 +53,12 @@ def serve(http: responses.RequestsMock, page_for_call: Any) -> None:
 
     The bound keeps a test quick when the guard is broken: it then fails on the request count.
     """
+
     def answer(request: Any) -> tuple[int, dict[str, str], str]:
         call = len(http.calls) + 1
         body = page_for_call(call) if call <= ENOUGH_FOR_A_RUNAWAY else {"data": []}
         return 200, {"Content-Type": "application/json"}, json.dumps(body)
+
     http.add_callback(responses.GET, ITEMS, callback=answer)
 
 
@@ -90,8 +97,9 @@ def test_records_are_compared_by_id_so_a_per_request_field_does_not_hide_a_repea
 def test_distinct_pages_and_a_repeated_empty_page_at_the_end_are_a_normal_stop(http):
     # page_number without a total or an empty-page stop: pages 2 and 3 are the same empty page, then maximum_page ends it
     serve(http, lambda n: {"data": rows(n) if n == 1 else []})
-    paginator = build_paginator({"type": "page_number", "base_page": 1, "maximum_page": 4,
-                                 "stop_after_empty_page": False, "page_param": "page"})
+    paginator = build_paginator(
+        {"type": "page_number", "base_page": 1, "maximum_page": 4, "stop_after_empty_page": False, "page_param": "page"}
+    )
 
     assert fetch(paginator) == [rows(1), [], []]
     assert len(http.calls) == 3
@@ -133,10 +141,19 @@ def _ignoring_api(request: Recorded) -> Reply:
 
 
 def _ignoring_spec(folder: Path, base_url: str) -> Path:
-    spec = {"client": {"base_url": base_url,
-                       "auth": {"type": "api_key", "name": "key", "api_key": {"secret": "api_key"}, "location": "query"}},
-            "resources": [{"name": "items", "primary_key": "id", "endpoint": {
-                "path": "/items", "data_selector": "items", "paginator": {"type": "offset", "limit": 2}}}]}
+    spec = {
+        "client": {
+            "base_url": base_url,
+            "auth": {"type": "api_key", "name": "key", "api_key": {"secret": "api_key"}, "location": "query"},
+        },
+        "resources": [
+            {
+                "name": "items",
+                "primary_key": "id",
+                "endpoint": {"path": "/items", "data_selector": "items", "paginator": {"type": "offset", "limit": 2}},
+            }
+        ],
+    }
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "stubborn.yaml").write_text(json.dumps(spec))
     return folder

@@ -20,8 +20,8 @@ import rest_assets.runtime.auth as auth_module
 from rest_assets.errors import HttpError, LoadError
 from rest_assets.runtime.auth import DEFAULT_TOKEN_LIFETIME_SECONDS, OAuth2Auth, build_auth
 from rest_assets.runtime.http import GuardedSession
-from rest_assets.runtime.retry import RetryPolicy
 from rest_assets.runtime.paginators import build_paginator
+from rest_assets.runtime.retry import RetryPolicy
 
 API = "https://api.example.com"
 ME = f"{API}/v1/me"
@@ -39,8 +39,13 @@ def http():
 
 @pytest.fixture()
 def session():
-    return GuardedSession(source="portal", allowed_hosts={"api.example.com", "id.example.com"}, routes=[],
-                          default_policy=RetryPolicy(frozenset({503}), max_retries=1), sleep=lambda s: None)
+    return GuardedSession(
+        source="portal",
+        allowed_hosts={"api.example.com", "id.example.com"},
+        routes=[],
+        default_policy=RetryPolicy(frozenset({503}), max_retries=1),
+        sleep=lambda s: None,
+    )
 
 
 @pytest.fixture()
@@ -53,8 +58,7 @@ def clock(monkeypatch):
 
 def get(session, auth, url=ME):
     client = RESTClient(API, session=session, auth=auth)
-    return [row for page in client.paginate(url, paginator=build_paginator("single_page"), data_selector="data")
-            for row in page]
+    return [row for page in client.paginate(url, paginator=build_paginator("single_page"), data_selector="data") for row in page]
 
 
 def api_calls(http):
@@ -90,6 +94,7 @@ def serve_me(http, *statuses):
 
 # ---------------------------------------------------------------- static credentials
 
+
 @pytest.mark.parametrize(
     ("config", "expected_headers", "expected_query"),
     [
@@ -98,13 +103,26 @@ def serve_me(http, *statuses):
         ({"type": "api_key", "name": "api_key", "api_key": "key_abc123", "location": "header"}, {"api_key": "key_abc123"}, {}),
         ({"type": "api_key", "name": "X-Key", "api_key": "key_abc123"}, {"X-Key": "key_abc123"}, {}),
         ({"type": "api_key", "name": "api_key", "api_key": "key_abc123", "location": "query"}, {}, {"api_key": "key_abc123"}),
-        ({"type": "api_key", "name": "session", "api_key": "key_abc123", "location": "cookie"},
-         {"Cookie": "session=key_abc123"}, {}),
-        ({"type": "http_basic", "username": "ann", "password": "pw_abc123"},
-         {"Authorization": "Basic " + base64.b64encode(b"ann:pw_abc123").decode()}, {}),
+        (
+            {"type": "api_key", "name": "session", "api_key": "key_abc123", "location": "cookie"},
+            {"Cookie": "session=key_abc123"},
+            {},
+        ),
+        (
+            {"type": "http_basic", "username": "ann", "password": "pw_abc123"},
+            {"Authorization": "Basic " + base64.b64encode(b"ann:pw_abc123").decode()},
+            {},
+        ),
     ],
-    ids=["bearer", "bearer-api_key-alias", "api_key-header", "api_key-default-location", "api_key-query", "api_key-cookie",
-         "http_basic"],
+    ids=[
+        "bearer",
+        "bearer-api_key-alias",
+        "api_key-header",
+        "api_key-default-location",
+        "api_key-query",
+        "api_key-cookie",
+        "http_basic",
+    ],
 )
 def test_static_credentials_are_sent(http, session, config, expected_headers, expected_query):
     http.get(ME, json={"data": [{"id": 1}]})
@@ -141,16 +159,23 @@ def test_no_auth_config_gives_no_authenticator(session):
 
 # ---------------------------------------------------------------- OAuth2
 
+
 @pytest.mark.parametrize(
     ("extra", "expected_form"),
     [
         ({}, {"grant_type": "client_credentials", "client_id": CLIENT_ID, "client_secret": CLIENT_SECRET}),
-        ({"scopes": ["read", "write"]},
-         {"grant_type": "client_credentials", "client_id": CLIENT_ID, "client_secret": CLIENT_SECRET, "scope": "read write"}),
-        ({"refresh_token": REFRESH},
-         {"grant_type": "refresh_token", "refresh_token": REFRESH, "client_id": CLIENT_ID, "client_secret": CLIENT_SECRET}),
-        ({"access_token_request_data": {"audience": "api"}},
-         {"grant_type": "client_credentials", "client_id": CLIENT_ID, "client_secret": CLIENT_SECRET, "audience": "api"}),
+        (
+            {"scopes": ["read", "write"]},
+            {"grant_type": "client_credentials", "client_id": CLIENT_ID, "client_secret": CLIENT_SECRET, "scope": "read write"},
+        ),
+        (
+            {"refresh_token": REFRESH},
+            {"grant_type": "refresh_token", "refresh_token": REFRESH, "client_id": CLIENT_ID, "client_secret": CLIENT_SECRET},
+        ),
+        (
+            {"access_token_request_data": {"audience": "api"}},
+            {"grant_type": "client_credentials", "client_id": CLIENT_ID, "client_secret": CLIENT_SECRET, "audience": "api"},
+        ),
     ],
     ids=["client-credentials", "scopes", "refresh-token", "extra-request-data"],
 )
@@ -197,8 +222,13 @@ def test_rotated_refresh_token_is_used_on_the_next_refresh(http, session):
 
 @pytest.mark.parametrize(
     ("expires_in", "lifetime"),
-    [(None, DEFAULT_TOKEN_LIFETIME_SECONDS), ("abc", DEFAULT_TOKEN_LIFETIME_SECONDS), (0, DEFAULT_TOKEN_LIFETIME_SECONDS),
-     (600, 600), ("120", 120)],
+    [
+        (None, DEFAULT_TOKEN_LIFETIME_SECONDS),
+        ("abc", DEFAULT_TOKEN_LIFETIME_SECONDS),
+        (0, DEFAULT_TOKEN_LIFETIME_SECONDS),
+        (600, 600),
+        ("120", 120),
+    ],
     ids=["missing", "not-a-number", "zero", "int", "string"],
 )
 def test_token_lifetime_and_refresh_on_expiry(http, session, clock, expires_in, lifetime):
@@ -244,8 +274,11 @@ def test_token_endpoint_errors_are_clear_and_secret_free(http, session, status, 
 def test_token_endpoint_outage_is_retried_then_named(http, session):
     http.post(TOKEN_URL, status=503)
     http.post(TOKEN_URL, status=503)
-    with pytest.raises(HttpError, match=r"source 'portal', resource 'portal': POST https://id\.example\.com/oauth/token "
-                                        r"failed with HTTP 503 after 1 retry") as info:
+    with pytest.raises(
+        HttpError,
+        match=r"source 'portal', resource 'portal': POST https://id\.example\.com/oauth/token "
+        r"failed with HTTP 503 after 1 retry",
+    ) as info:
         get(session, oauth2(session))
     assert CLIENT_SECRET not in str(info.value)
     assert len(token_calls(http)) == 2
@@ -254,8 +287,12 @@ def test_token_endpoint_outage_is_retried_then_named(http, session):
 def test_token_url_override_wins(http, session):
     http.post("https://id.example.com/other/token", json=token("at_x"))
     serve_me(http, 200)
-    auth = build_auth("portal", {"type": "oauth2", "client_id": CLIENT_ID, "client_secret": CLIENT_SECRET,
-                                 "token_url": TOKEN_URL}, session, "https://id.example.com/other/token")
+    auth = build_auth(
+        "portal",
+        {"type": "oauth2", "client_id": CLIENT_ID, "client_secret": CLIENT_SECRET, "token_url": TOKEN_URL},
+        session,
+        "https://id.example.com/other/token",
+    )
     assert isinstance(auth, OAuth2Auth)
     assert get(session, auth) == [{"id": 1}]
     assert http.calls[0].request.url == "https://id.example.com/other/token"
@@ -263,9 +300,15 @@ def test_token_url_override_wins(http, session):
 
 # ---------------------------------------------------------------- credentials per attempt, single-flight refresh
 
+
 def _session(max_retries=3, sleep=lambda s: None):
-    return GuardedSession(source="portal", allowed_hosts={"api.example.com", "id.example.com"}, routes=[],
-                          default_policy=RetryPolicy(frozenset({503}), max_retries=max_retries), sleep=sleep)
+    return GuardedSession(
+        source="portal",
+        allowed_hosts={"api.example.com", "id.example.com"},
+        routes=[],
+        default_policy=RetryPolicy(frozenset({503}), max_retries=max_retries),
+        sleep=sleep,
+    )
 
 
 def _numbered_tokens(http):
@@ -275,6 +318,7 @@ def _numbered_tokens(http):
     def grant(request):
         issued.append(f"at_{len(issued) + 1}")
         return 200, {}, json.dumps(token(issued[-1]))
+
     http.add_callback(responses.POST, TOKEN_URL, callback=grant)
     return issued
 
@@ -292,6 +336,7 @@ def test_a_retry_after_503_carries_the_token_current_when_it_is_sent(http):
         thread = threading.Thread(target=lambda: get(holder["session"], holder["auth"], other))
         thread.start()
         thread.join()
+
     session = holder["session"] = _session(sleep=sleep)
     auth = holder["auth"] = oauth2(session)
     assert get(session, auth) == [{"id": 1}]
@@ -322,6 +367,7 @@ def test_401s_under_16_threads_give_exactly_one_grant_and_no_request_leaves_with
         if used not in valid:
             return 401, {}, json.dumps({"error": "invalid_token"})
         return 200, {}, json.dumps({"data": [{"id": number}]})
+
     tried: set[str] = set()
     http.add_callback(responses.GET, ME, callback=api)
     session = _session(sleep=lambda s: granted.wait(10))  # a 503'd request retries only after the grant
@@ -334,6 +380,7 @@ def test_401s_under_16_threads_give_exactly_one_grant_and_no_request_leaves_with
         result = original(request)
         valid.add(issued[-1])
         return result
+
     http.registered()[0].callback = grant
     with ThreadPoolExecutor(16) as pool:
         rows = list(pool.map(lambda n: get(session, auth, f"{ME}?n={n}"), range(16)))
@@ -356,8 +403,11 @@ def test_401_retries_share_the_retry_budget_and_end_in_a_clear_error(http):
     issued = _numbered_tokens(http)
     serve_me(http, 401, 401, 401, 401)
     session = _session(max_retries=2)
-    with pytest.raises(HttpError, match=r"source 'portal', resource 'portal': GET https://api\.example\.com/v1/me "
-                                        r"failed with HTTP 401 after 2 retries") as info:
+    with pytest.raises(
+        HttpError,
+        match=r"source 'portal', resource 'portal': GET https://api\.example\.com/v1/me "
+        r"failed with HTTP 401 after 2 retries",
+    ) as info:
         get(session, oauth2(session))
     assert info.value.status == 401
     assert len(api_calls(http)) == 3 and issued == ["at_1", "at_2", "at_3"]
@@ -369,8 +419,11 @@ def test_a_failed_refresh_ends_every_attempt_with_one_clear_error(http, session)
     serve_me(http, 401, 200, 200)
     auth = oauth2(session, refresh_token=REFRESH)
     for _ in range(2):  # the second request (another thread, later) gets the same error, no new grant
-        with pytest.raises(HttpError, match=r"source 'portal': getting an OAuth2 access token from token host "
-                                            r"id\.example\.com failed.*answered HTTP 400") as info:
+        with pytest.raises(
+            HttpError,
+            match=r"source 'portal': getting an OAuth2 access token from token host "
+            r"id\.example\.com failed.*answered HTTP 400",
+        ) as info:
             get(session, auth)
         assert info.value.status == 400
         assert CLIENT_SECRET not in str(info.value) and REFRESH not in str(info.value)
@@ -380,9 +433,18 @@ def test_a_failed_refresh_ends_every_attempt_with_one_clear_error(http, session)
 def test_rotation_is_counted_and_warned_naming_the_secret(http, session, caplog):
     serve_tokens(http, token("at_1", refresh_token="rt_rotated_2"))
     serve_me(http, 200)
-    auth = build_auth("portal", {"type": "oauth2", "client_id": CLIENT_ID, "client_secret": CLIENT_SECRET,
-                                 "token_url": TOKEN_URL, "refresh_token": REFRESH}, session,
-                      refresh_token_key="portal_refresh")
+    auth = build_auth(
+        "portal",
+        {
+            "type": "oauth2",
+            "client_id": CLIENT_ID,
+            "client_secret": CLIENT_SECRET,
+            "token_url": TOKEN_URL,
+            "refresh_token": REFRESH,
+        },
+        session,
+        refresh_token_key="portal_refresh",
+    )
     with caplog.at_level("WARNING", logger="rest_assets"):
         get(session, auth)
     assert auth.rotations == 1 and session.stats.rotated_refresh_tokens == 1

@@ -19,8 +19,8 @@ from rest_assets.errors import CredentialScopeError, HttpError, PaginationError
 from rest_assets.runtime.auth import ApiKeyAuth
 from rest_assets.runtime.host_gate import HostGate
 from rest_assets.runtime.http import GuardedSession
-from rest_assets.runtime.retry import EndpointRoute, RetryPolicy, parse_retry_after
 from rest_assets.runtime.paginators import build_paginator
+from rest_assets.runtime.retry import EndpointRoute, RetryPolicy, parse_retry_after
 
 API = "https://api.example.com"
 ORDERS = f"{API}/v1/orders"
@@ -51,8 +51,9 @@ def make_session(sleep, policy: RetryPolicy | None = None, hosts=("api.example.c
         EndpointRoute.for_path("orders", "", "/v1/orders", policy or RetryPolicy()),
         EndpointRoute.for_path("order_items", "", "/v1/orders/{resources.orders.id}/items", RetryPolicy(max_retries=0)),
     ]
-    return GuardedSession(source="shop", allowed_hosts=set(hosts), routes=routes,
-                          default_policy=RetryPolicy(max_retries=1), sleep=sleep)
+    return GuardedSession(
+        source="shop", allowed_hosts=set(hosts), routes=routes, default_policy=RetryPolicy(max_retries=1), sleep=sleep
+    )
 
 
 def fetch(session, paginator=None, path="/v1/orders", data_selector="data", auth=None, params=None):
@@ -77,6 +78,7 @@ def add_pages(http, url, bodies, param_sets=None):
 
 
 # ---------------------------------------------------------------- paginators
+
 
 def rows(*ids):
     return [{"id": i} for i in ids]
@@ -112,13 +114,22 @@ def rows(*ids):
         pytest.param(
             {"type": "page_number", "base_page": 1, "page_param": "page[number]", "limit_param": "page[size]", "limit": 2},
             [{"data": rows(1, 2)}, {"data": rows(3, 4)}, {"data": rows(5)}],
-            [{"page[number]": "1", "page[size]": "2"}, {"page[number]": "2", "page[size]": "2"},
-             {"page[number]": "3", "page[size]": "2"}],
+            [
+                {"page[number]": "1", "page[size]": "2"},
+                {"page[number]": "2", "page[size]": "2"},
+                {"page[number]": "3", "page[size]": "2"},
+            ],
             id="page-number-limit-param",
         ),
         pytest.param(
-            {"type": "page_number", "base_page": 1, "page_param": "page", "limit_param": "per_page", "limit": 2,
-             "total_path": "meta.pages"},
+            {
+                "type": "page_number",
+                "base_page": 1,
+                "page_param": "page",
+                "limit_param": "per_page",
+                "limit": 2,
+                "total_path": "meta.pages",
+            },
             [{"data": rows(1, 2), "meta": {"pages": 2}}, {"data": rows(3, 4), "meta": {"pages": 2}}],
             [{"page": "1", "per_page": "2"}, {"page": "2", "per_page": "2"}],
             id="page-number-total-pages",
@@ -135,19 +146,23 @@ def test_range_paginators(http, sleeps, config, bodies, expected_queries):
 
 def test_cursor_follows_a_url_value_as_the_next_url(http, sleeps):
     next_url = f"{ORDERS}?cursor=abc&per_page=2"
-    http.get(ORDERS, json={"data": rows(1, 2), "links": {"next": next_url}},
-             match=[matchers.query_param_matcher({"limit": "2"})])
-    http.get(ORDERS, json={"data": rows(3), "links": {}},
-             match=[matchers.query_param_matcher({"cursor": "abc", "per_page": "2"})])
-    paginator = build_paginator({"type": "cursor", "cursor_param": "next", "limit": 2,
-                                 "stop_condition": "not response.get('links', {}).get('next', {})"})
+    http.get(ORDERS, json={"data": rows(1, 2), "links": {"next": next_url}}, match=[matchers.query_param_matcher({"limit": "2"})])
+    http.get(
+        ORDERS, json={"data": rows(3), "links": {}}, match=[matchers.query_param_matcher({"cursor": "abc", "per_page": "2"})]
+    )
+    paginator = build_paginator(
+        {"type": "cursor", "cursor_param": "next", "limit": 2, "stop_condition": "not response.get('links', {}).get('next', {})"}
+    )
     assert fetch(make_session(sleeps), paginator) == [rows(1, 2), rows(3)]
     assert [call.request.url for call in http.calls] == [f"{ORDERS}?limit=2", next_url]
 
 
 def test_cursor_follows_a_relative_url(http, sleeps):
-    http.get(ORDERS, json={"data": rows(1), "_links": {"next": {"href": "/v1/orders?page=2"}}},
-             match=[matchers.query_param_matcher({})])
+    http.get(
+        ORDERS,
+        json={"data": rows(1), "_links": {"next": {"href": "/v1/orders?page=2"}}},
+        match=[matchers.query_param_matcher({})],
+    )
     http.get(ORDERS, json={"data": rows(2), "_links": {}}, match=[matchers.query_param_matcher({"page": "2"})])
     paginator = build_paginator({"type": "cursor", "cursor_path": "_links.next.href", "stop_condition": "_links.next is none"})
     assert fetch(make_session(sleeps), paginator) == [rows(1), rows(2)]
@@ -155,16 +170,26 @@ def test_cursor_follows_a_relative_url(http, sleeps):
 
 
 def test_cursor_sends_an_opaque_value_as_cursor_param(http, sleeps):
-    add_pages(http, ORDERS, [{"data": rows(1, 2), "meta": {"next": "b64=="}}, {"data": rows(3), "meta": {"next": None}}],
-              [{"status": "open"}, {"status": "open", "after": "b64=="}])
+    add_pages(
+        http,
+        ORDERS,
+        [{"data": rows(1, 2), "meta": {"next": "b64=="}}, {"data": rows(3), "meta": {"next": None}}],
+        [{"status": "open"}, {"status": "open", "after": "b64=="}],
+    )
     paginator = build_paginator({"type": "cursor", "cursor_path": "meta.next", "cursor_param": "after"})
     assert fetch(make_session(sleeps), paginator, params={"status": "open"}) == [rows(1, 2), rows(3)]
     assert queries(http) == [{"status": "open"}, {"status": "open", "after": "b64=="}]
 
 
 def test_cursor_stop_condition_ends_paging_even_with_a_cursor(http, sleeps):
-    add_pages(http, ORDERS, [{"data": rows(1), "meta": {"has_more": True, "next": "c1"}},
-                             {"data": rows(2), "meta": {"has_more": False, "next": "c2"}}])
+    add_pages(
+        http,
+        ORDERS,
+        [
+            {"data": rows(1), "meta": {"has_more": True, "next": "c1"}},
+            {"data": rows(2), "meta": {"has_more": False, "next": "c2"}},
+        ],
+    )
     paginator = build_paginator({"type": "cursor", "cursor_path": "meta.next", "stop_condition": "not meta.has_more"})
     assert fetch(make_session(sleeps), paginator) == [rows(1), rows(2)]
     assert len(http.calls) == 2
@@ -202,6 +227,7 @@ def test_page_cap(http, sleeps, config, pages_available, max_pages, fails):
 
 
 # ---------------------------------------------------------------- retries
+
 
 @pytest.mark.parametrize(
     ("statuses", "policy", "expected_sleeps"),
@@ -260,8 +286,12 @@ def test_policy_is_chosen_per_endpoint(http, sleeps):
 
 @pytest.mark.parametrize(
     "error",
-    [requests.exceptions.ConnectionError("connection reset"), requests.exceptions.ReadTimeout("read timed out"),
-     requests.exceptions.ConnectTimeout("connect timed out"), requests.exceptions.ChunkedEncodingError("truncated")],
+    [
+        requests.exceptions.ConnectionError("connection reset"),
+        requests.exceptions.ReadTimeout("read timed out"),
+        requests.exceptions.ConnectTimeout("connect timed out"),
+        requests.exceptions.ChunkedEncodingError("truncated"),
+    ],
     ids=lambda e: type(e).__name__,
 )
 def test_connection_errors_and_timeouts_are_retried(http, sleeps, error):
@@ -275,8 +305,11 @@ def test_connection_errors_and_timeouts_are_retried(http, sleeps, error):
 def test_connection_errors_give_up_with_a_clear_message(http, sleeps):
     for _ in range(3):
         http.get(ORDERS, body=requests.exceptions.ConnectionError("connection refused"))
-    with pytest.raises(HttpError, match=r"source 'shop', resource 'orders': GET .* failed with ConnectionError: "
-                                        r"connection refused after 2 retries") as info:
+    with pytest.raises(
+        HttpError,
+        match=r"source 'shop', resource 'orders': GET .* failed with ConnectionError: "
+        r"connection refused after 2 retries",
+    ) as info:
         fetch(make_session(sleeps, RetryPolicy(max_retries=2)))
     assert info.value.status is None
 
@@ -294,6 +327,7 @@ def test_give_up_message_never_contains_a_query_string_api_key(http, sleeps):
 
 
 # ---------------------------------------------------------------- Retry-After and the host gate
+
 
 def http_date(seconds_from_now: float) -> str:
     return email.utils.formatdate(time.time() + seconds_from_now, usegmt=True)
@@ -330,8 +364,7 @@ def test_host_gate_blocks_one_host_only():
 
 @pytest.mark.parametrize(
     ("value", "expected"),
-    [(None, None), ("", None), ("soon", None), ("120", 120.0), ("100000", 600.0),
-     ("Wed, 21 Oct 2015 07:28:00 GMT", 0.0)],
+    [(None, None), ("", None), ("soon", None), ("120", 120.0), ("100000", 600.0), ("Wed, 21 Oct 2015 07:28:00 GMT", 0.0)],
 )
 def test_parse_retry_after(value, expected):
     assert parse_retry_after(value) == expected
@@ -344,12 +377,16 @@ def test_parse_retry_after_http_date_relative_to_now():
 
 # ---------------------------------------------------------------- credential scoping
 
+
 def test_next_url_to_another_host_is_refused_before_it_is_sent(http, sleeps):
     http.get(ORDERS, json={"data": rows(1), "links": {"next": f"{EVIL}/v1/orders?cursor=2"}})
     http.get(f"{EVIL}/v1/orders", json={"data": rows(2), "links": {}})
     paginator = build_paginator({"type": "cursor", "cursor_path": "links.next"})
-    with pytest.raises(CredentialScopeError, match=r"source 'shop': refused a request to https://evil\.example\.net/.*"
-                                                   r"credentials are only sent to api\.example\.com"):
+    with pytest.raises(
+        CredentialScopeError,
+        match=r"source 'shop': refused a request to https://evil\.example\.net/.*"
+        r"credentials are only sent to api\.example\.com",
+    ):
         fetch(make_session(sleeps), paginator, auth=ApiKeyAuth("X-Key", SECRET_KEY, "header"))
     assert [urlsplit(call.request.url).netloc for call in http.calls] == ["api.example.com"]
 
@@ -380,10 +417,14 @@ def test_a_second_allowed_host_is_reachable(http, sleeps):
 
 # ---------------------------------------------------------------- redirects end in 2xx or in an error
 
+
 def test_a_same_host_redirect_loop_is_an_error_never_data(http, sleeps):
     http.get(ORDERS, status=302, headers={"Location": "/v1/orders"}, json={"data": rows(3)})
-    with pytest.raises(HttpError, match=r"source 'shop', resource 'orders': GET https://api\.example\.com/v1/orders "
-                                        r"after 5 redirects would be redirected again") as info:
+    with pytest.raises(
+        HttpError,
+        match=r"source 'shop', resource 'orders': GET https://api\.example\.com/v1/orders "
+        r"after 5 redirects would be redirected again",
+    ) as info:
         fetch(make_session(sleeps))
     assert info.value.status == 302
     assert len(http.calls) == 6  # the request and 5 redirects, then it stops
@@ -394,8 +435,11 @@ def test_a_redirect_to_an_error_is_an_error_naming_the_redirect(http, sleeps, st
     http.get(ORDERS, status=302, headers={"Location": "/v2/gone"})
     http.get(f"{API}/v2/gone", status=status, json={"data": rows(2)})
     session = make_session(sleeps, RetryPolicy(frozenset({503}), max_retries=0))
-    with pytest.raises(HttpError, match=rf"resource 'orders': GET https://api\.example\.com/v2/gone after 1 redirect "
-                                        rf"answered HTTP {status}"):
+    with pytest.raises(
+        HttpError,
+        match=rf"resource 'orders': GET https://api\.example\.com/v2/gone after 1 redirect "
+        rf"answered HTTP {status}",
+    ):
         fetch(session)
 
 

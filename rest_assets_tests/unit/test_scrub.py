@@ -22,12 +22,14 @@ def test_a_failed_dlt_run_folder_keeps_only_a_redacted_error_file(tmp_path):
         raise ValueError(f"400 Client Error: Bad Request for url: https://api.test/items?key={secret}")
 
     pipeline = dlt.pipeline(pipeline_name="scrub_test", pipelines_dir=str(folder), destination=None)
-    with pytest.raises(Exception):
+    with pytest.raises(Exception, match="400 Client Error"):  # dlt wraps the generator's error
         pipeline.extract(items())
     before = [p for p in folder.rglob("*") if p.is_file()]
     assert any(p.name == "trace.pickle" and secret.encode() in p.read_bytes() for p in before)
 
-    error_file = scrub_failed_run(folder, "source 'x' failed: see below", ["10:00:00 GET https://api.test/items?key=*** -> HTTP 400"])
+    error_file = scrub_failed_run(
+        folder, "source 'x' failed: see below", ["10:00:00 GET https://api.test/items?key=*** -> HTTP 400"]
+    )
 
     assert error_file == folder / ERROR_FILE
     assert [p.name for p in folder.rglob("*")] == [ERROR_FILE]

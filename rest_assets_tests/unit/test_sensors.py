@@ -11,11 +11,12 @@ import json
 import os
 import re
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Iterator
 
 import pytest
+from conftest import BUNDLED_SOURCES_DIR, SOURCES
 from dagster import (
     AssetMaterialization,
     DagsterInstance,
@@ -26,19 +27,16 @@ from dagster import (
     evaluate_automation_conditions,
 )
 from dagster._core.storage.dagster_run import DagsterRun
-
-from conftest import BUNDLED_SOURCES_DIR, SOURCES
 from orchestration_helpers import key
 
 from rest_assets.cli.demo import emulator_environment
-from rest_assets.emulator import DEMO_CREDENTIALS
-
-from rest_assets.orchestration.sensors import FRESHNESS_SENSOR, SENSOR_INTERVAL_SECONDS, evaluate_freshness, watched_assets
 from rest_assets.definitions import DEFAULT_FRESHNESS, build_definitions
-from rest_assets.runtime.readiness import missing_to_run
 from rest_assets.dialect import load_spec_dirs
 from rest_assets.dialect.validate import build_source_spec
 from rest_assets.dialect.yaml_source import parse_yaml
+from rest_assets.emulator import DEMO_CREDENTIALS
+from rest_assets.orchestration.sensors import FRESHNESS_SENSOR, SENSOR_INTERVAL_SECONDS, evaluate_freshness, watched_assets
+from rest_assets.runtime.readiness import missing_to_run
 
 HOUR = 3600.0
 DAY = 24 * HOUR
@@ -140,8 +138,13 @@ def test_freshness_sensor_requests_one_run_per_source_for_missing_and_stale_asse
 
 def test_freshness_sensor_skips_a_source_with_a_run_in_flight(instance, watched):
     help_desk = {w.key for w in watched if w.source == "help_desk"}
-    instance.add_run(DagsterRun(job_name="__ASSET_JOB", status=DagsterRunStatus.STARTED,
-                                asset_selection=frozenset({key("help_desk", "conversations")})))
+    instance.add_run(
+        DagsterRun(
+            job_name="__ASSET_JOB",
+            status=DagsterRunStatus.STARTED,
+            asset_selection=frozenset({key("help_desk", "conversations")}),
+        )
+    )
     result = _tick(instance, watched, now=time.time())
     requests = _requests(result)
     assert "help_desk" not in requests
@@ -157,8 +160,11 @@ def test_freshness_sensor_skips_a_source_with_a_run_in_flight(instance, watched)
 
 def test_freshness_sensor_skip_reason_names_the_run_in_flight(instance, watched):
     _materialize(instance, *[w.key for w in watched if w.source != "client_portal"])
-    instance.add_run(DagsterRun(job_name="__ASSET_JOB", status=DagsterRunStatus.STARTED,
-                                asset_selection=frozenset({key("client_portal", "clients")})))
+    instance.add_run(
+        DagsterRun(
+            job_name="__ASSET_JOB", status=DagsterRunStatus.STARTED, asset_selection=frozenset({key("client_portal", "clients")})
+        )
+    )
     result = _tick(instance, watched, now=time.time())
     assert isinstance(result, SkipReason)
     assert "client_portal: 3 stale asset(s), but a run of this source is in flight" in result.skip_message
@@ -281,8 +287,9 @@ def test_only_sources_whose_secrets_and_urls_resolve_get_a_run(instance, specs_d
 def test_the_reason_names_only_what_is_missing_and_never_a_value(instance, specs_dir, settings):
     settings.set_source("client_portal", skip=("ACCOUNT_ID",))
     settings.set_source("help_desk", skip=("TOKEN_URL",))
-    _materialize(instance, *[k for a in build_definitions().assets for k in a.keys
-                             if k.path[0] not in ("client_portal", "help_desk")])
+    _materialize(
+        instance, *[k for a in build_definitions().assets for k in a.keys if k.path[0] not in ("client_portal", "help_desk")]
+    )
 
     result = _definitions_tick(instance)
 
@@ -290,8 +297,9 @@ def test_the_reason_names_only_what_is_missing_and_never_a_value(instance, specs
     portal = next(p for p in result.skip_message.split("; ") if p.startswith("client_portal:"))
     assert portal.endswith("SOURCES__CLIENT_PORTAL__ACCOUNT_ID (or ACCOUNT_ID)"), portal
     desk = next(p for p in result.skip_message.split("; ") if p.startswith("help_desk:"))
-    assert desk.endswith("SOURCES__HELP_DESK__TOKEN_URL (the spec's token URL "
-                         "'https://api.example.com/v2/oauth2/token' is a placeholder)"), desk
+    assert desk.endswith(
+        "SOURCES__HELP_DESK__TOKEN_URL (the spec's token URL 'https://api.example.com/v2/oauth2/token' is a placeholder)"
+    ), desk
     for value in DEMO_CREDENTIALS["client_portal"].values():
         assert value not in result.skip_message
 

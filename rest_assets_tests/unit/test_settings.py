@@ -11,10 +11,10 @@ import responses
 from responses import matchers
 
 from rest_assets.compile.source import compile_source
-from rest_assets.errors import MissingSettingError, SpecError
-from rest_assets.runtime.redaction import redact
 from rest_assets.dialect import load_spec_file
 from rest_assets.dialect.model import ConfigRef
+from rest_assets.errors import MissingSettingError, SpecError
+from rest_assets.runtime.redaction import redact
 
 SPEC = """\
 client:
@@ -50,9 +50,14 @@ def test_settings_fill_url_path_headers_and_params_at_run_time(spec, monkeypatch
         monkeypatch.setenv(f"SOURCES__SHOP__{key.upper()}", value)
     url = "https://acme.example.com/api/v2/regions/eu/orders"
     with responses.RequestsMock() as api:
-        api.get(url, json=[{"id": 1}, {"id": 2}],
-                match=[matchers.query_param_matcher({"tenant": "t9", "since": "0"}),
-                       matchers.header_matcher({"X-Account": "acct-A-17"})])
+        api.get(
+            url,
+            json=[{"id": 1}, {"id": 2}],
+            match=[
+                matchers.query_param_matcher({"tenant": "t9", "since": "0"}),
+                matchers.header_matcher({"X-Account": "acct-A-17"}),
+            ],
+        )
         rows = list(compile_source(spec, arrow_pages=False).source.with_resources("orders"))
     assert rows == [{"id": 1}, {"id": 2}]
     assert redact(url) == url  # a setting is not a secret: it is never masked
@@ -70,19 +75,35 @@ def test_a_missing_setting_names_what_to_set(spec, monkeypatch):
     for key, value in SETTINGS.items():
         if key != "region":
             monkeypatch.setenv(f"SOURCES__SHOP__{key.upper()}", value)
-    with pytest.raises(MissingSettingError, match=r"source 'shop' needs the setting 'region': set the environment "
-                                                   r"variable SOURCES__SHOP__REGION \(or REGION\)"):
+    with pytest.raises(
+        MissingSettingError,
+        match=r"source 'shop' needs the setting 'region': set the environment "
+        r"variable SOURCES__SHOP__REGION \(or REGION\)",
+    ):
         compile_source(spec)
 
 
-@pytest.mark.parametrize(("text", "message"), [
-    ('client: {base_url: "https://{confg.subdomain}.example.com"}',
-     r"key 'client.base_url': unknown placeholder '\{confg.subdomain\}'. Did you mean '\{config.subdomain\}'\?"),
-    ('client: {base_url: "https://{config.sub-domain}.example.com"}',
-     r"key 'client.base_url': '\{config.sub-domain\}': a setting is written \{config.KEY\} with KEY an identifier"),
-    ('client: {base_url: "https://{incremental.start_value}.example.com"}', r"key 'client.base_url': only \{config.KEY\} settings may be placed in base_url"),
-    ('client: {base_url: "https://x.example.com", headers: {X-A: {config: [a]}}}', r"key 'client.headers.X-A': a config is written \{config: KEY\}"),
-])
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (
+            'client: {base_url: "https://{confg.subdomain}.example.com"}',
+            r"key 'client.base_url': unknown placeholder '\{confg.subdomain\}'. Did you mean '\{config.subdomain\}'\?",
+        ),
+        (
+            'client: {base_url: "https://{config.sub-domain}.example.com"}',
+            r"key 'client.base_url': '\{config.sub-domain\}': a setting is written \{config.KEY\} with KEY an identifier",
+        ),
+        (
+            'client: {base_url: "https://{incremental.start_value}.example.com"}',
+            r"key 'client.base_url': only \{config.KEY\} settings may be placed in base_url",
+        ),
+        (
+            'client: {base_url: "https://x.example.com", headers: {X-A: {config: [a]}}}',
+            r"key 'client.headers.X-A': a config is written \{config: KEY\}",
+        ),
+    ],
+)
 def test_bad_settings_are_refused_when_the_spec_loads(tmp_path, text, message):
     path = tmp_path / "shop.yaml"
     path.write_text(text + "\nresources: [orders]\n", encoding="utf-8")
@@ -108,13 +129,29 @@ def test_oauth2_client_credentials_takes_its_client_from_dlt_config_and_any_gran
     spec = load_spec_file(tmp_path / "shop.yaml")
     monkeypatch.setenv("SOURCES__SHOP__ACCOUNT_ID", "acc-1")
     monkeypatch.setenv("SOURCES__SHOP__CLIENT_ID", "id-from-env")
-    with pytest.raises(Exception, match=r"needs the secret 'client_secret': set the environment variable SOURCES__SHOP__CLIENT_SECRET"):
+    with pytest.raises(
+        Exception, match=r"needs the secret 'client_secret': set the environment variable SOURCES__SHOP__CLIENT_SECRET"
+    ):
         list(compile_source(spec, arrow_pages=False).source.with_resources("orders"))
     monkeypatch.setenv("SOURCES__SHOP__CLIENT_SECRET", "secret-from-env")
     with responses.RequestsMock() as api:
-        api.post("https://id.example.com/token", json={"access_token": "tok-123456", "expires_in": 600},
-                 match=[matchers.urlencoded_params_matcher({"grant_type": "account_credentials", "account_id": "acc-1",
-                                                            "client_id": "id-from-env", "client_secret": "secret-from-env"})])
-        api.get("https://api.example.com/orders", json=[{"id": 1}],
-                match=[matchers.header_matcher({"Authorization": "Bearer tok-123456"})])
+        api.post(
+            "https://id.example.com/token",
+            json={"access_token": "tok-123456", "expires_in": 600},
+            match=[
+                matchers.urlencoded_params_matcher(
+                    {
+                        "grant_type": "account_credentials",
+                        "account_id": "acc-1",
+                        "client_id": "id-from-env",
+                        "client_secret": "secret-from-env",
+                    }
+                )
+            ],
+        )
+        api.get(
+            "https://api.example.com/orders",
+            json=[{"id": 1}],
+            match=[matchers.header_matcher({"Authorization": "Bearer tok-123456"})],
+        )
         assert list(compile_source(spec, arrow_pages=False).source.with_resources("orders")) == [{"id": 1}]

@@ -13,11 +13,11 @@ from pathlib import Path
 
 import pytest
 
-from rest_assets.errors import SpecError, StopConditionError
 from rest_assets.dialect import SecretRef, load_spec_dirs, load_spec_file, spec_dirs_from_env
 from rest_assets.dialect.loader import BUNDLED_SOURCES_DIR
 from rest_assets.dialect.validate import build_source_spec
 from rest_assets.dialect.yaml_source import parse_yaml
+from rest_assets.errors import SpecError, StopConditionError
 
 FILE_NAME = "orders_api.yaml"
 BASE = "client: {base_url: https://api.example.com}\n"
@@ -55,40 +55,86 @@ class Bad:
 
 BAD_SPECS = {
     # ---- unknown keys at every level, each with a "did you mean" ----
-    "unknown-top": Bad(BASE + "resourcs: []\nresources: [x]\n", SpecError,
-                       r"unknown key 'resourcs'\. Did you mean 'resources'\? Allowed here: .*client", 2, None, "resourcs"),
-    "unknown-client": Bad("""
+    "unknown-top": Bad(
+        BASE + "resourcs: []\nresources: [x]\n",
+        SpecError,
+        r"unknown key 'resourcs'\. Did you mean 'resources'\? Allowed here: .*client",
+        2,
+        None,
+        "resourcs",
+    ),
+    "unknown-client": Bad(
+        """
         client:
           base_url: https://api.example.com
           timout: 3
         resources: [x]
-        """, SpecError, r"unknown key 'timout'\. Did you mean 'timeout'\?", 3, None, "client.timout"),
-    "unknown-resource": Bad(BASE + """
+        """,
+        SpecError,
+        r"unknown key 'timout'\. Did you mean 'timeout'\?",
+        3,
+        None,
+        "client.timout",
+    ),
+    "unknown-resource": Bad(
+        BASE
+        + """
         resources:
           - name: orders
             primary_kye: id
-        """, SpecError, r"unknown key 'primary_kye'\. Did you mean 'primary_key'\?", 4, "orders", "primary_kye"),
-    "unknown-endpoint": Bad(BASE + """
+        """,
+        SpecError,
+        r"unknown key 'primary_kye'\. Did you mean 'primary_key'\?",
+        4,
+        "orders",
+        "primary_kye",
+    ),
+    "unknown-endpoint": Bad(
+        BASE
+        + """
         resources:
           - name: orders
             endpoint:
               pth: /orders
-        """, SpecError, r"unknown key 'pth'\. Did you mean 'path'\?", 5, "orders", "endpoint.pth"),
-    "unknown-paginator": Bad(BASE + """
+        """,
+        SpecError,
+        r"unknown key 'pth'\. Did you mean 'path'\?",
+        5,
+        "orders",
+        "endpoint.pth",
+    ),
+    "unknown-paginator": Bad(
+        BASE
+        + """
         resources:
           - name: orders
             endpoint:
               paginator:
                 type: offset
                 limt: 10
-        """, SpecError, r"unknown key 'limt'\. Did you mean 'limit'\?", 7, "orders", "endpoint.paginator.limt"),
-    "unknown-auth-client": Bad("""
+        """,
+        SpecError,
+        r"unknown key 'limt'\. Did you mean 'limit'\?",
+        7,
+        "orders",
+        "endpoint.paginator.limt",
+    ),
+    "unknown-auth-client": Bad(
+        """
         client:
           base_url: https://api.example.com
           auth: {type: bearer, tokn: abc}
         resources: [x]
-        """, SpecError, r"unknown key 'tokn'\. Did you mean 'token'\?", 3, None, "client.auth.tokn"),
-    "unknown-auth-endpoint": Bad(BASE + """
+        """,
+        SpecError,
+        r"unknown key 'tokn'\. Did you mean 'token'\?",
+        3,
+        None,
+        "client.auth.tokn",
+    ),
+    "unknown-auth-endpoint": Bad(
+        BASE
+        + """
         resources:
           - name: orders
             endpoint:
@@ -96,25 +142,47 @@ BAD_SPECS = {
                 type: api_key
                 api_key: {secret: key}
                 nmae: X-Key
-        """, SpecError, r"unknown key 'nmae'\. Did you mean 'name'\?", 8, "orders", "endpoint.auth.nmae"),
-    "unknown-error-handler": Bad(BASE + """
+        """,
+        SpecError,
+        r"unknown key 'nmae'\. Did you mean 'name'\?",
+        8,
+        "orders",
+        "endpoint.auth.nmae",
+    ),
+    "unknown-error-handler": Bad(
+        BASE
+        + """
         resources:
           - name: orders
             endpoint:
               error_handler:
                 max_retrys: 3
-        """, SpecError, r"unknown key 'max_retrys'\. Did you mean 'max_retries'\?", 6, "orders",
-        "endpoint.error_handler.max_retrys"),
-    "unknown-incremental": Bad(BASE + """
+        """,
+        SpecError,
+        r"unknown key 'max_retrys'\. Did you mean 'max_retries'\?",
+        6,
+        "orders",
+        "endpoint.error_handler.max_retrys",
+    ),
+    "unknown-incremental": Bad(
+        BASE
+        + """
         resources:
           - name: orders
             endpoint:
               incremental:
                 cursor_path: updated_at
                 start_parm: since
-        """, SpecError, r"unknown key 'start_parm'\. Did you mean 'start_param'\?", 7, "orders",
-        "endpoint.incremental.start_parm"),
-    "unknown-partition-router": Bad(BASE + """
+        """,
+        SpecError,
+        r"unknown key 'start_parm'\. Did you mean 'start_param'\?",
+        7,
+        "orders",
+        "endpoint.incremental.start_parm",
+    ),
+    "unknown-partition-router": Bad(
+        BASE
+        + """
         resources:
           - shops
           - name: orders
@@ -123,214 +191,482 @@ BAD_SPECS = {
               partition_router:
                 parent: shops
                 parent_kye: id
-        """, SpecError, r"unknown key 'parent_kye'\. Did you mean 'parent_key'\?", 9, "orders",
-        "endpoint.partition_router.parent_kye"),
-    "unknown-freshness-resource": Bad(BASE + """
+        """,
+        SpecError,
+        r"unknown key 'parent_kye'\. Did you mean 'parent_key'\?",
+        9,
+        "orders",
+        "endpoint.partition_router.parent_kye",
+    ),
+    "unknown-freshness-resource": Bad(
+        BASE
+        + """
         resources:
           - name: orders
             freshness:
               fail_windw: 1d
-        """, SpecError, r"unknown key 'fail_windw'\. Did you mean 'fail_window'\?", 5, "orders", "freshness.fail_windw"),
-    "unknown-freshness-defaults": Bad(BASE + """
+        """,
+        SpecError,
+        r"unknown key 'fail_windw'\. Did you mean 'fail_window'\?",
+        5,
+        "orders",
+        "freshness.fail_windw",
+    ),
+    "unknown-freshness-defaults": Bad(
+        BASE
+        + """
         resource_defaults:
           freshness: {fail_window: 1d, warn_windo: 1h}
         resources: [x]
-        """, SpecError, r"Did you mean 'warn_window'\?", 3, None, "resource_defaults.freshness.warn_windo"),
+        """,
+        SpecError,
+        r"Did you mean 'warn_window'\?",
+        3,
+        None,
+        "resource_defaults.freshness.warn_windo",
+    ),
     # ---- wrong types ----
     "type-client-list": Bad("client: [1]\nresources: [x]\n", SpecError, r"must be a mapping, got a list", 1, None, "client"),
     "type-resources-mapping": Bad(BASE + "resources: {a: 1}\n", SpecError, r"must be a non-empty list", 2, None, "resources"),
-    "type-endpoint-int": Bad(BASE + """
+    "type-endpoint-int": Bad(
+        BASE
+        + """
         resources:
           - name: orders
             endpoint: 5
-        """, SpecError, r"must be a mapping, got int", 4, "orders", "endpoint"),
-    "type-params-list": Bad(BASE + """
+        """,
+        SpecError,
+        r"must be a mapping, got int",
+        4,
+        "orders",
+        "endpoint",
+    ),
+    "type-params-list": Bad(
+        BASE
+        + """
         resources:
           - name: orders
             endpoint:
               params: [1, 2]
-        """, SpecError, r"must be a mapping", 5, "orders", "endpoint.params"),
-    "type-max-retries": Bad(BASE + """
+        """,
+        SpecError,
+        r"must be a mapping",
+        5,
+        "orders",
+        "endpoint.params",
+    ),
+    "type-max-retries": Bad(
+        BASE
+        + """
         resources:
           - name: orders
             endpoint:
               error_handler: {max_retries: many}
-        """, SpecError, r"must be an integer from 0 to 50", 5, "orders", "endpoint.error_handler.max_retries"),
-    "type-limit-negative": Bad(BASE + """
+        """,
+        SpecError,
+        r"must be an integer from 0 to 50",
+        5,
+        "orders",
+        "endpoint.error_handler.max_retries",
+    ),
+    "type-limit-negative": Bad(
+        BASE
+        + """
         resources:
           - name: orders
             endpoint:
               paginator: {type: offset, limit: -1}
-        """, SpecError, r"must be a non-negative integer", 5, "orders", "endpoint.paginator.limit"),
-    "type-timeout": Bad("client: {base_url: https://api.example.com, timeout: fast}\nresources: [x]\n",
-                        SpecError, r"must be a positive number", 1, None, "client.timeout"),
-    "type-resource-name": Bad(BASE + "resources:\n  - name: [a]\n", SpecError, r"needs a 'name' that is an identifier", 3,
-                              None, "resources.0.name"),
+        """,
+        SpecError,
+        r"must be a non-negative integer",
+        5,
+        "orders",
+        "endpoint.paginator.limit",
+    ),
+    "type-timeout": Bad(
+        "client: {base_url: https://api.example.com, timeout: fast}\nresources: [x]\n",
+        SpecError,
+        r"must be a positive number",
+        1,
+        None,
+        "client.timeout",
+    ),
+    "type-resource-name": Bad(
+        BASE + "resources:\n  - name: [a]\n", SpecError, r"needs a 'name' that is an identifier", 3, None, "resources.0.name"
+    ),
     # ---- base_url ----
-    "missing-base-url": Bad("client: {}\nresources: [x]\n", SpecError, r"is required: an http\(s\) URL", 1, None,
-                            "client.base_url"),
-    "base-url-not-http": Bad("client: {base_url: ftp://files.example.com}\nresources: [x]\n", SpecError,
-                             r"is required: an http\(s\) URL", 1, None, "client.base_url"),
+    "missing-base-url": Bad(
+        "client: {}\nresources: [x]\n", SpecError, r"is required: an http\(s\) URL", 1, None, "client.base_url"
+    ),
+    "base-url-not-http": Bad(
+        "client: {base_url: ftp://files.example.com}\nresources: [x]\n",
+        SpecError,
+        r"is required: an http\(s\) URL",
+        1,
+        None,
+        "client.base_url",
+    ),
     # ---- names and duplicate keys ----
-    "duplicate-resource-name": Bad(BASE + """
+    "duplicate-resource-name": Bad(
+        BASE
+        + """
         resources:
           - orders
           - name: shops
           - name: orders
-        """, SpecError, r"duplicate resource name \(first defined as resources\[0\]\)", 5, "orders", "name"),
-    "resource-names-share-a-table": Bad(BASE + """
+        """,
+        SpecError,
+        r"duplicate resource name \(first defined as resources\[0\]\)",
+        5,
+        "orders",
+        "name",
+    ),
+    "resource-names-share-a-table": Bad(
+        BASE
+        + """
         resources:
           - users
           - name: Users
-        """, SpecError, r"collides with 'users' \(resources\[0\]\): both would load into table 'users'", 4, "Users", "name"),
-    "column-names-share-a-column": Bad(BASE + """
+        """,
+        SpecError,
+        r"collides with 'users' \(resources\[0\]\): both would load into table 'users'",
+        4,
+        "Users",
+        "name",
+    ),
+    "column-names-share-a-column": Bad(
+        BASE
+        + """
         resources:
           - name: users
             columns: {userId: {data_type: text}, user_id: {data_type: text}}
-        """, SpecError, r"column 'user_id' collides with 'userId': both would load into column 'user_id'", 4, "users",
-        "columns.user_id"),
-    "column-list-names-share-a-column": Bad(BASE + """
+        """,
+        SpecError,
+        r"column 'user_id' collides with 'userId': both would load into column 'user_id'",
+        4,
+        "users",
+        "columns.user_id",
+    ),
+    "column-list-names-share-a-column": Bad(
+        BASE
+        + """
         resources:
           - name: users
             columns: [{name: userId, data_type: text}, {name: user_id, data_type: text}]
-        """, SpecError, r"column 'user_id' collides with 'userId'", None, "users", "columns.user_id"),
-    "processing-step-filter-calls": Bad(BASE + """
+        """,
+        SpecError,
+        r"column 'user_id' collides with 'userId'",
+        None,
+        "users",
+        "columns.user_id",
+    ),
+    "processing-step-filter-calls": Bad(
+        BASE
+        + """
         resources:
           - name: orders
             processing_steps:
               - filter: "open('x') == 1"
-        """, SpecError, r"the only call allowed is \.get", 5, "orders", "processing_steps.0.filter"),
-    "processing-step-unknown-kind": Bad(BASE + """
+        """,
+        SpecError,
+        r"the only call allowed is \.get",
+        5,
+        "orders",
+        "processing_steps.0.filter",
+    ),
+    "processing-step-unknown-kind": Bad(
+        BASE
+        + """
         resources:
           - name: orders
             processing_steps: [{transform: x}]
-        """, SpecError, r"each step is one key, filter or map", 4, "orders", "processing_steps.0"),
-    "processing-step-map-unknown-key": Bad(BASE + """
+        """,
+        SpecError,
+        r"each step is one key, filter or map",
+        4,
+        "orders",
+        "processing_steps.0",
+    ),
+    "processing-step-map-unknown-key": Bad(
+        BASE
+        + """
         resources:
           - name: orders
             processing_steps: [{map: {delete: [a]}}]
-        """, SpecError, r"a map is a mapping of drop, rename, keep", 4, "orders", "processing_steps.0.map"),
-    "processing-step-yield-map-in-yaml": Bad(BASE + """
+        """,
+        SpecError,
+        r"a map is a mapping of drop, rename, keep",
+        4,
+        "orders",
+        "processing_steps.0.map",
+    ),
+    "processing-step-yield-map-in-yaml": Bad(
+        BASE
+        + """
         resources:
           - name: orders
             processing_steps: [{yield_map: x}]
-        """, SpecError, r"yield_map takes a Python generator function", 4, "orders", "processing_steps.0.yield_map"),
-    "columns-empty-name": Bad(BASE + "resource_defaults: {columns: {'': 0}}\nresources: [x]\n", SpecError,
-                              r"a column name is a non-empty string, its hints a mapping", 2, None, "resource_defaults.columns."),
-    "columns-list-of-numbers": Bad(BASE + "resources:\n  - name: x\n    columns: [0]\n", SpecError,
-                                   r"must be a mapping of column name to dlt column hints, or a list", 4, "x", "columns.0"),
-    "duplicate-yaml-key-top": Bad(BASE + "resources: [x]\nresources: [y]\n", SpecError, r"duplicate key 'resources'", 3,
-                                  None, "resources"),
-    "duplicate-yaml-key-resource": Bad(BASE + """
+        """,
+        SpecError,
+        r"yield_map takes a Python generator function",
+        4,
+        "orders",
+        "processing_steps.0.yield_map",
+    ),
+    "columns-empty-name": Bad(
+        BASE + "resource_defaults: {columns: {'': 0}}\nresources: [x]\n",
+        SpecError,
+        r"a column name is a non-empty string, its hints a mapping",
+        2,
+        None,
+        "resource_defaults.columns.",
+    ),
+    "columns-list-of-numbers": Bad(
+        BASE + "resources:\n  - name: x\n    columns: [0]\n",
+        SpecError,
+        r"must be a mapping of column name to dlt column hints, or a list",
+        4,
+        "x",
+        "columns.0",
+    ),
+    "duplicate-yaml-key-top": Bad(
+        BASE + "resources: [x]\nresources: [y]\n", SpecError, r"duplicate key 'resources'", 3, None, "resources"
+    ),
+    "duplicate-yaml-key-resource": Bad(
+        BASE
+        + """
         resources:
           - name: orders
             primary_key: id
             primary_key: order_id
-        """, SpecError, r"duplicate key 'primary_key'", 5, "orders", "primary_key"),
+        """,
+        SpecError,
+        r"duplicate key 'primary_key'",
+        5,
+        "orders",
+        "primary_key",
+    ),
     # ---- unknown types list what is allowed ----
-    "unknown-paginator-type": Bad(BASE + """
+    "unknown-paginator-type": Bad(
+        BASE
+        + """
         resources:
           - name: orders
             endpoint:
               paginator: {type: offsett}
-        """, SpecError, r"unknown paginator type 'offsett'; allowed: auto, cursor, .*offset, page_number, single_page",
-        5, "orders", "endpoint.paginator.type"),
-    "unknown-auth-type": Bad("""
+        """,
+        SpecError,
+        r"unknown paginator type 'offsett'; allowed: auto, cursor, .*offset, page_number, single_page",
+        5,
+        "orders",
+        "endpoint.paginator.type",
+    ),
+    "unknown-auth-type": Bad(
+        """
         client:
           base_url: https://api.example.com
           auth: {type: magic}
         resources: [x]
-        """, SpecError, r"unknown auth type 'magic'; allowed: api_key, bearer, http_basic, oauth2", 3, None,
-        "client.auth.type"),
+        """,
+        SpecError,
+        r"unknown auth type 'magic'; allowed: api_key, bearer, http_basic, oauth2",
+        3,
+        None,
+        "client.auth.type",
+    ),
     # ---- cron and durations ----
-    "cron-out-of-range": Bad('schedule: "61 * * * *"\n' + BASE + "resources: [x]\n", SpecError,
-                             r"'61 \* \* \* \*' is not a valid cron expression", 1, None, "schedule"),
-    "cron-words": Bad("schedule: every hour\n" + BASE + "resources: [x]\n", SpecError, r"not a valid cron expression",
-                      1, None, "schedule"),
-    "cron-six-fields": Bad('schedule: "0 0 * * * *"\n' + BASE + "resources: [x]\n", SpecError,
-                           r"not a valid cron expression", 1, None, "schedule"),
-    "duration-word": Bad(BASE + """
+    "cron-out-of-range": Bad(
+        'schedule: "61 * * * *"\n' + BASE + "resources: [x]\n",
+        SpecError,
+        r"'61 \* \* \* \*' is not a valid cron expression",
+        1,
+        None,
+        "schedule",
+    ),
+    "cron-words": Bad(
+        "schedule: every hour\n" + BASE + "resources: [x]\n", SpecError, r"not a valid cron expression", 1, None, "schedule"
+    ),
+    "cron-six-fields": Bad(
+        'schedule: "0 0 * * * *"\n' + BASE + "resources: [x]\n", SpecError, r"not a valid cron expression", 1, None, "schedule"
+    ),
+    "duration-word": Bad(
+        BASE
+        + """
         resources:
           - name: orders
             freshness: {fail_window: soon}
-        """, SpecError, r"'soon' is not a duration; write e\.g\. 30m", 4, "orders", "freshness.fail_window"),
-    "duration-unit": Bad(BASE + """
+        """,
+        SpecError,
+        r"'soon' is not a duration; write e\.g\. 30m",
+        4,
+        "orders",
+        "freshness.fail_window",
+    ),
+    "duration-unit": Bad(
+        BASE
+        + """
         resource_defaults:
           freshness: {fail_window: 6h, warn_window: 3x}
         resources: [x]
-        """, SpecError, r"'3x' is not a duration", 3, None, "resource_defaults.freshness.warn_window"),
-    "freshness-without-fail-window": Bad(BASE + """
+        """,
+        SpecError,
+        r"'3x' is not a duration",
+        3,
+        None,
+        "resource_defaults.freshness.warn_window",
+    ),
+    "freshness-without-fail-window": Bad(
+        BASE
+        + """
         resources:
           - name: orders
             freshness: {warn_window: 1h}
-        """, SpecError, r"needs 'fail_window'", 4, "orders", "freshness"),
+        """,
+        SpecError,
+        r"needs 'fail_window'",
+        4,
+        "orders",
+        "freshness",
+    ),
     # ---- parent/child ----
-    "stream-partition-no-candidate": Bad(BASE + """
+    "stream-partition-no-candidate": Bad(
+        BASE
+        + """
         resources:
           - shops
           - name: orders
             endpoint: "/x/{{ stream_partition['vendor_id'] }}/orders"
-        """, SpecError, r"cannot infer the parent of stream_partition\['vendor_id'\]: none of the resources match; "
-                        r"set endpoint\.partition_router", 5, "orders", "endpoint.path"),
-    "stream-partition-several-candidates": Bad(BASE + """
+        """,
+        SpecError,
+        r"cannot infer the parent of stream_partition\['vendor_id'\]: none of the resources match; "
+        r"set endpoint\.partition_router",
+        5,
+        "orders",
+        "endpoint.path",
+    ),
+    "stream-partition-several-candidates": Bad(
+        BASE
+        + """
         resources:
           - box
           - boxes
           - name: items
             endpoint: "/boxes/{{ stream_partition['box_id'] }}/items"
-        """, SpecError, r"several \(box, boxes\) of the resources match", 6, "items", "endpoint.path"),
-    "stream-partition-not-an-id": Bad(BASE + """
+        """,
+        SpecError,
+        r"several \(box, boxes\) of the resources match",
+        6,
+        "items",
+        "endpoint.path",
+    ),
+    "stream-partition-not-an-id": Bad(
+        BASE
+        + """
         resources:
           - shops
           - name: orders
             endpoint: "/shops/{{ stream_partition['shop'] }}/orders"
-        """, SpecError, r"cannot infer the parent of stream_partition\['shop'\]: none", 5, "orders", "endpoint.path"),
-    "stream-partition-two-fields": Bad(BASE + """
+        """,
+        SpecError,
+        r"cannot infer the parent of stream_partition\['shop'\]: none",
+        5,
+        "orders",
+        "endpoint.path",
+    ),
+    "stream-partition-two-fields": Bad(
+        BASE
+        + """
         resources:
           - shops
           - name: orders
             endpoint: "/shops/{{ stream_partition['shop_id'] }}/{{ stream_partition['other_id'] }}"
-        """, SpecError, r"several stream_partition fields \(shop_id, other_id\)", 5, "orders", "endpoint.path"),
-    "partition-router-missing-parent": Bad(BASE + """
+        """,
+        SpecError,
+        r"several stream_partition fields \(shop_id, other_id\)",
+        5,
+        "orders",
+        "endpoint.path",
+    ),
+    "partition-router-missing-parent": Bad(
+        BASE
+        + """
         resources:
           - shops
           - name: orders
             endpoint:
               path: "/shops/{{ stream_partition['shop'] }}/orders"
               partition_router: {parent: stores}
-        """, SpecError, r"parent resource 'stores' does not exist; resources: shops, orders", 7, "orders",
-        "endpoint.partition_router.parent"),
-    "partition-router-without-placeholder": Bad(BASE + """
+        """,
+        SpecError,
+        r"parent resource 'stores' does not exist; resources: shops, orders",
+        7,
+        "orders",
+        "endpoint.partition_router.parent",
+    ),
+    "partition-router-without-placeholder": Bad(
+        BASE
+        + """
         resources:
           - shops
           - name: orders
             endpoint:
               path: /orders
               partition_router: {parent: shops}
-        """, SpecError, r"neither the path nor the params use", 7, "orders", "endpoint.partition_router"),
-    "native-placeholder-missing-parent": Bad(BASE + """
+        """,
+        SpecError,
+        r"neither the path nor the params use",
+        7,
+        "orders",
+        "endpoint.partition_router",
+    ),
+    "native-placeholder-missing-parent": Bad(
+        BASE
+        + """
         resources:
           - shops
           - name: orders
             endpoint: "/stores/{resources.stores.id}/orders"
-        """, SpecError, r"refers to resource 'stores', which does not exist; resources: shops, orders", 5, "orders",
-        "endpoint.path"),
-    "parent-child-cycle": Bad(BASE + """
+        """,
+        SpecError,
+        r"refers to resource 'stores', which does not exist; resources: shops, orders",
+        5,
+        "orders",
+        "endpoint.path",
+    ),
+    "parent-child-cycle": Bad(
+        BASE
+        + """
         resources:
           - name: shops
             endpoint: "/orders/{resources.orders.shop_id}/shop"
           - name: orders
             endpoint: "/shops/{resources.shops.id}/orders"
-        """, SpecError, r"parent/child cycle: shops -> orders -> shops", 4, "shops", "endpoint.path"),
-    "stream-partition-cycle-via-router": Bad(BASE + """
+        """,
+        SpecError,
+        r"parent/child cycle: shops -> orders -> shops",
+        4,
+        "shops",
+        "endpoint.path",
+    ),
+    "stream-partition-cycle-via-router": Bad(
+        BASE
+        + """
         resources:
           - name: shops
             endpoint:
               path: "/shops/{{ stream_partition['x'] }}"
               partition_router: {parent: shops}
-        """, SpecError, r"parent/child cycle: shops -> shops", 5, "shops", "endpoint.path"),
+        """,
+        SpecError,
+        r"parent/child cycle: shops -> shops",
+        5,
+        "shops",
+        "endpoint.path",
+    ),
     # ---- stop conditions are checked at load time ----
-    "stop-condition-call": Bad(BASE + """
+    "stop-condition-call": Bad(
+        BASE
+        + """
         resources:
           - name: orders
             endpoint:
@@ -338,32 +674,57 @@ BAD_SPECS = {
                 type: cursor
                 cursor_path: next
                 stop_condition: "__import__('os').system('touch x')"
-        """, StopConditionError, r"must not contain '__'.*allowed: a dotted path", 8, "orders",
-        "endpoint.paginator.stop_condition"),
+        """,
+        StopConditionError,
+        r"must not contain '__'.*allowed: a dotted path",
+        8,
+        "orders",
+        "endpoint.paginator.stop_condition",
+    ),
     # ---- YAML itself ----
-    "malformed-yaml": Bad("client: {base_url: https://api.example.com\nresources: [x]\n", SpecError,
-                          r"invalid YAML: .*expected ',' or '}'", 2),
-    "yaml-python-tag": Bad('client: !!python/object/apply:os.system ["echo pwned"]\nresources: [x]\n', SpecError,
-                           r"invalid YAML: .*python/object/apply:os\.system.*tags that construct objects are refused", 1),
-    "yaml-python-name-tag": Bad("client: !!python/name:os.system\nresources: [x]\n", SpecError,
-                                r"tags that construct objects are refused", 1),
+    "malformed-yaml": Bad(
+        "client: {base_url: https://api.example.com\nresources: [x]\n", SpecError, r"invalid YAML: .*expected ',' or '}'", 2
+    ),
+    "yaml-python-tag": Bad(
+        'client: !!python/object/apply:os.system ["echo pwned"]\nresources: [x]\n',
+        SpecError,
+        r"invalid YAML: .*python/object/apply:os\.system.*tags that construct objects are refused",
+        1,
+    ),
+    "yaml-python-name-tag": Bad(
+        "client: !!python/name:os.system\nresources: [x]\n", SpecError, r"tags that construct objects are refused", 1
+    ),
     "empty-file": Bad("", SpecError, r"the file is empty"),
     "top-level-list": Bad("- a\n- b\n", SpecError, r"must be a mapping, got a list", 1),
-    "bad-source-name": Bad("name: Orders-API\n" + BASE + "resources: [x]\n", SpecError, r"not a snake_case identifier",
-                           1, None, "name"),
-    "auth-plain-string-not-a-type": Bad("""
+    "bad-source-name": Bad(
+        "name: Orders-API\n" + BASE + "resources: [x]\n", SpecError, r"not a snake_case identifier", 1, None, "name"
+    ),
+    "auth-plain-string-not-a-type": Bad(
+        """
         client:
           base_url: https://api.example.com
           auth: bearr
         resources: [x]
-        """, SpecError, r"a plain-string auth must be one of api_key, bearer, .*put a token under auth\.token", 3, None,
-        "client.auth"),
-    "bad-secret-marker": Bad("""
+        """,
+        SpecError,
+        r"a plain-string auth must be one of api_key, bearer, .*put a token under auth\.token",
+        3,
+        None,
+        "client.auth",
+    ),
+    "bad-secret-marker": Bad(
+        """
         client:
           base_url: https://api.example.com
           auth: {type: bearer, token: {secret: key, extra: 1}}
         resources: [x]
-        """, SpecError, r"a secret is written \{secret: KEY\}", 3, None, "client.auth.token"),
+        """,
+        SpecError,
+        r"a secret is written \{secret: KEY\}",
+        3,
+        None,
+        "client.auth.token",
+    ),
 }
 
 
@@ -580,12 +941,16 @@ def test_native_placeholder_needs_no_include_from_parent(valid_spec):
     [("shop", "shop_id"), ("shops", "shop_id"), ("boxes", "box_id"), ("categories", "category_id")],
 )
 def test_parent_inference_from_stem(tmp_path, parent_name, field):
-    spec = load(tmp_path, BASE + f"""
+    spec = load(
+        tmp_path,
+        BASE
+        + f"""
         resources:
           - {parent_name}
           - name: child
             endpoint: "/p/{{{{ stream_partition['{field}'] }}}}/child"
-        """)
+        """,
+    )
     child = spec.resource("child")
     assert (child.parent.parent, child.parent.parent_key) == (parent_name, "id")
     assert child.endpoint["path"] == f"/p/{{resources.{parent_name}.id}}/child"
@@ -604,7 +969,9 @@ def test_loading_does_not_mutate_the_parsed_document(tmp_path):
 
 
 def test_secret_refs_everywhere_and_literal_values_kept(tmp_path):
-    spec = load(tmp_path, """
+    spec = load(
+        tmp_path,
+        """
         name: shop
         client:
           base_url: {secret: base_url}
@@ -614,7 +981,8 @@ def test_secret_refs_everywhere_and_literal_values_kept(tmp_path):
           - name: items
             endpoint:
               params: {tags: [{secret: tag}, plain]}
-        """)
+        """,
+    )
     assert spec.name == "shop"
     assert spec.client["base_url"] == SecretRef("base_url")
     assert spec.client["auth"]["client_secret"] == SecretRef("csec")
@@ -680,7 +1048,10 @@ def test_missing_spec_folder_is_a_clear_error(tmp_path):
 
 def test_resource_defaults_merge_as_dlt_merges_them(tmp_path):
     """Resource keys replace the defaults' wholesale (dlt's _merge_resource_endpoints); params/json and columns merge."""
-    spec = load(tmp_path, BASE + """
+    spec = load(
+        tmp_path,
+        BASE
+        + """
         resource_defaults:
           write_disposition: {disposition: merge, strategy: scd2}
           schema_contract: {tables: evolve, columns: freeze}
@@ -698,7 +1069,8 @@ def test_resource_defaults_merge_as_dlt_merges_them(tmp_path):
               headers: {X-A: z}
               params: {sort: asc}
               json: {page: 1}
-        """)
+        """,
+    )
     orders = spec.resource("orders").config
     assert orders["write_disposition"] == {"disposition": "merge", "strategy": "upsert"}
     assert orders["schema_contract"] == {"columns": "evolve"}
@@ -708,9 +1080,9 @@ def test_resource_defaults_merge_as_dlt_merges_them(tmp_path):
     assert orders["columns"]["id"] == {"name": "id", "data_type": "bigint", "nullable": False}
     assert orders["columns"]["name"] == {"name": "name", "data_type": "text"}
     # the oracle: dlt's own merge of the same two mappings
+    import yaml
     from dlt.sources.rest_api.config_setup import _merge_resource_endpoints
 
-    import yaml
     document = yaml.safe_load((tmp_path / FILE_NAME).read_text())
     expected = _merge_resource_endpoints(document["resource_defaults"], document["resources"][0])
     expected["endpoint"].setdefault("path", "orders")  # dlt too requests the resource name when no path is given
@@ -723,29 +1095,64 @@ def test_a_spec_built_in_python_keeps_its_processing_step_callables():
     def double(record):
         return {**record, "n": record["n"] * 2}
 
-    spec = spec_from_dict({"client": {"base_url": "https://api.example.com"},
-                           "resources": [{"name": "orders", "processing_steps": [{"map": double}]}]}, "shop")
+    spec = spec_from_dict(
+        {
+            "client": {"base_url": "https://api.example.com"},
+            "resources": [{"name": "orders", "processing_steps": [{"map": double}]}],
+        },
+        "shop",
+    )
     assert spec.resource("orders").config["processing_steps"] == [{"map": double}]
 
 
 def test_declarative_steps_become_callables_applied_in_order(tmp_path):
-    spec = load(tmp_path, BASE + """
+    spec = load(
+        tmp_path,
+        BASE
+        + """
         resources:
           - name: orders
             processing_steps:
               - filter: "status in ['open', 'paid']"
               - map: {rename: {amount: total}, keep: [id, total]}
-        """)
+        """,
+    )
     steps = spec.resource("orders").config["processing_steps"]
     records = [{"id": 1, "status": "open", "amount": 3, "x": 0}, {"id": 2, "status": "void", "amount": 4}]
     kept = [steps[1]["map"](dict(r)) for r in records if steps[0]["filter"](r)]
     assert kept == [{"id": 1, "total": 3}]
 
 
-CRON_EXAMPLES = ["0 * * * *", "@hourly", "@daily", "@weekly", "@monthly", "@yearly", "@annually", "@midnight",
-                 "*/15 9-17 * * mon-fri", "0 0 L * *", "0 0 * * 5#3", "0 0 ? * *", "0 0 1 jan,jul *", "0 0 30 2 *",
-                 "0 0 31 2 *", "0 0 29 2 *", "61 * * * *", "0 0 * * * *", "0 0 0 * *", "* * * * 8", "@reboot",
-                 "every hour", "", "0 0 * * 7", "0 0 LW * *", "0 12 * * sun#1", "1-5/2 * * * *", "0 0 1,15 * 1"]
+CRON_EXAMPLES = [
+    "0 * * * *",
+    "@hourly",
+    "@daily",
+    "@weekly",
+    "@monthly",
+    "@yearly",
+    "@annually",
+    "@midnight",
+    "*/15 9-17 * * mon-fri",
+    "0 0 L * *",
+    "0 0 * * 5#3",
+    "0 0 ? * *",
+    "0 0 1 jan,jul *",
+    "0 0 30 2 *",
+    "0 0 31 2 *",
+    "0 0 29 2 *",
+    "61 * * * *",
+    "0 0 * * * *",
+    "0 0 0 * *",
+    "* * * * 8",
+    "@reboot",
+    "every hour",
+    "",
+    "0 0 * * 7",
+    "0 0 LW * *",
+    "0 12 * * sun#1",
+    "1-5/2 * * * *",
+    "0 0 1,15 * 1",
+]
 
 
 @pytest.mark.parametrize("expression", CRON_EXAMPLES)
