@@ -42,8 +42,12 @@ def rows_updated_at(duckdb_file: Path, schema: str, tables: list[str], clock: st
 
     con = duckdb.connect(str(duckdb_file), read_only=True)
     try:
-        return {table: int(con.execute(f"SELECT count(*) FROM {schema}.{table} WHERE updated_at = ?::TIMESTAMPTZ",
-                                       [clock]).fetchone()[0]) for table in tables}
+        return {
+            table: int(
+                con.execute(f"SELECT count(*) FROM {schema}.{table} WHERE updated_at = ?::TIMESTAMPTZ", [clock]).fetchone()[0]
+            )
+            for table in tables
+        }
     finally:
         con.close()
 

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from benchlib.measure import Sample, new_workdir, run_impl
 
+
 def emulator_env(url: str) -> dict[str, str]:
     """SOURCES__<SOURCE>__BASE_URL / TOKEN_URL / demo secrets pointing every source at the emulator."""
     from rest_assets.cli.demo import emulator_environment
@@ -41,11 +42,20 @@ class Context:
 
     def run_env(self, emulator_url: str, workdir: Path, **extra: str) -> dict[str, str]:
         """The environment of one run: emulator, secrets, a fresh DuckDB file and dlt data dir."""
-        env = {k: v for k, v in os.environ.items()
-               if not k.startswith(("SOURCES__", "DESTINATION__", "REST_ASSETS_", "DLT_", "BENCH_"))}
+        env = {
+            k: v
+            for k, v in os.environ.items()
+            if not k.startswith(("SOURCES__", "DESTINATION__", "REST_ASSETS_", "DLT_", "BENCH_"))
+        }
         env.update(emulator_env(emulator_url))
-        env.update({"DESTINATION__DUCKDB__CREDENTIALS": str(workdir / "bench.duckdb"),
-                    "DLT_DATA_DIR": str(workdir / "dlt"), "RUNTIME__LOG_LEVEL": "WARNING", **extra})
+        env.update(
+            {
+                "DESTINATION__DUCKDB__CREDENTIALS": str(workdir / "bench.duckdb"),
+                "DLT_DATA_DIR": str(workdir / "dlt"),
+                "RUNTIME__LOG_LEVEL": "WARNING",
+                **extra,
+            }
+        )
         return env
 
     def run(self, impl: str, env: dict[str, str], workdir: Path, profile: bool = False) -> Sample:

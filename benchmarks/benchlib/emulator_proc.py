@@ -16,11 +16,28 @@ LAUNCHER = Path(__file__).with_name("launch_emulator.py")
 class EmulatorProcess:
     """One emulator process (started with per-resource sizes); stopped by ``close``."""
 
-    def __init__(self, sizes: dict[str, int], latency_ms: float = 0, default_size: int = 120,
-                 profile: str = "plain", mixed_every: int = 100):
-        args = [sys.executable, str(LAUNCHER), "--default-size", str(default_size), "--latency-ms", str(latency_ms),
-                "--profile", profile, "--mixed-every", str(mixed_every),
-                "--sizes", *[f"{k}={v}" for k, v in sizes.items()]]
+    def __init__(
+        self,
+        sizes: dict[str, int],
+        latency_ms: float = 0,
+        default_size: int = 120,
+        profile: str = "plain",
+        mixed_every: int = 100,
+    ):
+        args = [
+            sys.executable,
+            str(LAUNCHER),
+            "--default-size",
+            str(default_size),
+            "--latency-ms",
+            str(latency_ms),
+            "--profile",
+            profile,
+            "--mixed-every",
+            str(mixed_every),
+            "--sizes",
+            *[f"{k}={v}" for k, v in sizes.items()],
+        ]
         self.sizes = dict(sizes)
         self.process = subprocess.Popen(args, stdout=subprocess.PIPE, text=True)
         assert self.process.stdout is not None
@@ -30,7 +47,7 @@ class EmulatorProcess:
             raise RuntimeError(f"emulator did not start: {line!r}")
         self.url = line.rsplit(" ", 1)[1]
 
-    def __enter__(self) -> "EmulatorProcess":
+    def __enter__(self) -> EmulatorProcess:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -49,8 +66,9 @@ class EmulatorProcess:
     # -- admin API ---------------------------------------------------------
     def _call(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
         data = json.dumps(body).encode() if body is not None else None
-        request = urllib.request.Request(f"{self.url}/_admin/{path}", data=data, method=method,
-                                         headers={"Content-Type": "application/json"})
+        request = urllib.request.Request(
+            f"{self.url}/_admin/{path}", data=data, method=method, headers={"Content-Type": "application/json"}
+        )
         with urllib.request.urlopen(request, timeout=120) as response:
             return json.loads(response.read())
 

@@ -63,8 +63,11 @@ class Stager:
         self.flush()
         if not self.created:
             return 0
-        others = [d[0] for d in self.con.execute(f"SELECT * FROM {self.staging} LIMIT 0").description
-                  if d[0] not in ("id", "name", "created_at", "updated_at")]
+        others = [
+            d[0]
+            for d in self.con.execute(f"SELECT * FROM {self.staging} LIMIT 0").description
+            if d[0] not in ("id", "name", "created_at", "updated_at")
+        ]
         select = ", ".join([TYPED, *others])
         self.con.execute(f"CREATE TABLE IF NOT EXISTS {self.target} AS SELECT {select} FROM {self.staging} LIMIT 0")
         self.con.execute(f"ALTER TABLE {self.target} ADD PRIMARY KEY (id)")
@@ -80,9 +83,11 @@ def bulk_loop(base_url: str, api_key: str, duckdb_file: str, limit: int = 100) -
     stager = Stager(con, "chat_analytics", "contacts")
     offset = 0
     while True:
-        response = session.get(f"{base_url}/v1/contacts",
-                               params={"updated_since": "1970-01-01T00:00:00Z", "offset": offset, "limit": limit,
-                                       "api_key": api_key}, timeout=60)
+        response = session.get(
+            f"{base_url}/v1/contacts",
+            params={"updated_since": "1970-01-01T00:00:00Z", "offset": offset, "limit": limit, "api_key": api_key},
+            timeout=60,
+        )
         response.raise_for_status()
         rows = response.json()["data"]
         stager.append(pa.Table.from_pylist(rows))
@@ -95,8 +100,11 @@ def bulk_loop(base_url: str, api_key: str, duckdb_file: str, limit: int = 100) -
 
 
 def _token(base_url: str, client_id: str, client_secret: str) -> str:
-    response = requests.post(f"{base_url}/v2/oauth2/token", timeout=60, data={
-        "grant_type": "client_credentials", "client_id": client_id, "client_secret": client_secret})
+    response = requests.post(
+        f"{base_url}/v2/oauth2/token",
+        timeout=60,
+        data={"grant_type": "client_credentials", "client_id": client_id, "client_secret": client_secret},
+    )
     response.raise_for_status()
     return str(response.json()["access_token"])
 
@@ -114,18 +122,16 @@ def _pages(session: requests.Session, url: str, key: str) -> list[dict[str, Any]
     return rows
 
 
-def fanout_pool(base_url: str, client_id: str, client_secret: str, duckdb_file: str,
-                workers: int = 8) -> dict[str, Any]:
+def fanout_pool(base_url: str, client_id: str, client_secret: str, duckdb_file: str, workers: int = 8) -> dict[str, Any]:
     """help_desk: parent pages sequentially, then every conversation's threads on ``workers`` threads."""
     headers = {"Authorization": f"Bearer {_token(base_url, client_id, client_secret)}"}
     con = duckdb.connect(duckdb_file)
     parents, children = Stager(con, "help_desk", "conversations"), Stager(con, "help_desk", "conversation_threads")
     session = requests.Session()
     session.headers.update(headers)
-    conversations = _pages(session, f"{base_url}/v2/conversations?limit=50&updated_since=1970-01-01T00:00:00Z",
-                           "conversations")
+    conversations = _pages(session, f"{base_url}/v2/conversations?limit=50&updated_since=1970-01-01T00:00:00Z", "conversations")
     for start in range(0, len(conversations), 50):
-        parents.append(pa.Table.from_pylist(conversations[start:start + 50]))
+        parents.append(pa.Table.from_pylist(conversations[start : start + 50]))
     sessions: dict[int, requests.Session] = {}
 
     def threads(conversation_id: int) -> list[dict[str, Any]]:

@@ -19,14 +19,15 @@ def materialize_assets(source: str, resources: list[str]) -> dict[str, Any]:
     selection = [AssetKey([source, r]) for r in resources]
     quiet = {"loggers": {"console": {"config": {"log_level": "ERROR"}}}}
     with DagsterInstance.ephemeral() as instance:
-        result = materialize([assets_def], selection=selection, instance=instance,
-                             resources=defs.resources, run_config=quiet)
+        result = materialize([assets_def], selection=selection, instance=instance, resources=defs.resources, run_config=quiet)
     if not result.success:
         raise RuntimeError(f"materialization of {source} failed")
     metadata: dict[str, Any] = {}
     for event in result.get_asset_materialization_events():
         mat = event.step_materialization_data.materialization
-        metadata[mat.asset_key.path[-1]] = {k: getattr(v, "value", None) for k, v in mat.metadata.items()
-                                           if k in ("rows_loaded", "requests", "pages", "retries",
-                                                    "batches_as_rows")}
+        metadata[mat.asset_key.path[-1]] = {
+            k: getattr(v, "value", None)
+            for k, v in mat.metadata.items()
+            if k in ("rows_loaded", "requests", "pages", "retries", "batches_as_rows")
+        }
     return {"assets": metadata}

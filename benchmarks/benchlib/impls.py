@@ -8,7 +8,8 @@ as ``SOURCES__<SOURCE>__<KEY>`` (the same variables rest_assets reads),
 from __future__ import annotations
 
 import os
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 Impl = Callable[[], dict[str, Any]]
 
@@ -49,16 +50,21 @@ def handloop_bulk() -> dict[str, Any]:
     """The minimal hand loop (requests + pyarrow + DuckDB upsert)."""
     from benchlib.impl_hand import bulk_loop
 
-    return bulk_loop(_emulator("chat_analytics"), _env("SOURCES__CHAT_ANALYTICS__API_KEY"),
-                     _env("DESTINATION__DUCKDB__CREDENTIALS"))
+    return bulk_loop(
+        _emulator("chat_analytics"), _env("SOURCES__CHAT_ANALYTICS__API_KEY"), _env("DESTINATION__DUCKDB__CREDENTIALS")
+    )
 
 
 def handpool_fanout() -> dict[str, Any]:
     """ThreadPoolExecutor(8) over the children."""
     from benchlib.impl_hand import fanout_pool
 
-    return fanout_pool(_emulator("help_desk"), _env("SOURCES__HELP_DESK__CLIENT_ID"),
-                       _env("SOURCES__HELP_DESK__CLIENT_SECRET"), _env("DESTINATION__DUCKDB__CREDENTIALS"))
+    return fanout_pool(
+        _emulator("help_desk"),
+        _env("SOURCES__HELP_DESK__CLIENT_ID"),
+        _env("SOURCES__HELP_DESK__CLIENT_SECRET"),
+        _env("DESTINATION__DUCKDB__CREDENTIALS"),
+    )
 
 
 def _dlt(source: str, config: dict[str, Any], fmt: str | None) -> dict[str, Any]:
@@ -77,8 +83,13 @@ def _fanout_config(parallelized: bool) -> dict[str, Any]:
     from benchlib.impl_dlt import fanout_config
 
     base = _emulator("help_desk")
-    return fanout_config(base, f"{base}/v2/oauth2/token", _env("SOURCES__HELP_DESK__CLIENT_ID"),
-                         _env("SOURCES__HELP_DESK__CLIENT_SECRET"), parallelized)
+    return fanout_config(
+        base,
+        f"{base}/v2/oauth2/token",
+        _env("SOURCES__HELP_DESK__CLIENT_ID"),
+        _env("SOURCES__HELP_DESK__CLIENT_SECRET"),
+        parallelized,
+    )
 
 
 IMPLEMENTATIONS: dict[str, Impl] = {
@@ -95,8 +106,11 @@ IMPLEMENTATIONS: dict[str, Impl] = {
 # The same code under another name, so a workload's samples are keyed apart (the emulator decides the data):
 # the scale workload (1M rows, 20,000 children) and the typed/mixed variants of the bulk load.
 ALIASES = {
-    "rest_assets_scale_bulk": "rest_assets_bulk", "handloop_scale_bulk": "handloop_bulk",
-    "rest_assets_scale_fanout": "rest_assets_fanout", "handpool_scale_fanout": "handpool_fanout",
-    "rest_assets_bulk_typed": "rest_assets_bulk", "rest_assets_bulk_mixed": "rest_assets_bulk",
+    "rest_assets_scale_bulk": "rest_assets_bulk",
+    "handloop_scale_bulk": "handloop_bulk",
+    "rest_assets_scale_fanout": "rest_assets_fanout",
+    "handpool_scale_fanout": "handpool_fanout",
+    "rest_assets_bulk_typed": "rest_assets_bulk",
+    "rest_assets_bulk_mixed": "rest_assets_bulk",
 }
 IMPLEMENTATIONS.update({alias: IMPLEMENTATIONS[impl] for alias, impl in ALIASES.items()})

@@ -57,8 +57,7 @@ def main() -> int:
     parser.add_argument("--profile", choices=("plain", "typed", "mixed"), default="plain")
     parser.add_argument("--mixed-every", type=int, default=100)
     args = parser.parse_args()
-    emulator = Emulator(EmulatorConfig(default_size=args.default_size, sizes=parse_sizes(args.sizes),
-                                       latency_ms=args.latency_ms))
+    emulator = Emulator(EmulatorConfig(default_size=args.default_size, sizes=parse_sizes(args.sizes), latency_ms=args.latency_ms))
     apply_profile(emulator, args.profile, args.mixed_every)
     done = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):

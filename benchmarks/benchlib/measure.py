@@ -72,7 +72,7 @@ class Summary:
     n: int
 
     @classmethod
-    def of(cls, values: list[float]) -> "Summary":
+    def of(cls, values: list[float]) -> Summary:
         """Summarise ``values`` (NaNs when empty)."""
         if not values:
             nan = float("nan")

@@ -8,14 +8,22 @@ from typing import Any
 from benchlib.measure import Summary
 
 LABELS = {
-    "rest_assets_bulk": "rest_assets (Dagster)", "handloop_bulk": "hand loop", "dlt_default_bulk": "dlt default",
-    "dlt_parquet_bulk": "dlt parquet", "rest_assets_fanout": "rest_assets (Dagster)",
-    "handpool_fanout": "hand pool (8 threads)", "dlt_sequential_fanout": "dlt default (sequential)",
+    "rest_assets_bulk": "rest_assets (Dagster)",
+    "handloop_bulk": "hand loop",
+    "dlt_default_bulk": "dlt default",
+    "dlt_parquet_bulk": "dlt parquet",
+    "rest_assets_fanout": "rest_assets (Dagster)",
+    "handpool_fanout": "hand pool (8 threads)",
+    "dlt_sequential_fanout": "dlt default (sequential)",
     "dlt_parallel_fanout": "dlt parallelized child",
-    "rest_assets.definitions": "import rest_assets.definitions", "dagster+dlt+dagster_dlt": "import dagster, dlt, dagster_dlt",
-    "rest_assets_scale_bulk": "rest_assets, 1M rows", "handloop_scale_bulk": "hand loop, 1M rows",
-    "rest_assets_scale_fanout": "rest_assets, 20k children", "handpool_scale_fanout": "hand pool, 20k children",
-    "rest_assets_bulk_typed": "rest_assets, typed rows", "rest_assets_bulk_mixed": "rest_assets, mixed types",
+    "rest_assets.definitions": "import rest_assets.definitions",
+    "dagster+dlt+dagster_dlt": "import dagster, dlt, dagster_dlt",
+    "rest_assets_scale_bulk": "rest_assets, 1M rows",
+    "handloop_scale_bulk": "hand loop, 1M rows",
+    "rest_assets_scale_fanout": "rest_assets, 20k children",
+    "handpool_scale_fanout": "hand pool, 20k children",
+    "rest_assets_bulk_typed": "rest_assets, typed rows",
+    "rest_assets_bulk_mixed": "rest_assets, mixed types",
 }
 # JSON key -> (workload, rest_assets implementation, baseline implementation)
 RATIOS = {
@@ -32,15 +40,25 @@ RATIOS = {
 }
 # figure -> (workload, implementation): highest peak RSS of that implementation's passing runs
 PEAKS = {
-    "load_peak_mib": ("bulk", "rest_assets_bulk"), "fanout_peak_mib": ("fanout", "rest_assets_fanout"),
-    "scale_peak_mib": ("scale", "rest_assets_scale_bulk"), "scale_handloop_peak_mib": ("scale", "handloop_scale_bulk"),
-    "scale_fanout_peak_mib": ("scale", "rest_assets_scale_fanout"), "mixed_peak_mib": ("mixed", "rest_assets_bulk_mixed"),
+    "load_peak_mib": ("bulk", "rest_assets_bulk"),
+    "fanout_peak_mib": ("fanout", "rest_assets_fanout"),
+    "scale_peak_mib": ("scale", "rest_assets_scale_bulk"),
+    "scale_handloop_peak_mib": ("scale", "handloop_scale_bulk"),
+    "scale_fanout_peak_mib": ("scale", "rest_assets_scale_fanout"),
+    "mixed_peak_mib": ("mixed", "rest_assets_bulk_mixed"),
 }
 # figure -> the most it may be (issues 6 and 13); "met" in the JSON's ``goals``
 GOALS = {
-    "load_vs_handloop": 2.0, "load_peak_mib": 400, "fanout_vs_handpool": 1.5, "incremental_request_ratio": 0.03,
-    "defs_import_vs_bare": 1.25, "scale_load_vs_handloop": 1.0, "scale_peak_vs_100k": 1.15,
-    "scale_fanout_vs_handpool": 1.25, "scale_fanout_peak_vs_2k": 1.15, "mixed_vs_typed": 1.3,
+    "load_vs_handloop": 2.0,
+    "load_peak_mib": 400,
+    "fanout_vs_handpool": 1.5,
+    "incremental_request_ratio": 0.03,
+    "defs_import_vs_bare": 1.25,
+    "scale_load_vs_handloop": 1.0,
+    "scale_peak_vs_100k": 1.15,
+    "scale_fanout_vs_handpool": 1.25,
+    "scale_fanout_peak_vs_2k": 1.15,
+    "mixed_vs_typed": 1.3,
 }
 
 
@@ -69,8 +87,10 @@ def figures(results: dict[str, Any]) -> dict[str, Any]:
     for key, (workload, impl) in PEAKS.items():
         if workload in results:
             out[key] = _clean(peak(results[workload]["samples"][impl]))
-    for key, (big, small) in {"scale_peak_vs_100k": ("scale_peak_mib", "load_peak_mib"),
-                              "scale_fanout_peak_vs_2k": ("scale_fanout_peak_mib", "fanout_peak_mib")}.items():
+    for key, (big, small) in {
+        "scale_peak_vs_100k": ("scale_peak_mib", "load_peak_mib"),
+        "scale_fanout_peak_vs_2k": ("scale_fanout_peak_mib", "fanout_peak_mib"),
+    }.items():
         if out.get(big) and out.get(small):
             out[key] = _clean(out[big] / out[small])
     if "mixed" in results:
@@ -83,10 +103,14 @@ def figures(results: dict[str, Any]) -> dict[str, Any]:
     if "scale" in results:
         for part, probe_key in (("bulk", "bulk_1conn"), ("fanout", "fanout_64conn")):
             subset = {k: v for k, v in results["scale"]["samples"].items() if k.endswith(f"scale_{part}")}
-            out[f"scale_{part}_emulator_headroom"] = _clean(headroom(
-                {"samples": subset, "emulator_pages_per_s": results["scale"]["emulator_pages_per_s"]}, probe_key, None))
-    out["goals"] = {key: {"at_most": limit, "value": out[key], "met": out[key] is not None and out[key] <= limit}
-                    for key, limit in GOALS.items() if key in out}
+            out[f"scale_{part}_emulator_headroom"] = _clean(
+                headroom({"samples": subset, "emulator_pages_per_s": results["scale"]["emulator_pages_per_s"]}, probe_key, None)
+            )
+    out["goals"] = {
+        key: {"at_most": limit, "value": out[key], "met": out[key] is not None and out[key] <= limit}
+        for key, limit in GOALS.items()
+        if key in out
+    }
     return out
 
 
@@ -115,8 +139,9 @@ def headroom(result: dict[str, Any], probe_key: str, pages_key: str | None) -> f
 
 def table(results: dict[str, Any]) -> str:
     """The human-readable report."""
-    lines = [f"{'workload':<12} {'implementation':<34} {'median s':>9} {'min–max s':>15} {'peak MiB':>9} "
-             f"{'requests':>9} {'ok':>5}"]
+    lines = [
+        f"{'workload':<12} {'implementation':<34} {'median s':>9} {'min–max s':>15} {'peak MiB':>9} {'requests':>9} {'ok':>5}"
+    ]
     lines.append("-" * len(lines[0]))
     for workload in ("bulk", "fanout", "imports", "scale", "mixed"):
         if workload not in results:
@@ -125,15 +150,21 @@ def table(results: dict[str, Any]) -> str:
             s = wall(samples)
             requests = samples[0].get("detail", {}).get("requests", "") if samples else ""
             ok = f"{sum(x['ok'] for x in samples)}/{len(samples)}"
-            lines.append(f"{workload:<12} {LABELS.get(impl, impl):<34} {s.median:9.2f} "
-                         f"{f'{s.low:.2f}–{s.high:.2f}':>15} {peak(samples):9.0f} {requests!s:>9} {ok:>5}")
+            lines.append(
+                f"{workload:<12} {LABELS.get(impl, impl):<34} {s.median:9.2f} "
+                f"{f'{s.low:.2f}–{s.high:.2f}':>15} {peak(samples):9.0f} {requests!s:>9} {ok:>5}"
+            )
     if "incremental" in results:
         inc = results["incremental"]
         for phase, run in inc["runs"].items():
-            lines.append(f"{'incremental':<12} {'rest_assets help_desk ' + phase:<34} {run['sample']['wall_s']:9.2f} "
-                         f"{'':>15} {run['sample']['peak_mib']:9.0f} {run['requests']:>9} {'1/1' if run['ok'] else '0/1':>5}")
-        kids = ", ".join(f"{c}: {v['child_requests']} requests / {v['parents_changed']} parents changed"
-                         for c, v in inc["children_on_rerun"].items())
+            lines.append(
+                f"{'incremental':<12} {'rest_assets help_desk ' + phase:<34} {run['sample']['wall_s']:9.2f} "
+                f"{'':>15} {run['sample']['peak_mib']:9.0f} {run['requests']:>9} {'1/1' if run['ok'] else '0/1':>5}"
+            )
+        kids = ", ".join(
+            f"{c}: {v['child_requests']} requests / {v['parents_changed']} parents changed"
+            for c, v in inc["children_on_rerun"].items()
+        )
         lines.append(f"  rerun child requests vs changed parents: {kids}")
     for workload in ("bulk", "fanout", "scale"):
         if workload in results:

@@ -36,14 +36,17 @@ def scale(ctx: Context) -> dict[str, Any]:
         # for the page encoding as the probe does, hence a cold pass, not a cached one.
         cold = pages_per_second(emulator.url, bulk_targets(key, rows))
         emulator.clear_requests()
-        samples = alternate(ctx, emulator, SCALE_BULK_IMPLS,
-                            lambda db: verify(db, "chat_analytics", {"contacts": rows}))
+        samples = alternate(ctx, emulator, SCALE_BULK_IMPLS, lambda db: verify(db, "chat_analytics", {"contacts": rows}))
         profile_once(ctx, emulator, SCALE_BULK_IMPLS[0])
     children = ctx.size("scale_children", SCALE_CHILDREN)
     fan = fanout_workload(ctx, children, SCALE_FANOUT_IMPLS, ctx.repeats, full_probe=False)
-    return {"samples": {**samples, **fan["samples"]}, "rows": rows, "parents": children,
-            "child_rows": fan["child_rows"],
-            "emulator_pages_per_s": {"bulk_1conn": cold, "fanout_64conn": fan["emulator_pages_per_s"]["one_pass_64conn"]}}
+    return {
+        "samples": {**samples, **fan["samples"]},
+        "rows": rows,
+        "parents": children,
+        "child_rows": fan["child_rows"],
+        "emulator_pages_per_s": {"bulk_1conn": cold, "fanout_64conn": fan["emulator_pages_per_s"]["one_pass_64conn"]},
+    }
 
 
 def mixed(ctx: Context) -> dict[str, Any]:
@@ -56,8 +59,10 @@ def mixed(ctx: Context) -> dict[str, Any]:
     """
     rows = ctx.size("mixed_rows", MIXED_ROWS)
     sizes = {"chat_analytics.contacts": rows}
-    with EmulatorProcess(sizes, profile="typed") as typed, \
-            EmulatorProcess(sizes, profile="mixed", mixed_every=MIXED_EVERY) as messy:
+    with (
+        EmulatorProcess(sizes, profile="typed") as typed,
+        EmulatorProcess(sizes, profile="mixed", mixed_every=MIXED_EVERY) as messy,
+    ):
         emulators = {"rest_assets_bulk_typed": typed, "rest_assets_bulk_mixed": messy}
         checks = {impl: (lambda db: _check_mixed(db, rows)) for impl in MIXED_IMPLS}
         samples = alternate(ctx, emulators, MIXED_IMPLS, checks)

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import json
 import urllib.request
+from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 from urllib.parse import urlencode
 
 from benchlib.check import rows_updated_at, verify
@@ -25,13 +26,21 @@ FANOUT_PARENTS = 2_000
 FANOUT_LATENCY_MS = 10.0
 BULK_IMPLS = ["rest_assets_bulk", "handloop_bulk", "dlt_default_bulk", "dlt_parquet_bulk"]
 FANOUT_IMPLS = ["rest_assets_fanout", "handpool_fanout", "dlt_sequential_fanout", "dlt_parallel_fanout"]
-HELP_DESK_CHILDREN = {"conversation_threads": "conversations", "inbox_custom_fields": "inboxes",
-                      "inbox_folders": "inboxes", "team_members": "teams"}
+HELP_DESK_CHILDREN = {
+    "conversation_threads": "conversations",
+    "inbox_custom_fields": "inboxes",
+    "inbox_folders": "inboxes",
+    "team_members": "teams",
+}
 
 
-def alternate(ctx: Context, emulator: EmulatorProcess | dict[str, EmulatorProcess], impls: list[str],
-              check: Callable[[Path], str] | dict[str, Callable[[Path], str]],
-              repeats: int | None = None) -> dict[str, list[dict[str, Any]]]:
+def alternate(
+    ctx: Context,
+    emulator: EmulatorProcess | dict[str, EmulatorProcess],
+    impls: list[str],
+    check: Callable[[Path], str] | dict[str, Callable[[Path], str]],
+    repeats: int | None = None,
+) -> dict[str, list[dict[str, Any]]]:
     """Run the implementations in alternating rounds (A B C D, A B C D, ...), each run verified by ``check``.
 
     rest_assets and the hand-written baselines run ``repeats`` rounds (default
@@ -61,8 +70,10 @@ def alternate(ctx: Context, emulator: EmulatorProcess | dict[str, EmulatorProces
                     sample.ok, sample.error = False, f"wrong result: {problem}"
             samples[impl].append(asdict(sample))
             status = "ok" if sample.ok else f"FAILED {sample.error[-300:]}"
-            ctx.say(f"  [{rep + 1}/{wanted[impl]}] {impl:<24} {sample.wall_s:7.2f} s {sample.peak_mib:6.0f} MiB "
-                    f"{sample.detail['requests']:5d} requests  {status}")
+            ctx.say(
+                f"  [{rep + 1}/{wanted[impl]}] {impl:<24} {sample.wall_s:7.2f} s {sample.peak_mib:6.0f} MiB "
+                f"{sample.detail['requests']:5d} requests  {status}"
+            )
     return samples
 
 
@@ -97,18 +108,18 @@ def bulk(ctx: Context) -> dict[str, Any]:
         cold = pages_per_second(emulator.url, targets)
         warm = max(pages_per_second(emulator.url, targets) for _ in range(2))  # best of 2: the machine is shared
         emulator.clear_requests()
-        samples = alternate(ctx, emulator, BULK_IMPLS,
-                            lambda db: verify(db, "chat_analytics", {"contacts": size}))
+        samples = alternate(ctx, emulator, BULK_IMPLS, lambda db: verify(db, "chat_analytics", {"contacts": size}))
         profile_once(ctx, emulator, "rest_assets_bulk")
-    return {"samples": samples, "emulator_pages_per_s": {"cold_1conn": cold, "cached_1conn": warm},
-            "pages": len(targets)}
+    return {"samples": samples, "emulator_pages_per_s": {"cold_1conn": cold, "cached_1conn": warm}, "pages": len(targets)}
 
 
 def bulk_targets(api_key: str, rows: int) -> list[str]:
     """The contacts pages a client asks for, in the same parameter order (so a probe fills the page cache for it)."""
-    return ["/chat_analytics/v1/contacts?" + urlencode(
-        {"updated_since": "1970-01-01T00:00:00Z", "offset": offset, "limit": 100, "api_key": api_key})
-        for offset in range(0, rows + 1, 100)]
+    return [
+        "/chat_analytics/v1/contacts?"
+        + urlencode({"updated_since": "1970-01-01T00:00:00Z", "offset": offset, "limit": 100, "api_key": api_key})
+        for offset in range(0, rows + 1, 100)
+    ]
 
 
 def _token(url: str) -> str:
@@ -129,8 +140,7 @@ def fanout(ctx: Context) -> dict[str, Any]:
     return fanout_workload(ctx, ctx.size("fanout", FANOUT_PARENTS), FANOUT_IMPLS, ctx.fanout_repeats)
 
 
-def fanout_workload(ctx: Context, parents: int, impls: list[str], repeats: int,
-                    full_probe: bool = True) -> dict[str, Any]:
+def fanout_workload(ctx: Context, parents: int, impls: list[str], repeats: int, full_probe: bool = True) -> dict[str, Any]:
     """``parents`` conversations (pages of 50) and one child request each, 10 ms latency: probe, then alternate.
 
     The full probe (8 and 64 connections, best of 3, and without latency) is
@@ -144,8 +154,10 @@ def fanout_workload(ctx: Context, parents: int, impls: list[str], repeats: int,
         ctx.say(f"fanout: probing the emulator ({len(targets)} child pages, {FANOUT_LATENCY_MS:g} ms latency)")
         probe = {"one_pass_64conn": pages_per_second(emulator.url, targets, connections=64, headers=auth)}
         if full_probe:
-            probe = {f"cached_{n}conn": max(pages_per_second(emulator.url, targets, connections=n, headers=auth)
-                                            for _ in range(3)) for n in (8, 64)}  # best of 3: the machine is shared
+            probe = {
+                f"cached_{n}conn": max(pages_per_second(emulator.url, targets, connections=n, headers=auth) for _ in range(3))
+                for n in (8, 64)
+            }  # best of 3: the machine is shared
             emulator.configure(latency_ms=0)
             probe["cached_8conn_no_latency"] = pages_per_second(emulator.url, targets, connections=8, headers=auth)
             emulator.configure(latency_ms=FANOUT_LATENCY_MS)  # the latency switch, back on for the clients
@@ -175,37 +187,54 @@ def incremental(ctx: Context) -> dict[str, Any]:
         workdir = ctx.workdir("incremental")
         env = ctx.run_env(emulator.url, workdir, BENCH_SOURCE="help_desk")
         expected = _help_desk_expected(emulator)
-        check = lambda db: verify(db, "help_desk", {k: v for k, v in expected.items() if k != "team_members"}) \
-            + verify(db, "help_desk", {"team_members": expected["team_members"]}, unique_ids=False)  # noqa: E731
+
+        def check(db: Path) -> str:
+            return verify(db, "help_desk", {k: v for k, v in expected.items() if k != "team_members"}) + verify(
+                db, "help_desk", {"team_members": expected["team_members"]}, unique_ids=False
+            )
+
         runs: dict[str, Any] = {}
         for phase in ("full", "rerun"):
             if phase == "rerun":
                 clock = emulator.advance(update_fraction=0.01, add=0)["clock"]
-                changed = {name: sum(1 for r in emulator.truth("help_desk", name) if r["updated_at"] == clock)
-                           for name in expected}
+                changed = {
+                    name: sum(1 for r in emulator.truth("help_desk", name) if r["updated_at"] == clock) for name in expected
+                }
             emulator.clear_requests()
             sample = ctx.run("rest_assets_source", env, workdir)
             log = emulator.requests()
             problem = check(workdir / "bench.duckdb") if sample.ok else sample.error
             if phase == "rerun" and not problem:
                 problem = _missed_updates(workdir / "bench.duckdb", changed, clock)
-            runs[phase] = {"sample": asdict(sample), "ok": sample.ok and not problem, "problem": problem,
-                           "requests": len(log), "requests_by_resource": _by_resource(log)}
-            ctx.say(f"  incremental {phase}: {sample.wall_s:.2f} s, {len(log)} requests, "
-                    f"{'ok' if runs[phase]['ok'] else 'FAILED ' + problem[-300:]}")
+            runs[phase] = {
+                "sample": asdict(sample),
+                "ok": sample.ok and not problem,
+                "problem": problem,
+                "requests": len(log),
+                "requests_by_resource": _by_resource(log),
+            }
+            ctx.say(
+                f"  incremental {phase}: {sample.wall_s:.2f} s, {len(log)} requests, "
+                f"{'ok' if runs[phase]['ok'] else 'FAILED ' + problem[-300:]}"
+            )
         rerun = runs["rerun"]["requests_by_resource"]
-        children = {child: {"child_requests": rerun.get(child, 0), "parents_changed": changed[parent]}
-                    for child, parent in HELP_DESK_CHILDREN.items()}
-    return {"runs": runs, "changed_records": changed, "children_on_rerun": children,
-            "incremental_request_ratio": runs["rerun"]["requests"] / max(1, runs["full"]["requests"])}
+        children = {
+            child: {"child_requests": rerun.get(child, 0), "parents_changed": changed[parent]}
+            for child, parent in HELP_DESK_CHILDREN.items()
+        }
+    return {
+        "runs": runs,
+        "changed_records": changed,
+        "children_on_rerun": children,
+        "incremental_request_ratio": runs["rerun"]["requests"] / max(1, runs["full"]["requests"]),
+    }
 
 
 def _missed_updates(duckdb_file: Path, changed: dict[str, int], clock: str) -> str:
     """'' when every changed top-level record arrived with its new ``updated_at``."""
     tops = [name for name in changed if name not in HELP_DESK_CHILDREN]
     landed = rows_updated_at(duckdb_file, "help_desk", tops, clock)
-    return "; ".join(f"help_desk.{t}: {landed[t]} rows updated, expected {changed[t]}"
-                     for t in tops if landed[t] != changed[t])
+    return "; ".join(f"help_desk.{t}: {landed[t]} rows updated, expected {changed[t]}" for t in tops if landed[t] != changed[t])
 
 
 IMPORT_COMMANDS = {
@@ -224,7 +253,8 @@ def imports(ctx: Context, repeats: int) -> dict[str, Any]:
             workdir = ctx.workdir("import")
             env = ctx.run_env("http://127.0.0.1:9", workdir)
             status, wall, peak = run_process([sys.executable, "-c", code], env, workdir / "output.log")
-            samples[name].append(asdict(Sample(wall, peak, status == 0, error="" if status == 0 else
-                                               (workdir / "output.log").read_text()[-500:])))
+            samples[name].append(
+                asdict(Sample(wall, peak, status == 0, error="" if status == 0 else (workdir / "output.log").read_text()[-500:]))
+            )
             ctx.say(f"  [{rep + 1}/{repeats}] import {name:<24} {wall:6.2f} s {peak:6.0f} MiB")
     return {"samples": samples}
