@@ -31,6 +31,12 @@ ui: $(STAMP)
 test: $(STAMP) browser
 	$(BIN)/python -m pytest
 
+# ruff (lint and format check) and mypy (strict on dialect/, compile/, runtime/); config in pyproject.toml.
+lint: $(STAMP)
+	$(BIN)/ruff check rest_assets rest_assets_tests deploy benchmarks
+	$(BIN)/ruff format --check rest_assets rest_assets_tests deploy benchmarks
+	$(BIN)/mypy
+
 # The unit set alone (no loads, no Dagster runs): under a minute.
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest rest_assets_tests/unit -m "not e2e"

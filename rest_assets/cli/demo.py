@@ -58,6 +58,13 @@ def run_demo(size: int = 120, ui: bool = False, port: int = 3000, out: Callable[
         emulator.stop()
 
 
+def multi_assets(defs: Any) -> list[Any]:
+    """The code location's multi-assets (one per source)."""
+    from dagster import AssetsDefinition
+
+    return [assets for assets in defs.assets or [] if isinstance(assets, AssetsDefinition)]
+
+
 def _load_everything(out: Callable[[str], None]) -> int:
     from dagster import DagsterInstance, materialize
 
@@ -68,7 +75,7 @@ def _load_everything(out: Callable[[str], None]) -> int:
     figures: list[AssetFigures] = []
     failed = False
     with DagsterInstance.ephemeral() as instance:
-        for assets_def in defs.assets or []:
+        for assets_def in multi_assets(defs):
             name = assets_def.node_def.name
             out(f"loading {name}: {len(assets_def.keys)} resources ...")
             started = time.monotonic()
@@ -112,7 +119,7 @@ def _failure_message(result: Any) -> str:
             error = event.step_failure_data.error
             while error.cause is not None:
                 error = error.cause
-            return error.message.strip()
+            return str(error.message).strip()
     return "the run failed"
 
 

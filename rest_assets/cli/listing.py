@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from datetime import timedelta
+from typing import Any
 
 from dagster import Definitions
 
@@ -26,7 +27,8 @@ def describe_definitions(defs: Definitions) -> str:
         lines.append(f"{key.to_user_string():<34} {parents:<26} {_freshness(node):<18} {', '.join(sorted(checks[key]))}")
     lines.append(f"{len(graph.get_all_asset_keys())} assets, {len(graph.asset_check_keys)} checks")
     for schedule in sorted(defs.schedules or [], key=lambda s: s.name):
-        lines.append(f"schedule {schedule.name}: '{schedule.cron_schedule}', starts {schedule.default_status.value.lower()}")
+        cron = getattr(schedule, "cron_schedule", "?")
+        lines.append(f"schedule {schedule.name}: '{cron}', starts {schedule.default_status.value.lower()}")
     for sensor in sorted(defs.sensors or [], key=lambda s: s.name):
         lines.append(f"sensor {sensor.name}: starts {sensor.default_status.value.lower()}")
     return "\n".join(lines)
@@ -36,7 +38,7 @@ def _freshness(node: object) -> str:
     policy = getattr(node, "freshness_policy", None)
     if policy is None:
         return "-"
-    windows = [getattr(policy, "fail_window", None), getattr(policy, "warn_window", None)]
+    windows: list[Any] = [getattr(policy, "fail_window", None), getattr(policy, "warn_window", None)]
     return " / ".join(_short(w.to_timedelta() if hasattr(w, "to_timedelta") else w) for w in windows)
 
 

@@ -134,7 +134,7 @@ def run_selftest(out: Callable[[str], None] = print) -> int:
         secret_values = (
             {v for c in credentials.values() for v in c.values()} | set(emulator.apis.tokens.access) | report.churn.refresh_tokens
         )
-        places = [captured.getvalue(), *errors, *(_file_texts(work, skip=work / "tokens"))]
+        places: list[str | bytes] = [captured.getvalue(), *errors, *(_file_texts(work, skip=work / "tokens"))]
         report.secrets_found = sum(1 for s in secret_values for text in places if s.encode() in _as_bytes(text))
     for line in report.lines():
         out(line)
@@ -184,13 +184,13 @@ def _fault_runs(emulator: Emulator, report: Report) -> list[str]:
 def _materialize() -> Any:
     from dagster import DagsterInstance, materialize
 
-    from rest_assets.cli.demo import QUIET_RUN_CONFIG
+    from rest_assets.cli.demo import QUIET_RUN_CONFIG, multi_assets
     from rest_assets.definitions import build_definitions
 
     defs = build_definitions()
     with DagsterInstance.ephemeral() as instance:
         return materialize(
-            list(defs.assets or []),
+            multi_assets(defs),
             instance=instance,
             resources=defs.resources,
             run_config=QUIET_RUN_CONFIG,

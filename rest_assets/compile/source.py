@@ -80,7 +80,8 @@ def compile_source(
     if client.get("paginator"):
         dlt_client["paginator"] = build_paginator(client["paginator"], max_pages)
     resources = {r.name: _compile_resource(spec, r, session, max_pages) for r in spec.resources}
-    source = rest_api_source({"client": dlt_client, "resources": with_private_parents(spec, resources)}, name=spec.name)
+    config: Any = {"client": dlt_client, "resources": with_private_parents(spec, resources)}  # dlt's RESTAPIConfig
+    source = rest_api_source(config, name=spec.name)
     workers = _child_concurrency(spec)
     if workers > 1:
         several = len(extracted if extracted is not None else spec.resources) > 1
@@ -203,4 +204,5 @@ def _compile_resource(spec: SourceSpec, resource: ResourceSpec, session: Guarded
         spec.name, resource.name, selector, lambda n: session.stats.add("secrets_masked", resource.name, n)
     )
     endpoint["response_actions"] = [*endpoint.get("response_actions", []), validator]
-    return config
+    compiled: dict[str, Any] = config
+    return compiled

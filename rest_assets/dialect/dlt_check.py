@@ -38,7 +38,8 @@ class _CheckedAuth(AuthConfigBase):
 
 def check_with_dlt(client: dict[str, Any], resources: list[ResourceSpec], fail: Fail) -> None:
     """Raise `fail(...)` where dlt's own validation rejects the dlt part of the spec."""
-    view = {"client": _client_view(client), "resources": [_resource_view(r.config) for r in resources]}
+    resource_views: list[Any] = [_resource_view(r.config) for r in resources]
+    view = {"client": _client_view(client), "resources": resource_views}
     try:
         validate_dict(RESTAPIConfig, view, path=".")
     except DictValidationException as exc:
@@ -46,16 +47,16 @@ def check_with_dlt(client: dict[str, Any], resources: list[ResourceSpec], fail: 
         path, resource = _spec_path(innermost.path, innermost.field, resources)
         raise fail(path, f"dlt rejects this: {_dlt_message(innermost)}", resource) from None
     try:
-        _, _, parents = build_resource_dependency_graph({}, view["resources"])
+        _, _, parents = build_resource_dependency_graph({}, resource_views)
     except ValueError as exc:
         raise _graph_error(str(exc), resources, fail) from None
-    for index, resource in enumerate(resources):
-        if resource.config.get("include_from_parent") and not parents.get(resource.name):
+    for index, spec in enumerate(resources):
+        if spec.config.get("include_from_parent") and not parents.get(spec.name):
             raise fail(
                 ("resources", index, "include_from_parent"),
                 "dlt rejects this: `include_from_parent` needs a parent resource (a {resources.<parent>.<field>} "
                 "placeholder or a resolve param)",
-                resource.name,
+                spec.name,
             )
 
 

@@ -76,7 +76,8 @@ class ResourceSpec:
 
     @property
     def endpoint(self) -> dict[str, Any]:
-        return self.config.get("endpoint", {})
+        endpoint: dict[str, Any] = self.config.get("endpoint", {})
+        return endpoint
 
     @property
     def path(self) -> str:
@@ -129,7 +130,8 @@ class SourceSpec:
     def with_ancestors(self, names: Iterable[str]) -> list[ResourceSpec]:
         """The resources `names` and the parents they are fetched through, in spec order."""
         needed: set[str] = set()
-        for name in names:
+        for start in names:
+            name: str | None = start
             while name is not None and name not in needed:
                 needed.add(name)
                 link = self.resource(name).parent

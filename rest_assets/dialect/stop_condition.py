@@ -250,7 +250,7 @@ def _path_of(node: ast.AST, root_name: str) -> PathRef:
 
 
 def _chain(node: ast.AST) -> list[ast.AST]:
-    links = []
+    links: list[ast.AST] = []
     while isinstance(node, (ast.Subscript, ast.Call, ast.Attribute)):
         links.append(node)
         node = node.func.value if isinstance(node, ast.Call) else node.value  # type: ignore[attr-defined]

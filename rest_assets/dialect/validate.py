@@ -167,7 +167,8 @@ def _check_client(check: _Checker, client: Any) -> dict[str, Any]:
             raise check.fail(("client", key), "must be a positive number")
     if "allow_insecure_http" in client and not isinstance(client["allow_insecure_http"], bool):
         raise check.fail(("client", "allow_insecure_http"), "must be true or false (true lets credentials go over plain http://)")
-    return client
+    checked: dict[str, Any] = client
+    return checked
 
 
 def _typed_mapping(
@@ -287,7 +288,8 @@ def _check_resource_body(check: _Checker, body: Any, path: Path, resource: str |
         _check_freshness(check, body["freshness"], (*path, "freshness"), resource)
     if "columns" in body:
         _check_columns(check, body["columns"], (*path, "columns"), resource)
-    return body
+    checked: dict[str, Any] = body
+    return checked
 
 
 def _check_columns(check: _Checker, columns: Any, path: Path, resource: str | None) -> None:

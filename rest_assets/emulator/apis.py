@@ -216,7 +216,7 @@ class Apis:
 
         def build() -> dict[str, Any]:
             page, total = self._offset_page(route, params, 50, 1000)
-            return {route.resource: page, "total": total}
+            return {str(route.resource): page, "total": total}
 
         return self._cached(request, route, build)
 
@@ -264,7 +264,7 @@ class Apis:
             per_page = int_param(params, "per_page", 50, 1, 1000)
             rows = self._rows(route, params)
             links = {"next": encode_cursor(offset + per_page)} if offset + per_page < len(rows) else {}
-            return {route.resource: rows[offset : offset + per_page], "links": links}
+            return {str(route.resource): rows[offset : offset + per_page], "links": links}
 
         return self._cached(request, route, build)
 

@@ -80,7 +80,7 @@ class TokenAuthority:
         if previous is not None:
             previous.replaced = True
         self.access[token] = self.current[source] = issued
-        grant = {
+        grant: dict[str, object] = {
             "issued": issued.id,
             "replaces": previous.id if previous else None,
             "replaced_valid": bool(previous and not previous.revoked),

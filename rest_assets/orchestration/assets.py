@@ -9,10 +9,12 @@ source: one empty dlt resource per spec resource.
 import atexit
 import shutil
 import tempfile
+from collections.abc import Iterator
 from functools import lru_cache
+from typing import Any
 
 import dlt
-from dagster import AssetExecutionContext, AssetsDefinition
+from dagster import AssetExecutionContext, AssetsDefinition, MaterializeResult
 from dagster_dlt import DagsterDltResource, dlt_assets
 from dlt.common.schema import Schema
 from dlt.extract.source import DltSource
@@ -58,7 +60,7 @@ def build_source_assets(spec: SourceSpec, default_freshness: Freshness | None = 
         dagster_dlt_translator=translator,
         pool=f"rest_assets/{spec.name}",
     )
-    def _source_assets(context: AssetExecutionContext, dlt: DagsterDltResource):
+    def _source_assets(context: AssetExecutionContext, dlt: DagsterDltResource) -> Iterator[MaterializeResult[Any]]:
         yield from materialize_source(context, dlt, spec)
 
     return _source_assets

@@ -29,7 +29,9 @@ if TYPE_CHECKING:
     from rest_assets.runtime.transport_stats import TransportStats
 
 
-def materialize_source(context: AssetExecutionContext, dlt: DagsterDltResource, spec: SourceSpec) -> Iterator[MaterializeResult]:
+def materialize_source(
+    context: AssetExecutionContext, dlt: DagsterDltResource, spec: SourceSpec
+) -> Iterator[MaterializeResult[Any]]:
     """Extract and load the selected resources of `spec`, yielding one result per asset."""
     # Imported here: the compiler pulls in dlt's rest_api, requests and pyarrow, which
     # only a run needs; loading the code location stays cheap (issue 6).
@@ -52,10 +54,10 @@ def materialize_source(context: AssetExecutionContext, dlt: DagsterDltResource, 
                 dlt_source=compiled.source,
                 dlt_pipeline=pipeline,
                 destination=destination,
-                **({"loader_file_format": fmt} if fmt else {}),
+                **_file_format(fmt),
             )
             for result in results:
-                _warn_if_masked(context, result.asset_key.path[-1], compiled.session.stats)
+                _warn_if_masked(context, _resource_of(result), compiled.session.stats)
                 yield _with_run_figures(
                     result, compiled.session.stats, _cursor_values(pipeline, spec.name), _child_tables(pipeline)
                 )
@@ -66,9 +68,19 @@ def materialize_source(context: AssetExecutionContext, dlt: DagsterDltResource, 
     shutil.rmtree(state_root() / folder, ignore_errors=True)
 
 
+def _file_format(fmt: str | None) -> dict[str, Any]:
+    """dlt's `loader_file_format` argument where one is chosen (else dlt's default for the destination)."""
+    return {"loader_file_format": fmt} if fmt else {}
+
+
+def _resource_of(result: Any) -> str:
+    """The resource a dagster-dlt result is for (the last part of its asset key)."""
+    return str(result.asset_key.path[-1])
+
+
 def _with_run_figures(
     result: Any, stats: TransportStats, cursors: dict[str, Any], child_tables: dict[str, list[str]] | None = None
-) -> MaterializeResult:
+) -> MaterializeResult[Any]:
     resource = result.asset_key.path[-1]
     metadata = dict(result.metadata or {})
     metadata.setdefault("rows_loaded", MetadataValue.int(0))
@@ -119,7 +131,7 @@ def _child_tables(pipeline: Any) -> dict[str, list[str]]:
     schema = pipeline.default_schema
     return {
         table["resource"]: sorted(
-            nested["name"]
+            str(nested["name"])
             for nested in get_nested_tables(schema.tables, table["name"], include_self=False)
             if nested.get("columns")
         )

@@ -132,7 +132,7 @@ class ApiKeyAuth(_ResolvedAuth):
         else:
             cookie = f"{self.name}={self.api_key}"
             existing = request.headers.get("Cookie")
-            request.headers["Cookie"] = f"{existing}; {cookie}" if existing else cookie
+            request.headers["Cookie"] = f"{existing!s}; {cookie}" if existing else cookie
         return self.api_key
 
 

@@ -53,7 +53,7 @@ class BatchShape:
         nesting = (stored.get("x-normalizer") or {}).get("max_nesting")
         self.max_nesting = nesting if nesting is not None else (max_nesting if max_nesting is not None else 1000)
         self.types: dict[str, str] = {
-            name: column["data_type"] for name, column in stored.get("columns", {}).items() if column.get("data_type")
+            name: str(column["data_type"]) for name, column in stored.get("columns", {}).items() if column.get("data_type")
         }
         self.hinted = {self._ident(name): data_type for name, data_type in hinted.items()}
         self.types.update(self.hinted)

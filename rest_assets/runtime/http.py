@@ -90,7 +90,7 @@ class GuardedSession(SharedOnDeepCopy, requests.Session):
                 return route.resource, route.policy
         return self.source, self.default_policy
 
-    def send(self, request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:  # type: ignore[override]
+    def send(self, request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:
         """Send `request` with retries; each attempt carries the credentials current when it is sent."""
         self.scope.check(request.url or "")
         kwargs["timeout"] = kwargs.get("timeout") or self.timeout

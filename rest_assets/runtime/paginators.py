@@ -21,7 +21,7 @@ import copy
 import hashlib
 import json
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 from urllib.parse import urljoin
 
 from dlt.common import jsonpath
@@ -55,17 +55,22 @@ DLT_TOTAL_PATH = "total"
 DLT_CURSOR_PATH = "cursors.next"
 
 
+def _with_param(request: Request, name: str, value: Any) -> dict[str, Any]:
+    """The request's query params plus `name=value` (the request's own mapping left as it was)."""
+    return {**cast(dict[str, Any], request.params or {}), name: value}
+
+
 class _ShortPageMixin:
     """Range paginators that stop on a short page and tolerate a missing total."""
 
-    limit: int | None
+    limit: Any  # int on dlt's offset paginator, optional on ours
     total_path: Any
     has_more_path: Any
     maximum_value: int | None
     current_value: int
     value_step: int
     base_index: int
-    stop_after_empty_page: bool
+    stop_after_empty_page: Any
     _has_next_page: bool
 
     def update_state(self, response: Response, data: list[Any] | None = None) -> None:
@@ -104,7 +109,7 @@ class LimitedPageNumberPaginator(_ShortPageMixin, PageNumberPaginator):
     def init_request(self, request: Request) -> None:
         super().init_request(request)
         if self.limit:
-            request.params = {**(request.params or {}), self.limit_param: self.limit}
+            request.params = _with_param(request, self.limit_param, self.limit)
 
 
 class CursorPaginator(BasePaginator):
@@ -144,7 +149,7 @@ class CursorPaginator(BasePaginator):
         self._seen = set()
         self._has_next_page = True
         if self.limit:
-            request.params = {**(request.params or {}), self.limit_param: self.limit}
+            request.params = _with_param(request, self.limit_param, self.limit)
 
     def update_state(self, response: Response, data: list[Any] | None = None) -> None:
         body = response.json()
@@ -168,13 +173,13 @@ class CursorPaginator(BasePaginator):
     def update_request(self, request: Request) -> None:
         cursor = str(self._cursor)
         if cursor.startswith(("http://", "https://", "/")):
-            request.url = urljoin(request.url, cursor)
+            request.url = urljoin(str(request.url), cursor)
             request.params = None  # the next URL carries its own query
         elif self.cursor_body_path:
-            request.json = {**(request.json or {})}
+            request.json = dict(cast(dict[str, Any], request.json or {}))
             jsonpath.set_value_at_path(request.json, self.cursor_body_path, cursor)
         else:
-            request.params = {**(request.params or {}), self.cursor_param: cursor}
+            request.params = _with_param(request, self.cursor_param, cursor)
 
 
 class PageGuard(BasePaginator):

@@ -39,7 +39,7 @@ class RetryPolicy:
 
     def backoff(self, retry_number: int) -> float:
         """Delay before retry `retry_number` (1-based): backoff_factor * 2**(k-1), capped."""
-        return min(self.backoff_factor * 2 ** (retry_number - 1), self.max_backoff)
+        return float(min(self.backoff_factor * 2 ** (retry_number - 1), self.max_backoff))
 
 
 @dataclass

@@ -20,7 +20,7 @@ def secret_lookup_keys(source: str, key: str) -> list[str]:
 def resolve_secret(source: str, key: str) -> str:
     """The value of secret `key` for `source`; raises MissingSecretError naming what to set."""
     for name in secret_lookup_keys(source, key):
-        value = dlt.secrets.get(name)
+        value: Any = dlt.secrets.get(name)
         if value is not None and str(value) != "":
             text = str(value)
             register_secret(text)
@@ -45,7 +45,7 @@ def resolve_secrets(source: str, value: Any) -> Any:
 
 def resolve_setting(source: str, key: str, default: Any) -> Any:
     """A plain (non-secret) override from `sources.<source>.<key>` (env or config.toml)."""
-    value = dlt.config.get(f"sources.{source}.{key}")
+    value: Any = dlt.config.get(f"sources.{source}.{key}")
     return default if value in (None, "") else value
 
 

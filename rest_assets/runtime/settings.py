@@ -24,7 +24,7 @@ def setting_lookup_keys(source: str, key: str) -> list[str]:
 def find_setting(source: str, key: str) -> Any | None:
     """The value of setting `key` for `source`, or None where none is set."""
     for name in setting_lookup_keys(source, key):
-        value = dlt.config.get(name)
+        value: Any = dlt.config.get(name)
         if value is not None and str(value) != "":
             return value
     return None

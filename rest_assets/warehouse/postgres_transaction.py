@@ -130,7 +130,7 @@ def load_in_one_pg_transaction(pipeline: Any) -> None:
         _end(run, commit=True)
         return info
 
-    pipeline.load = load  # type: ignore[method-assign]
+    pipeline.load = load
 
 
 def _end(run: dict[str, Any], *, commit: bool) -> None:
