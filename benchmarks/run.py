@@ -3,7 +3,7 @@
     python benchmarks/run.py [--quick] [--workloads bulk,fanout,incremental,imports,mixed,scale] [--json FILE]
                              [--profile DIR] [--small]
 
-Every run is a whole process (benchmarks/runner.py) with a fresh DuckDB and dlt
+Every run is a whole process (benchmarks/run_one.py) with a fresh DuckDB and dlt
 data dir, implementations alternate, the emulator runs in its own process, and
 every run is checked against the emulator's truth. See benchmarks/README.md.
 """

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-RUNNER = Path(__file__).resolve().parent.parent / "runner.py"
+RUNNER = Path(__file__).resolve().parent.parent / "run_one.py"
 
 
 @dataclass
@@ -45,7 +45,7 @@ def run_process(args: list[str], env: dict[str, str], log_file: Path) -> tuple[i
 
 
 def run_impl(impl: str, env: dict[str, str], workdir: Path, profile: Path | None = None) -> Sample:
-    """Run ``runner.py impl`` as a whole process; the result's ``detail`` is what the runner wrote."""
+    """Run ``run_one.py impl`` as a whole process; the result's ``detail`` is what the runner wrote."""
     out = workdir / "result.json"
     args = [sys.executable, str(RUNNER), impl, "--out", str(out)]
     if profile is not None:

@@ -1,6 +1,6 @@
 """One run of one implementation of one workload, as a whole process (started by run.py).
 
-    python benchmarks/runner.py IMPL --base-url URL --duckdb FILE --out RESULT.json [--profile FILE]
+    python benchmarks/run_one.py IMPL --base-url URL --duckdb FILE --out RESULT.json [--profile FILE]
 
 Settings come from the environment that run.py sets (emulator URL, demo
 secrets, DESTINATION__DUCKDB__CREDENTIALS, DLT_DATA_DIR). Writes a JSON result
