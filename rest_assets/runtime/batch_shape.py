@@ -55,11 +55,27 @@ class BatchShape:
         self.types: dict[str, str] = {
             name: str(column["data_type"]) for name, column in stored.get("columns", {}).items() if column.get("data_type")
         }
+        # dlt's name of each key and path, and each name's preferred type: the same few names on every row
+        self._idents: dict[str, str] = {}
+        self._names: dict[tuple[str, ...], str] = {}
+        self._preferred: dict[str, str | None] = {}
         self.hinted = {self._ident(name): data_type for name, data_type in hinted.items()}
         self.types.update(self.hinted)
 
     def _ident(self, key: str) -> str:
-        return self.naming.normalize_path(key) if key and not key.isspace() else EMPTY_KEY
+        ident = self._idents.get(key)
+        if ident is None:
+            ident = self._idents[key] = self.naming.normalize_path(key) if key and not key.isspace() else EMPTY_KEY
+        return ident
+
+    def _name(self, path: tuple[str, ...]) -> str:
+        """The column name dlt makes of a path of normalized keys (`parent__child`, shortened as dlt does)."""
+        if len(path) == 1:
+            return path[0]
+        name = self._names.get(path)
+        if name is None:
+            name = self._names[path] = self.naming.shorten_fragments(*path)
+        return name
 
     def arrow_table(self, rows: list[dict[str, Any]]) -> pa.Table | None:
         """The batch as an Arrow table if it is clean, else None (the caller hands on the rows)."""
@@ -77,7 +93,7 @@ class BatchShape:
     def _add(
         self, columns: dict[str, tuple[str, pa.Array]], label: str, path: tuple[str, ...], values: list[Any], level: int
     ) -> None:
-        name = path[0] if len(path) == 1 else self.naming.shorten_fragments(*path)
+        name = self._name(path)
         kinds = set(map(type, values))
         kinds.discard(type(None))
         if not kinds:
@@ -102,12 +118,18 @@ class BatchShape:
         columns[name] = (label if len(path) == 1 and label.strip() else name, array)
 
     def _expected(self, name: str) -> str | None:
-        return self.types.get(name) or self.schema.get_preferred_type(name)
+        return self.types.get(name) or self._preferred_type(name)
+
+    def _preferred_type(self, name: str) -> str | None:
+        if name not in self._preferred:
+            preferred = self.schema.get_preferred_type(name)
+            self._preferred[name] = str(preferred) if preferred else None
+        return self._preferred[name]
 
     def _inferred(self, name: str, value: Any) -> str | None:
         """The type dlt's normalizer gives a new column from its first value (detections, preferred types)."""
         detected = utils.autodetect_sc_type(self.schema._type_detections, type(value), value)
-        return self.schema.get_preferred_type(name) or detected or _PY_TYPES.get(type(value))
+        return self._preferred_type(name) or detected or _PY_TYPES.get(type(value))
 
     def note_rows(self, rows: Iterable[dict[str, Any]]) -> None:
         """Note the type dlt will give each new column of rows handed on as they are; refuse what dlt cannot load."""
@@ -117,7 +139,7 @@ class BatchShape:
                 current, path, level, field = stack.pop()
                 for key, value in current.items():
                     here, field_name = (*path, self._ident(key)), field or key
-                    name = here[0] if len(here) == 1 else self.naming.shorten_fragments(*here)
+                    name = self._name(here)
                     if type(value) is dict and level > 0 and self._expected(name) != "json":
                         if len(here) + 1 >= MAX_DEPTH:
                             self._check_loadable(value, field_name, len(here) + 1)
