@@ -31,7 +31,7 @@ import logging
 import threading
 from collections.abc import Awaitable, Callable
 
-from .messages import REASONS, Request, Response
+from .messages import Request, Response, reason_phrase
 
 logger = logging.getLogger(__name__)
 Handler = Callable[[Request], Awaitable[Response]]
@@ -52,7 +52,7 @@ def _parse_head(head: bytes) -> tuple[str, str, str, dict[str, str]] | None:
 
 
 def _encode(response: Response, keep_alive: bool, head_only: bool) -> tuple[bytes, bytes]:
-    reason = REASONS.get(response.status, "Unknown")
+    reason = reason_phrase(response.status)
     lines = [
         f"HTTP/1.1 {response.status} {reason}",
         f"Content-Type: {response.content_type}",

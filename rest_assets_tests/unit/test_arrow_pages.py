@@ -44,7 +44,7 @@ def test_a_field_that_first_appears_in_a_later_row_is_kept():
     ]
 
 
-def test_batches_hold_at_most_rows_per_batch_rows():
+def test_pages_are_joined_until_a_batch_holds_at_least_rows_per_batch_rows():
     pages = [[{"id": i} for i in range(n, n + 3)] for n in range(0, 12, 3)]
     tables = list(batch_pages(pages_of(*pages), rows_per_batch=5)("/x"))
     assert [t.num_rows for t in tables] == [6, 6]
