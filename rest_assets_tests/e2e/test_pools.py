@@ -68,6 +68,11 @@ def write_instance(home: Path, *, with_pools: bool) -> Path:
     (home / "dagster.yaml").write_text(yaml.safe_dump(config))
     with DagsterInstance.from_ref(InstanceRef.from_dir(str(home))) as instance:
         instance.get_runs(limit=1)  # creates the storages now: two runs creating them at once race
+        if with_pools:
+            # what the first run's claim does on a deployed instance (the pool's slots from the default
+            # limit), done once here: two sqlite processes doing it at the same moment can both allocate
+            # a slot, a race of the test's throw-away sqlite instance, not of the pool
+            instance.event_log_storage.initialize_concurrency_limit_to_default(POOL)
     return home
 
 
