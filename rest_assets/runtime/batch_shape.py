@@ -21,7 +21,6 @@ from collections.abc import Iterable
 from typing import Any
 
 import pyarrow as pa
-from dlt.common.data_types.type_helpers import coerce_value
 from dlt.common.schema import Schema, utils
 
 from rest_assets.errors import RestAssetsError
@@ -33,13 +32,7 @@ MAX_DEPTH = 255
 MAX_FLAT_DEPTH = 16
 EMPTY_KEY = "_empty"  # dlt's name for an empty or blank key
 _PY_TYPES: dict[type, str] = {str: "text", int: "bigint", float: "double", bool: "bool"}
-_ARROW: dict[str, pa.DataType] = {
-    "text": pa.string(),
-    "bigint": pa.int64(),
-    "double": pa.float64(),
-    "bool": pa.bool_(),
-    "timestamp": pa.timestamp("us", tz="UTC"),
-}
+_ARROW: dict[str, pa.DataType] = {"text": pa.string(), "bigint": pa.int64(), "double": pa.float64(), "bool": pa.bool_()}
 
 
 class UnloadableRecordError(RestAssetsError):
@@ -116,9 +109,6 @@ class BatchShape:
         if len(kinds) != 1 or (data_type := _PY_TYPES.get(kinds.pop())) is None or name in columns:
             raise _Unclean
         expected = self._expected(name) or self._inferred(name, next(v for v in values if v is not None))
-        if expected == "timestamp" and data_type == "text" and name not in self.hinted:
-            columns[name] = (label if len(path) == 1 and label.strip() else name, _timestamps(values))
-            return
         if expected != data_type and not (name in self.hinted and data_type == "text"):
             raise _Unclean
         try:
@@ -174,21 +164,6 @@ class BatchShape:
             for item in value.values() if isinstance(value, dict) else value:
                 if isinstance(item, (list, dict, int)):
                     self._check_loadable(item, key, depth + 1)
-
-
-def _timestamps(values: list[Any]) -> pa.Array:
-    """ISO timestamp strings as dlt's normalizer stores them in a timestamp column (its own coercion), or _Unclean.
-
-    dlt types a new column from its first value (an ISO timestamp makes it a
-    timestamp column) and coerces every later value with `coerce_value`; a
-    value it cannot coerce would go to a variant column, so such a batch goes
-    on as rows.
-    """
-    try:
-        parsed = [None if value is None else coerce_value("timestamp", "text", value) for value in values]
-        return pa.array(parsed, type=_ARROW["timestamp"])
-    except Exception:  # dlt's coercion raises parser errors of several libraries
-        raise _Unclean from None
 
 
 def _arrow_type_name(arrow_type: pa.DataType) -> str:
