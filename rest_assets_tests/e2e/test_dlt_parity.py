@@ -543,6 +543,24 @@ KEY_CASES: dict[str, tuple[Any, ...]] = {
             "GET logs": _between([{"seq": n, "id": n} for n in range(1, 6)], "since", "until", "seq"),
         },
     ),
+    # an ISO timestamp cursor with a string initial_value and no column hint, over two runs: the Arrow path must
+    # leave the cursor as dlt's incremental step sees it in plain dlt (a string), or the comparison fails
+    "incremental-on-an-unhinted-iso-timestamp-cursor": (
+        """
+        client: {base_url: %s, paginator: single_page}
+        resources:
+          - name: events
+            primary_key: id
+            write_disposition: merge
+            endpoint:
+              path: events
+              data_selector: data
+              incremental: {start_param: since, cursor_path: updated_at, initial_value: "2024-01-01T00:00:00Z"}
+        """
+        % BASE,
+        {"GET events": lambda request: {"data": [{"id": n, "updated_at": f"2024-01-0{n}T00:00:00Z"} for n in range(1, 5)]}},
+        {"GET events": lambda request: {"data": [{"id": n, "updated_at": f"2024-01-0{n}T12:00:00Z"} for n in range(3, 7)]}},
+    ),
     "resolve-param-include-from-parent-parallelized": (
         """
         client: {base_url: %s, paginator: single_page}
