@@ -60,15 +60,22 @@ class ChurnFigures:
         )
 
 
-def churn_spec(emulator: Emulator, store: Path) -> dict[str, Any]:
+def churn_spec(
+    emulator: Emulator, store: Path, *, page_limit: int = 10, write_disposition: str = "merge", backoff_factor: float = 0.01
+) -> dict[str, Any]:
     """The churn source: help_desk's API with a refresh-token grant and two child endpoints."""
     base = emulator.base_url("help_desk") + "/v2"
-    paginator = {"type": "cursor", "limit": 10, "cursor_path": "_links.next.href", "stop_condition": "_links.next is none"}
+    paginator = {
+        "type": "cursor",
+        "limit": page_limit,
+        "cursor_path": "_links.next.href",
+        "stop_condition": "_links.next is none",
+    }
 
     def resource(name: str, path: str, key: str) -> dict[str, Any]:
         return {"name": name, "endpoint": {"path": path, "data_selector": f"_embedded.{key}", "paginator": paginator}}
 
-    retry = {"retry_on_status_codes": [429, 500, 502, 503, 504], "max_retries": 8, "backoff_factor": 0.01}
+    retry = {"retry_on_status_codes": [429, 500, 502, 503, 504], "max_retries": 8, "backoff_factor": backoff_factor}
     return {
         "client": {
             "base_url": base,
@@ -82,7 +89,7 @@ def churn_spec(emulator: Emulator, store: Path) -> dict[str, Any]:
                 "refresh_token_store": str(store),
             },
         },
-        "resource_defaults": {"primary_key": "id", "write_disposition": "merge", "endpoint": {"error_handler": retry}},
+        "resource_defaults": {"primary_key": "id", "write_disposition": write_disposition, "endpoint": {"error_handler": retry}},
         "resources": [
             resource("conversations", "/conversations", "conversations"),
             resource("conversation_threads", "/conversations/{{ stream_partition['conversation_id'] }}/threads", "threads"),

@@ -32,43 +32,18 @@ import pytest
 from conftest import assert_table_equals_truth, materialization_metadata
 from reliability_support import run_source
 
+from rest_assets.cli.selftest_churn import churn_spec
 from rest_assets.compile.source import compile_source
 from rest_assets.dialect.loader import load_spec_file
 from rest_assets.emulator import Emulator, EmulatorConfig
 
 RUNS = 20
 RESOURCES = ("conversations", "conversation_threads", "inboxes", "inbox_folders")
-RETRY = {"retry_on_status_codes": [429, 500, 502, 503, 504], "max_retries": 8, "backoff_factor": 0.001}
 
 
 def _spec(emu: Emulator, store: Path) -> dict:
-    base = emu.base_url("help_desk") + "/v2"
-    cursor = {"type": "cursor", "limit": 5, "cursor_path": "_links.next.href", "stop_condition": "_links.next is none"}
-
-    def resource(name: str, path: str, key: str) -> dict:
-        return {"name": name, "endpoint": {"path": path, "data_selector": f"_embedded.{key}", "paginator": cursor}}
-
-    return {
-        "client": {
-            "base_url": base,
-            "child_concurrency": 16,
-            "auth": {
-                "type": "oauth2",
-                "client_id": {"secret": "client_id"},
-                "client_secret": {"secret": "client_secret"},
-                "refresh_token": {"secret": "refresh_token"},
-                "token_url": f"{base}/oauth2/token",
-                "refresh_token_store": str(store),
-            },
-        },
-        "resource_defaults": {"primary_key": "id", "write_disposition": "replace", "endpoint": {"error_handler": RETRY}},
-        "resources": [
-            resource("conversations", "/conversations", "conversations"),
-            resource("conversation_threads", "/conversations/{{ stream_partition['conversation_id'] }}/threads", "threads"),
-            resource("inboxes", "/mailboxes", "mailboxes"),
-            resource("inbox_folders", "/mailboxes/{{ stream_partition['inbox_id'] }}/folders", "folders"),
-        ],
-    }
+    """The selftest's churn source, with smaller pages (more requests per run) and no merge."""
+    return churn_spec(emu, store, page_limit=5, write_disposition="replace", backoff_factor=0.001)
 
 
 @pytest.fixture()
