@@ -1,6 +1,5 @@
 """Asset checks: primary keys unique and not null on the destination, and freshness."""
 
-import shutil
 import uuid
 import warnings
 from collections import defaultdict
@@ -20,7 +19,8 @@ from dagster import (
 
 from rest_assets.dialect.model import Freshness, ResourceSpec, SourceSpec
 from rest_assets.orchestration.translator import asset_key
-from rest_assets.warehouse.destination import destination_lock, make_pipeline, state_root
+from rest_assets.warehouse.destination import destination_lock, make_pipeline
+from rest_assets.warehouse.working_folders import remove_run_folder, run_folder
 
 PRIMARY_KEY_CHECK = "primary_key_unique_not_null"
 
@@ -67,14 +67,14 @@ def build_primary_key_checks(spec: SourceSpec) -> AssetChecksDefinition | None:
 
 def run_primary_key_checks(spec: SourceSpec, resources: list[ResourceSpec]) -> Iterator[AssetCheckResult]:
     """Query the destination for each resource's table and report duplicates and nulls."""
-    folder = f"checks-{spec.name}-{uuid.uuid4().hex[:8]}"
-    pipeline = make_pipeline(spec.name, folder)
-    try:
-        with destination_lock(), pipeline.sql_client() as client:
-            for resource in resources:
-                yield _check_table(client, spec, resource)
-    finally:
-        shutil.rmtree(state_root() / folder, ignore_errors=True)
+    with run_folder(f"checks-{spec.name}-{uuid.uuid4().hex[:8]}") as folder:
+        pipeline = make_pipeline(spec.name, folder.name)
+        try:
+            with destination_lock(), pipeline.sql_client() as client:
+                for resource in resources:
+                    yield _check_table(client, spec, resource)
+        finally:
+            remove_run_folder(folder)
 
 
 def _check_table(client: Any, spec: SourceSpec, resource: ResourceSpec) -> AssetCheckResult:

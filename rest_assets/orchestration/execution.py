@@ -2,14 +2,14 @@
 
 The dlt source is compiled here, at run time (secrets resolved now, never at
 definition load), run in a pipeline with its own working folder (two runs
-never share local state; dlt restores state from the destination), and the
+never share local state; dlt restores state from the destination; the folder
+is locked by its run, see warehouse.working_folders), and the
 results get transport figures as metadata. Errors leave as one clean,
 secret-free LoadError.
 """
 
 from __future__ import annotations
 
-import shutil
 import uuid
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
@@ -22,8 +22,9 @@ from rest_assets.errors import LoadError, RestAssetsError
 from rest_assets.orchestration.heap import freeze_before_first_load
 from rest_assets.runtime.redaction import redact
 from rest_assets.runtime.request_log import RequestLog
-from rest_assets.runtime.scrub import scrub_failed_run
-from rest_assets.warehouse.destination import loader_file_format, pipeline_with_held_destination, state_root
+from rest_assets.runtime.scrub import ERROR_FILE, scrub_failed_run
+from rest_assets.warehouse.destination import loader_file_format, pipeline_with_held_destination
+from rest_assets.warehouse.working_folders import LOCK_FILE, remove_run_folder, run_folder
 
 if TYPE_CHECKING:
     from rest_assets.runtime.transport_stats import TransportStats
@@ -38,34 +39,35 @@ def materialize_source(
     from rest_assets.compile.source import compile_source
 
     freeze_before_first_load()
-    folder = f"{spec.name}-{context.run_id}-{uuid.uuid4().hex[:8]}"
-    request_log = RequestLog()
-    try:
-        fmt = loader_file_format()
-        # Arrow pages only where the destination loads parquet: elsewhere (postgres: insert
-        # statements) dlt cannot write their nested struct columns, while plain rows load.
-        compiled = compile_source(
-            spec, arrow_pages=fmt == "parquet", extracted=[key.path[-1] for key in context.selected_asset_keys]
-        )
-        request_log.attach(compiled.session)
-        with pipeline_with_held_destination(spec.name, folder, context.log.info) as (pipeline, destination):
-            results = dlt.run(
-                context=context,
-                dlt_source=compiled.source,
-                dlt_pipeline=pipeline,
-                destination=destination,
-                **_file_format(fmt),
+    # Held for the whole run (a later run sweeps the folder only once this process is gone).
+    with run_folder(f"{spec.name}-{context.run_id}-{uuid.uuid4().hex[:8]}", report=ERROR_FILE) as folder:
+        request_log = RequestLog()
+        try:
+            fmt = loader_file_format()
+            # Arrow pages only where the destination loads parquet: elsewhere (postgres: insert
+            # statements) dlt cannot write their nested struct columns, while plain rows load.
+            compiled = compile_source(
+                spec, arrow_pages=fmt == "parquet", extracted=[key.path[-1] for key in context.selected_asset_keys]
             )
-            for result in results:
-                _warn_if_masked(context, _resource_of(result), compiled.session.stats)
-                yield _with_run_figures(
-                    result, compiled.session.stats, _cursor_values(pipeline, spec.name), _child_tables(pipeline)
+            request_log.attach(compiled.session)
+            with pipeline_with_held_destination(spec.name, folder.name, context.log.info) as (pipeline, destination):
+                results = dlt.run(
+                    context=context,
+                    dlt_source=compiled.source,
+                    dlt_pipeline=pipeline,
+                    destination=destination,
+                    **_file_format(fmt),
                 )
-    except Exception as exc:
-        error = _clean_error(spec.name, exc)
-        scrub_failed_run(state_root() / folder, str(error), request_log.lines())  # no secret left on disk
-        raise error from None
-    shutil.rmtree(state_root() / folder, ignore_errors=True)
+                for result in results:
+                    _warn_if_masked(context, _resource_of(result), compiled.session.stats)
+                    yield _with_run_figures(
+                        result, compiled.session.stats, _cursor_values(pipeline, spec.name), _child_tables(pipeline)
+                    )
+        except Exception as exc:
+            error = _clean_error(spec.name, exc)
+            scrub_failed_run(folder, str(error), request_log.lines(), keep=(LOCK_FILE,))  # no secret left on disk
+            raise error from None
+        remove_run_folder(folder)
 
 
 def _file_format(fmt: str | None) -> dict[str, Any]:

@@ -18,13 +18,14 @@ packages are never reused: each run has its own folder and restores its state
 from the destination) and one `error.txt` is written in its place, with the
 redacted error, the redacted dlt step trace (exception chain and stack
 frames) and the run's last requests (method, redacted URL, outcome).
-A successful run's folder is removed whole (see dagster.execution).
+A successful run's folder is removed whole (see orchestration.execution); a
+killed run's folder is removed by the next run (warehouse.working_folders).
 """
 
 from __future__ import annotations
 
 import shutil
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -34,18 +35,21 @@ ERROR_FILE = "error.txt"
 TRACE_FILE = "trace.pickle"
 
 
-def scrub_failed_run(folder: Path, error: str, requests: Iterable[str] = ()) -> Path | None:
+def scrub_failed_run(folder: Path, error: str, requests: Iterable[str] = (), keep: Collection[str] = ()) -> Path | None:
     """Replace the contents of a failed run's working `folder` with a redacted `error.txt`.
 
     `error` is the run's (already clean) error message; `requests` are lines of
-    the run's request log. Returns the path of `error.txt` (None when the
-    folder was never made).
+    the run's request log; `keep` names entries left in place (the run's lock
+    file, so a scrub cut short is still swept). Returns the path of `error.txt`
+    (None when the folder was never made or holds nothing but `keep`: dlt never ran in it).
     """
-    if not folder.is_dir():
+    if not folder.is_dir() or all(child.name in keep for child in folder.iterdir()):
         return None
     report = [f"error: {error}", "", *_trace_lines(folder), "", "last requests:", *requests]
     try:
         for child in folder.iterdir():
+            if child.name in keep:
+                continue
             if child.is_dir() and not child.is_symlink():
                 shutil.rmtree(child, ignore_errors=True)
             else:
