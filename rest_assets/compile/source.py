@@ -23,7 +23,7 @@ from dlt.sources.rest_api import rest_api_source
 from rest_assets.compile.parent_streams import private_parent_name, with_private_parents
 from rest_assets.dialect.model import ResourceSpec, SecretRef, SourceSpec
 from rest_assets.dlt_internals import replace_generator
-from rest_assets.runtime.arrow_pages import use_arrow_pages
+from rest_assets.runtime.arrow_pages import ROWS_PER_BATCH, use_arrow_pages
 from rest_assets.runtime.auth import build_auth
 from rest_assets.runtime.fanout import DEFAULT_CHILD_CONCURRENCY, fan_out, read_ahead
 from rest_assets.runtime.http import DEFAULT_TIMEOUT_SECONDS, GuardedSession
@@ -94,6 +94,7 @@ def compile_source(
                 source.resources[resource.name],
                 resources[resource.name],
                 functools.partial(session.stats.add, "batches_as_rows", resource.name),
+                rows_per_batch=1 if _stops_early(resource) else ROWS_PER_BATCH,  # one page a batch: dlt stops after it
             )
     return CompiledSource(source=source, session=session)
 
@@ -116,13 +117,30 @@ def _fetch_concurrently(spec: SourceSpec, source: DltSource, workers: int, read_
     for resource in spec.resources:
         compiled = source.resources[resource.name]
         if not resource.parent:
-            if read_ahead_top_level:
+            if read_ahead_top_level and not _stops_early(resource):
                 replace_generator(compiled, lambda gen: read_ahead(gen, min_records=1))
             continue
         replace_generator(compiled, lambda gen: fan_out(gen, workers))
-        if not spec.resource(resource.parent.parent).parent:  # a grandchild's parent stream is itself a child
+        parent = spec.resource(resource.parent.parent)
+        if not parent.parent and not _stops_early(parent):  # a grandchild's parent stream is itself a child
             private = source.resources[private_parent_name(resource.parent.parent, resource.name)]
             replace_generator(private, lambda gen: read_ahead(gen, min_records=workers * PARENTS_PER_WORKER))
+
+
+def _stops_early(resource: ResourceSpec) -> bool:
+    """Whether dlt may stop the resource's paging early: an incremental (config or param) with `row_order`.
+
+    dlt closes the page generator after the page holding the first row out of
+    range; pages read ahead, or joined into one batch, would be requests plain
+    dlt does not send.
+    """
+    params = resource.endpoint.get("params") or {}
+    incrementals = [resource.endpoint.get("incremental"), *(p for p in params.values() if _is_incremental_param(p))]
+    return any(isinstance(i, dict) and i.get("row_order") for i in incrementals)
+
+
+def _is_incremental_param(value: Any) -> bool:
+    return isinstance(value, dict) and value.get("type") == "incremental"
 
 
 def _token_url(source: str, auth: dict[str, Any]) -> str | None:

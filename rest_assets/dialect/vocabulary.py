@@ -15,8 +15,9 @@ def _keys(typed_dict: Any) -> frozenset[str]:
     return frozenset(typed_dict.__required_keys__ | typed_dict.__optional_keys__)
 
 
-# Python-only values (sessions, callables) cannot come from YAML (`processing_steps` has a YAML form).
-_PYTHON_ONLY = frozenset({"session", "convert", "last_value_func"})
+# Python-only values (sessions, callables) cannot come from YAML (`processing_steps` has a YAML form;
+# `last_value_func` is taken as dlt's names for its built-ins, "min" or "max").
+_PYTHON_ONLY = frozenset({"session", "convert"})
 
 # Our extensions at each level: the compiler turns them into runtime objects, dlt never sees them.
 TOP_LEVEL_EXTENSION_KEYS = frozenset({"name", "description", "schedule"})

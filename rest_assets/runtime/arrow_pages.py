@@ -136,13 +136,19 @@ def _mark_required(table: pa.Table, names: list[str]) -> pa.Table:
     return pa.Table.from_arrays(table.columns, schema=schema) if changed else table
 
 
-def use_arrow_pages(resource: Any, config: dict[str, Any], on_rows_batch: Callable[[], None] | None = None) -> None:
+def use_arrow_pages(
+    resource: Any,
+    config: dict[str, Any],
+    on_rows_batch: Callable[[], None] | None = None,
+    rows_per_batch: int = ROWS_PER_BATCH,
+) -> None:
     """Batch a rest_api resource's pages (Arrow tables where clean) and cast them to the spec's types.
 
     `config` is the resource's dlt config (its `columns`, `max_table_nesting`,
     `schema_contract`, incremental `cursor_path` decide). Steps after the
     generator then see Arrow tables or rows: dlt's incremental runs vectorized
-    on each table and stays last, followed by the caster.
+    on each table and stays last, followed by the caster. Pages are joined
+    until a batch holds `rows_per_batch` rows (1: each page is a batch).
     """
     columns = _columns(config.get("columns"))
     if not _arrow_can_match_rows(config):
@@ -154,7 +160,7 @@ def use_arrow_pages(resource: Any, config: dict[str, Any], on_rows_batch: Callab
         resource,
         lambda gen: batch_pages(
             gen,
-            ROWS_PER_BATCH,
+            rows_per_batch,
             resource=resource.name,
             hints=hints,
             max_nesting=config.get("max_table_nesting"),

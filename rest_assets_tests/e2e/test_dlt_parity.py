@@ -318,6 +318,20 @@ def _child_since(count: int) -> Handler:
     return handler
 
 
+def _updated(ids: range, **more: Any) -> list[dict[str, Any]]:
+    """Rows whose cursor `updated` is their id."""
+    return [{"id": n, "updated": n, **more} for n in ids]
+
+
+def _details(request: Any) -> list[dict[str, Any]]:
+    """One detail row of the parent whose id is in the path."""
+    return [{"id": int(request.url.split("/")[-2]) * 100}]
+
+
+# Rows without a cursor value (`updated` missing, then null) around two with one: on_cursor_value_missing decides.
+SPARSE = [{"id": 1, "updated": 1}, {"id": 2}, {"id": 3, "updated": None}, {"id": 4, "updated": 5}]
+
+
 BEARER = "Bearer t0ken-abc"
 BASIC = "Basic " + base64.b64encode(b"ann:s3cret-pw").decode()
 NESTED = {"meta": {"a": 1, "b": {"c": "x"}}, "tags": ["t1", "t2"]}
@@ -560,6 +574,123 @@ KEY_CASES: dict[str, tuple[Any, ...]] = {
         % BASE,
         {"GET events": lambda request: {"data": [{"id": n, "updated_at": f"2024-01-0{n}T00:00:00Z"} for n in range(1, 5)]}},
         {"GET events": lambda request: {"data": [{"id": n, "updated_at": f"2024-01-0{n}T12:00:00Z"} for n in range(3, 7)]}},
+    ),
+    # two runs: dlt's incremental options that decide what a later run takes again. `lag` steps the start back
+    # (since=3, not 5: rows 3-5 are appended again); `range_start: open` drops rows at the start value (id 2 in
+    # run 1, the new id 5 at the stored cursor in run 2); the incremental's own `primary_key` is its dedup key
+    # (id 2 comes back changed at the cursor: deduplicated by id, not by the whole row); `range_end: closed`
+    # keeps the end value's row (6); `last_value_func: min` (dlt's name for its built-in) follows a cursor
+    # that falls (run 1: 8 down to 6 of 10-6; run 2: 5-3 below the stored 6)
+    "incremental-lag-range-start-range-end-dedup-primary-key-min": (
+        """
+        client: {base_url: %s, paginator: single_page}
+        resources:
+          - name: lagged
+            endpoint:
+              path: lagged
+              data_selector: data
+              incremental: {start_param: since, cursor_path: updated, initial_value: 0, lag: 2}
+          - name: open_start
+            endpoint:
+              path: open_start
+              data_selector: data
+              incremental: {start_param: since, cursor_path: updated, initial_value: 2, range_start: open}
+          - name: deduped
+            endpoint:
+              path: deduped
+              data_selector: data
+              incremental: {start_param: since, cursor_path: updated, initial_value: 0, primary_key: id}
+          - name: closed_end
+            endpoint:
+              path: closed_end
+              data_selector: data
+              incremental: {cursor_path: updated, initial_value: 3, end_value: 6, range_end: closed}
+          - name: countdown
+            endpoint:
+              path: countdown
+              data_selector: data
+              incremental: {cursor_path: updated, initial_value: 8, last_value_func: min}
+        """
+        % BASE,
+        {
+            "GET lagged": _between(_updated(range(1, 6)), "since", "until", "updated"),
+            "GET open_start": _between(_updated(range(1, 5)), "since", "until", "updated"),
+            "GET deduped": _between(
+                [{"id": 1, "updated": 1, "v": "a"}, {"id": 2, "updated": 5, "v": "a"}], "since", "until", "updated"
+            ),
+            "GET closed_end": _between(_updated(range(1, 9)), "since", "until", "updated"),
+            "GET countdown": lambda r: {"data": _updated(range(10, 5, -1))},
+        },
+        {
+            "GET lagged": _between(_updated(range(1, 8)), "since", "until", "updated"),
+            "GET open_start": _between(
+                [*_updated(range(1, 5)), {"id": 5, "updated": 4}, {"id": 6, "updated": 5}], "since", "until", "updated"
+            ),
+            "GET deduped": _between(
+                [{"id": 2, "updated": 5, "v": "b"}, {"id": 3, "updated": 6, "v": "a"}], "since", "until", "updated"
+            ),
+            "GET closed_end": _between(_updated(range(1, 9)), "since", "until", "updated"),
+            "GET countdown": lambda r: {"data": _updated(range(10, 2, -1))},
+        },
+    ),
+    # two runs: rows without a cursor value are loaded (`include`) or dropped (`exclude`; dlt's default
+    # `raise` fails the load); `row_order` lets dlt stop paging at the first row out of range: `desc` at the
+    # start value (run 1: initial_value 5, page 3 of 4; run 2: the stored 10, page 2; also as an incremental
+    # param, and for a child's parent), `asc` at the end value
+    "incremental-on-cursor-value-missing-and-row-order": (
+        """
+        client: {base_url: %s}
+        resources:
+          - name: included
+            endpoint:
+              path: included
+              data_selector: data
+              paginator: single_page
+              incremental: {cursor_path: updated, initial_value: 0, on_cursor_value_missing: include}
+          - name: excluded
+            endpoint:
+              path: excluded
+              data_selector: data
+              paginator: single_page
+              incremental: {cursor_path: updated, initial_value: 0, on_cursor_value_missing: exclude}
+          - name: newest_first
+            endpoint:
+              path: newest_first
+              data_selector: data
+              paginator: {type: page_number, base_page: 1, total_path: null}
+              incremental: {cursor_path: updated, initial_value: 5, row_order: desc}
+          - name: details
+            endpoint: {path: "newest_first/{resources.newest_first.id}/details", paginator: single_page}
+          - name: newest_by_param
+            endpoint:
+              path: newest_by_param
+              data_selector: data
+              paginator: {type: page_number, base_page: 1, total_path: null}
+              params: {since: {type: incremental, cursor_path: updated, initial_value: 5, row_order: desc}}
+          - name: oldest_first
+            endpoint:
+              path: oldest_first
+              data_selector: data
+              paginator: {type: page_number, base_page: 1, total_path: null}
+              incremental: {cursor_path: updated, initial_value: 0, end_value: 5, row_order: asc}
+        """
+        % BASE,
+        {
+            "GET included": lambda r: {"data": SPARSE},
+            "GET excluded": lambda r: {"data": SPARSE},
+            "GET newest_first": _pages(_updated(range(10, 0, -1)), 3),
+            "GET newest_by_param": _pages(_updated(range(10, 0, -1)), 3),
+            r"GET newest_first/\d+/details": _details,
+            "GET oldest_first": _pages(_updated(range(1, 11)), 3),
+        },
+        {
+            "GET included": lambda r: {"data": [*SPARSE, {"id": 5, "updated": 6}]},
+            "GET excluded": lambda r: {"data": [*SPARSE, {"id": 5, "updated": 6}]},
+            "GET newest_first": _pages(_updated(range(13, 0, -1)), 3),
+            "GET newest_by_param": _pages(_updated(range(13, 0, -1)), 3),
+            r"GET newest_first/\d+/details": _details,
+            "GET oldest_first": _pages(_updated(range(1, 11)), 3),
+        },
     ),
     "resolve-param-include-from-parent-parallelized": (
         """
@@ -804,6 +935,10 @@ DLT_REJECTS = {
           - issues
           - users
           - {name: comments, endpoint: {path: "issues/{resources.issues.id}/{resources.users.id}"}}
+        """,
+    "last-value-func-not-min-or-max": """
+        resources:
+          - {name: issues, endpoint: {path: issues, incremental: {cursor_path: updated, last_value_func: avg}}}
         """,
     "max-table-nesting-not-a-number": """
         resources:
