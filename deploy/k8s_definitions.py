@@ -7,21 +7,21 @@ instance's K8sRunLauncher starts one pod per run, and dagster-k8s's
 load in parallel pods while each source's pool ("rest_assets/<source>",
 default limit 1) keeps one load per API at a time.
 
-Pods share no disk: the destination must be a server (e.g.
-REST_ASSETS_DESTINATION=postgres), never a DuckDB file.
+Pods share no disk: the destination must keep its data on a server or in
+object storage (e.g. REST_ASSETS_DESTINATION=postgres). Every destination
+whose data would land on the pod's own disk (DuckDB, a local filesystem
+bucket, SQLite, a local LanceDB or Qdrant) is refused at load time, naming
+what to set (rest_assets/warehouse/pod_storage.py).
 """
 
 from dagster_k8s import k8s_job_executor
 
 from rest_assets.orchestration.code_location import build_definitions  # not rest_assets.definitions: that builds them too
-from rest_assets.warehouse.destination import destination_name
+from rest_assets.warehouse.pod_storage import local_disk_problem
 
-if destination_name() == "duckdb":
-    raise RuntimeError(
-        "deploy/k8s_definitions.py runs every step in its own pod, and pods share no disk: "
-        "set REST_ASSETS_DESTINATION to a server destination (e.g. postgres, with "
-        "DESTINATION__POSTGRES__CREDENTIALS) instead of duckdb"
-    )
+problem = local_disk_problem()
+if problem is not None:
+    raise RuntimeError(f"deploy/k8s_definitions.py runs every step in its own pod, and pods share no disk: {problem}")
 
 # At most 4 step pods of one run at a time (the pools limit each API further).
 defs = build_definitions(executor=k8s_job_executor.configured({"max_concurrent": 4}, name="k8s"))
