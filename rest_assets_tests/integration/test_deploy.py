@@ -117,6 +117,8 @@ def test_the_deployed_run_monitoring_frees_the_slot_a_failed_run_still_holds(tmp
     (tmp_path / "dagster.yaml").write_text(yaml.safe_dump(config))
     pool = "rest_assets/contact_book"
     with DagsterInstance.from_ref(InstanceRef.from_dir(str(tmp_path))) as instance:
+        # the monitoring daemon is the one that frees slots; it runs only with run monitoring on
+        assert "MONITORING" in instance.get_required_daemon_types()
         storage = instance.event_log_storage
         storage.initialize_concurrency_limit_to_default(pool)
         run = instance.add_run(DagsterRun(job_name="__ASSET_JOB", run_id="dead-run", status=DagsterRunStatus.STARTED))
