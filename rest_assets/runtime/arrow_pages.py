@@ -24,7 +24,7 @@ from __future__ import annotations
 import functools
 import os
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from typing import Any
 
 import pyarrow as pa
@@ -63,14 +63,18 @@ def batch_pages(
     hints: dict[str, str] | None = None,
     max_nesting: int | None = None,
     on_rows_batch: Callable[[], None] | None = None,
+    cursors: Collection[str] = (),
 ) -> Callable[..., Iterator[Any]]:
     """Wrap a resource's page generator so it yields batches of up to `rows_per_batch` rows.
 
     A clean batch becomes one Arrow table, any other stays a list of rows
-    (`on_rows_batch()` is told). The wrapper keeps the function's signature
-    (dlt binds arguments by it) and flushes what it holds when the generator
-    ends, however it ends; anything that is not a page of records (e.g. dlt's
-    deferred calls, a page of scalars) passes through in order.
+    (`on_rows_batch()` is told). So does a batch where no row has one of the
+    incremental `cursors`: dlt's Arrow incremental fails on a missing column
+    whatever `on_cursor_value_missing` says, its row path applies it. The
+    wrapper keeps the function's signature (dlt binds arguments by it) and
+    flushes what it holds when the generator ends, however it ends; anything
+    that is not a page of records (e.g. dlt's deferred calls, a page of
+    scalars) passes through in order.
     """
 
     @functools.wraps(generator_function)
@@ -79,7 +83,7 @@ def batch_pages(
 
         def finish(rows: list[dict[str, Any]]) -> Any:
             table = shape.arrow_table(rows)
-            if table is not None:
+            if table is not None and all(cursor in table.column_names for cursor in cursors):
                 return table
             if on_rows_batch is not None:
                 on_rows_batch()
@@ -165,6 +169,7 @@ def use_arrow_pages(
             hints=hints,
             max_nesting=config.get("max_table_nesting"),
             on_rows_batch=on_rows_batch,
+            cursors=_cursors(config),
         ),
     )
     resource.add_step(ColumnCaster(columns))
@@ -182,6 +187,15 @@ def _arrow_can_match_rows(config: dict[str, Any]) -> bool:
     rows and Arrow differently) or an incremental cursor inside an object (flattened here)."""
     if config.get("schema_contract"):
         return False
-    incremental = (config.get("endpoint") or {}).get("incremental") or {}
-    cursor = incremental.get("cursor_path") if isinstance(incremental, dict) else None
-    return cursor is None or bool(_PLAIN_KEY.match(str(cursor)))
+    return all(_PLAIN_KEY.match(cursor) for cursor in _cursors(config))
+
+
+def _cursors(config: dict[str, Any]) -> list[str]:
+    """The `cursor_path` of the resource's incremental, configured or as a param (dlt allows one)."""
+    endpoint = config.get("endpoint") or {}
+    params = endpoint.get("params") or {}
+    incrementals = [
+        endpoint.get("incremental"),
+        *(p for p in params.values() if isinstance(p, dict) and p.get("type") == "incremental"),
+    ]
+    return [str(i["cursor_path"]) for i in incrementals if isinstance(i, dict) and i.get("cursor_path")]

@@ -634,9 +634,10 @@ KEY_CASES: dict[str, tuple[Any, ...]] = {
         },
     ),
     # two runs: rows without a cursor value are loaded (`include`) or dropped (`exclude`; dlt's default
-    # `raise` fails the load); `row_order` lets dlt stop paging at the first row out of range: `desc` at the
-    # start value (run 1: initial_value 5, page 3 of 4; run 2: the stored 10, page 2; also as an incremental
-    # param, and for a child's parent), `asc` at the end value
+    # `raise` fails the load), also where no row of a page has the cursor field (`unstamped`: dlt's Arrow
+    # incremental would fail on the missing column); `row_order` lets dlt stop paging at the first row out
+    # of range: `desc` at the start value (run 1: initial_value 5, page 3 of 4; run 2: the stored 10,
+    # page 2; also as an incremental param, and for a child's parent), `asc` at the end value
     "incremental-on-cursor-value-missing-and-row-order": (
         """
         client: {base_url: %s}
@@ -653,6 +654,12 @@ KEY_CASES: dict[str, tuple[Any, ...]] = {
               data_selector: data
               paginator: single_page
               incremental: {cursor_path: updated, initial_value: 0, on_cursor_value_missing: exclude}
+          - name: unstamped
+            endpoint:
+              path: unstamped
+              data_selector: data
+              paginator: single_page
+              incremental: {cursor_path: updated, initial_value: 0, on_cursor_value_missing: include}
           - name: newest_first
             endpoint:
               path: newest_first
@@ -678,6 +685,7 @@ KEY_CASES: dict[str, tuple[Any, ...]] = {
         {
             "GET included": lambda r: {"data": SPARSE},
             "GET excluded": lambda r: {"data": SPARSE},
+            "GET unstamped": lambda r: {"data": _numbered("unstamped", 2)},
             "GET newest_first": _pages(_updated(range(10, 0, -1)), 3),
             "GET newest_by_param": _pages(_updated(range(10, 0, -1)), 3),
             r"GET newest_first/\d+/details": _details,
@@ -686,6 +694,7 @@ KEY_CASES: dict[str, tuple[Any, ...]] = {
         {
             "GET included": lambda r: {"data": [*SPARSE, {"id": 5, "updated": 6}]},
             "GET excluded": lambda r: {"data": [*SPARSE, {"id": 5, "updated": 6}]},
+            "GET unstamped": lambda r: {"data": _numbered("unstamped", 2)},
             "GET newest_first": _pages(_updated(range(13, 0, -1)), 3),
             "GET newest_by_param": _pages(_updated(range(13, 0, -1)), 3),
             r"GET newest_first/\d+/details": _details,
