@@ -23,7 +23,7 @@ from dlt.sources.rest_api import rest_api_source
 from rest_assets.compile.parent_streams import private_parent_name, with_private_parents
 from rest_assets.dialect.model import ResourceSpec, SecretRef, SourceSpec
 from rest_assets.dlt_internals import replace_generator
-from rest_assets.runtime.arrow_pages import ROWS_PER_BATCH, use_arrow_pages
+from rest_assets.runtime.arrow_pages import use_arrow_pages
 from rest_assets.runtime.auth import build_auth
 from rest_assets.runtime.fanout import DEFAULT_CHILD_CONCURRENCY, fan_out, read_ahead
 from rest_assets.runtime.http import DEFAULT_TIMEOUT_SECONDS, GuardedSession
@@ -94,7 +94,7 @@ def compile_source(
                 source.resources[resource.name],
                 resources[resource.name],
                 functools.partial(session.stats.add, "batches_as_rows", resource.name),
-                rows_per_batch=1 if _stops_early(resource) else ROWS_PER_BATCH,  # one page a batch: dlt stops after it
+                rows_per_batch=1 if _stops_early(resource) else None,  # one page a batch: dlt stops after it
             )
     return CompiledSource(source=source, session=session)
 

@@ -8,12 +8,14 @@ the generator ends, however it ends). A batch that is clean (see
 runtime.batch_shape: scalar columns of one type each, agreeing with the
 table's types; objects flattened to `parent__child` columns as dlt flattens
 them) goes on as one Arrow table, so dlt takes its columnar path: incremental
-filtering runs vectorized, tables are written to parquet as they are. Any other
-batch (a type change, lists, objects dlt would keep as JSON) goes on as plain
-rows, for dlt's own normalizer: the tables, columns, variant columns
-(`field__v_text`) and child tables are then exactly plain dlt's. Such batches
-are counted (`on_rows_batch`). dlt's `_dlt_id`/`_dlt_load_id` are added to
-Arrow batches too, as the row path has them.
+filtering runs vectorized, tables are written to parquet as they are. Rows
+that break it (a type change, lists, objects dlt would keep as JSON) go on as
+plain rows, for dlt's own normalizer: the tables, columns, variant columns
+(`field__v_text`) and child tables are then exactly plain dlt's. Where they
+are a few, only they go that way and the rest of their batch stays Arrow;
+otherwise the whole batch does, and is counted (`on_rows_batch`). dlt's
+`_dlt_id`/`_dlt_load_id` are added to Arrow batches too, as the row path has
+them.
 
 Types: columns with a `data_type` hint in the spec are cast to it after
 incremental filtering (ISO-8601 strings to `timestamp`, ...).
@@ -57,7 +59,7 @@ def _current_schema() -> Schema:
 
 def batch_pages(
     generator_function: Callable[..., Iterator[Any]],
-    rows_per_batch: int = ROWS_PER_BATCH,
+    rows_per_batch: int | None = None,
     *,
     resource: str = "resource",
     hints: dict[str, str] | None = None,
@@ -67,9 +69,11 @@ def batch_pages(
 ) -> Callable[..., Iterator[Any]]:
     """Wrap a resource's page generator so it yields batches of up to `rows_per_batch` rows.
 
-    A clean batch becomes one Arrow table, any other stays a list of rows
-    (`on_rows_batch()` is told). So does a batch where no row has one of the
-    incremental `cursors`: dlt's Arrow incremental fails on a missing column
+    A clean batch becomes one Arrow table; a batch where a few rows break it
+    becomes an Arrow table of the others followed by the list of those rows
+    (see BatchShape.split); any other stays a list of rows (`on_rows_batch()`
+    is told). So does a batch where no row has one of the incremental
+    `cursors`: dlt's Arrow incremental fails on a missing column
     whatever `on_cursor_value_missing` says, its row path applies it. The
     wrapper keeps the function's signature (dlt binds arguments by it) and
     flushes what it holds when the generator ends, however it ends; anything
@@ -81,15 +85,15 @@ def batch_pages(
     def batched(*args: Any, **kwargs: Any) -> Iterator[Any]:
         shape = BatchShape(_current_schema(), resource, hints or {}, max_nesting)
 
-        def finish(rows: list[dict[str, Any]]) -> Any:
-            table = shape.arrow_table(rows)
+        def finish(rows: list[dict[str, Any]]) -> list[Any]:
+            table, odd_rows = shape.split(rows)
             if table is not None and all(cursor in table.column_names for cursor in cursors):
-                return table
+                return [table, odd_rows] if odd_rows else [table]
             if on_rows_batch is not None:
                 on_rows_batch()
-            return rows
+            return [rows]
 
-        yield from join_pages(generator_function(*args, **kwargs), rows_per_batch, finish=finish)
+        yield from join_pages(generator_function(*args, **kwargs), rows_per_batch or ROWS_PER_BATCH, finish=finish)
 
     return batched
 
@@ -144,7 +148,7 @@ def use_arrow_pages(
     resource: Any,
     config: dict[str, Any],
     on_rows_batch: Callable[[], None] | None = None,
-    rows_per_batch: int = ROWS_PER_BATCH,
+    rows_per_batch: int | None = None,
 ) -> None:
     """Batch a rest_api resource's pages (Arrow tables where clean) and cast them to the spec's types.
 
@@ -152,7 +156,8 @@ def use_arrow_pages(
     `schema_contract`, incremental `cursor_path` decide). Steps after the
     generator then see Arrow tables or rows: dlt's incremental runs vectorized
     on each table and stays last, followed by the caster. Pages are joined
-    until a batch holds `rows_per_batch` rows (1: each page is a batch).
+    until a batch holds `rows_per_batch` rows (1: each page is a batch; None:
+    `ROWS_PER_BATCH` as it is when the resource runs).
     """
     columns = _columns(config.get("columns"))
     if not _arrow_can_match_rows(config):

@@ -7,8 +7,13 @@ type or puts them in a variant column (`field__v_text`), flattens objects into
 that: a batch goes that way only when the result is the same, i.e. when every
 column, after flattening objects the way dlt does, holds one scalar type that
 agrees with the table's type for it (the spec's hint, the stored schema, the
-earlier batches of this run). Any other batch goes on as plain rows, so dlt
-decides, exactly as plain dlt would.
+earlier batches of this run). Where only some rows break that (a field that is
+an integer in the table and `"n/a"` in one row, a list in one row), the batch
+is split: the other rows go on as Arrow, those rows as plain rows; where the
+odd rows cannot be told apart (a new column, a naming collision) or are most
+of the batch, the whole batch goes on as plain rows. Plain rows are what dlt
+decides, exactly as plain dlt would: the odd rows meet the column types
+already established and get dlt's coercion or variant columns.
 
 Arrow tables are typed by dlt at extract time, rows at normalize time in any
 file order: so a column first seen in rows is noted with the type dlt will give
@@ -79,43 +84,106 @@ class BatchShape:
 
     def arrow_table(self, rows: list[dict[str, Any]]) -> pa.Table | None:
         """The batch as an Arrow table if it is clean, else None (the caller hands on the rows)."""
-        columns: dict[str, tuple[str, pa.Array]] = {}  # normalized name -> (name in the table, values)
         try:
-            for key in dict.fromkeys(key for row in rows for key in row):
-                self._add(columns, key, (self._ident(key),), [row.get(key) for row in rows], self.max_nesting)
+            return self._table(rows, odd=None)
         except _Unclean:
             self.note_rows(rows)
             return None
+
+    def split(self, rows: list[dict[str, Any]]) -> tuple[pa.Table | None, list[dict[str, Any]]]:
+        """The batch as an Arrow table of its clean rows and the list of the rows that must go on as they are.
+
+        Either part may be empty (None, []); the rows keep their order within each part.
+        """
+        odd: set[int] = set()
+        try:
+            table = self._table(rows, odd)
+        except _Unclean:
+            odd = set(range(len(rows)))
+        if not odd:
+            return table, []
+        if 2 * len(odd) <= len(rows):
+            clean = [row for index, row in enumerate(rows) if index not in odd]
+            try:
+                table = self._table(clean, odd=None)
+            except _Unclean:  # a column that was new in the batch now holds nothing but nulls, or the like
+                pass
+            else:
+                left = [rows[index] for index in sorted(odd)]
+                self.note_rows(left)
+                return table, left
+        self.note_rows(rows)
+        return None, rows
+
+    def _table(self, rows: list[dict[str, Any]], odd: set[int] | None) -> pa.Table:
+        """`rows` as an Arrow table; raises _Unclean, or (with `odd`) fills `odd` with the rows that break it.
+
+        With `odd` the table returned is only meaningful when `odd` stays empty.
+        """
+        columns: dict[str, tuple[str, pa.Array]] = {}  # normalized name -> (name in the table, values)
+        for key in dict.fromkeys(key for row in rows for key in row):
+            self._add(columns, key, (self._ident(key),), [row.get(key) for row in rows], self.max_nesting, odd)
+        if odd:
+            return pa.table({})
         for name, (_, array) in columns.items():
             self.types.setdefault(name, _arrow_type_name(array.type))
         return pa.Table.from_arrays([array for _, array in columns.values()], names=[label for label, _ in columns.values()])
 
     def _add(
-        self, columns: dict[str, tuple[str, pa.Array]], label: str, path: tuple[str, ...], values: list[Any], level: int
+        self,
+        columns: dict[str, tuple[str, pa.Array]],
+        label: str,
+        path: tuple[str, ...],
+        values: list[Any],
+        level: int,
+        odd: set[int] | None,
     ) -> None:
         name = self._name(path)
         kinds = set(map(type, values))
         kinds.discard(type(None))
+        if list in kinds and odd is not None:  # a list goes to a child table, whatever the column's type
+            odd.update(index for index, value in enumerate(values) if type(value) is list)
+            values = [None if type(value) is list else value for value in values]
+            kinds.discard(list)
         if not kinds:
             return  # null in every row: dlt makes no column of it
+        if name in columns:
+            raise _Unclean  # two keys that dlt names alike
         if kinds == {dict}:
             if level <= 0 or len(path) > MAX_FLAT_DEPTH or self._expected(name) == "json":
                 raise _Unclean
             for key in dict.fromkeys(key for value in values if value for key in value):
-                self._add(
-                    columns, name, (*path, self._ident(key)), [value.get(key) if value else None for value in values], level - 1
-                )
+                nested = [value.get(key) if value else None for value in values]
+                self._add(columns, name, (*path, self._ident(key)), nested, level - 1, odd)
             return
-        if len(kinds) != 1 or (data_type := _PY_TYPES.get(kinds.pop())) is None or name in columns:
+        data_type = _PY_TYPES.get(next(iter(kinds))) if len(kinds) == 1 else None
+        if data_type is not None:
+            expected = self._expected(name) or self._inferred(name, next(v for v in values if v is not None))
+            if expected == data_type or (name in self.hinted and data_type == "text"):
+                if odd:
+                    return  # the table is built again from the clean rows
+                try:
+                    array = pa.array(values, type=_ARROW[data_type])
+                except (pa.ArrowInvalid, OverflowError):
+                    raise _Unclean from None
+                columns[name] = (label if len(path) == 1 and label.strip() else name, array)
+                return
+        self._note_odd_rows(name, values, odd)
+
+    def _note_odd_rows(self, name: str, values: list[Any], odd: set[int] | None) -> None:
+        """Add to `odd` the rows whose value of column `name` does not fit the column's established type.
+
+        Raises _Unclean when the rows cannot be told apart: no split asked for,
+        or a column whose type is not established yet (dlt would type it from
+        the first row, whichever part that is).
+        """
+        established = self._expected(name)
+        accepted = {python for python, data_type in _PY_TYPES.items() if data_type == established}
+        if name in self.hinted:
+            accepted.add(str)  # cast to the hinted type after the incremental step
+        if odd is None or not accepted:
             raise _Unclean
-        expected = self._expected(name) or self._inferred(name, next(v for v in values if v is not None))
-        if expected != data_type and not (name in self.hinted and data_type == "text"):
-            raise _Unclean
-        try:
-            array = pa.array(values, type=_ARROW[data_type])
-        except (pa.ArrowInvalid, OverflowError):
-            raise _Unclean from None
-        columns[name] = (label if len(path) == 1 and label.strip() else name, array)
+        odd.update(index for index, value in enumerate(values) if value is not None and type(value) not in accepted)
 
     def _expected(self, name: str) -> str | None:
         return self.types.get(name) or self._preferred_type(name)

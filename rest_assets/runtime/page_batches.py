@@ -12,11 +12,13 @@ def _is_page_of_records(item: Any) -> bool:
 
 
 def join_pages(
-    items: Iterable[Any], min_records: int, finish: Callable[[list[dict[str, Any]]], Any] = lambda batch: batch
+    items: Iterable[Any],
+    min_records: int,
+    finish: Callable[[list[dict[str, Any]]], Iterable[Any]] = lambda batch: (batch,),
 ) -> Iterator[Any]:
     """Pages of records joined into batches of at least `min_records` records (the rest when the items end).
 
-    Each batch is handed on as `finish(batch)` (the list itself by default).
+    Each batch is handed on as the items of `finish(batch)` (the list itself by default).
     Anything that is not a page of records (e.g. dlt's deferred calls) passes
     through in order, after the records that came before it.
     """
@@ -24,13 +26,13 @@ def join_pages(
     for item in items:
         if not _is_page_of_records(item):
             if batch:
-                yield finish(batch)
+                yield from finish(batch)
                 batch = []
             yield item
             continue
         batch.extend(item)
         if len(batch) >= min_records:
-            yield finish(batch)
+            yield from finish(batch)
             batch = []
     if batch:
-        yield finish(batch)
+        yield from finish(batch)

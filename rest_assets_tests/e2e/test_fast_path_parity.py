@@ -210,6 +210,12 @@ CASES = {
     "unicode and odd keys": [[{"Ünïcode ключ": "x", "a b": 1, "": "empty", "userId": 3}]],
     "timestamps as strings": [[{"id": 1, "at": "2024-01-02T03:04:05Z"}, {"id": 2, "at": "not a time"}]],
     "a selector on a scalar": [5],
+    "a few odd rows in established columns": [
+        [{"id": 1, "v": 1, "at": "x"}, {"id": 2, "v": 2, "at": "y"}],
+        [{"id": 3, "v": 3, "at": "z"}, {"id": 4, "v": "four", "at": 4}],
+        [{"id": 5, "v": 5, "tags": ["a"], "at": {"z": 1}}, {"id": 6, "v": 6.5}],
+        [{"id": 7, "v": True}, {"id": 8, "v": 8, "new": "n"}],
+    ],
 }
 
 
@@ -283,15 +289,22 @@ def test_an_object_nested_300_levels_is_a_clear_error_naming_resource_and_field(
     assert "resource 'items': field 'deep' nests" in str(our_error.value)
 
 
-def test_clean_batches_take_the_arrow_path_and_the_others_are_counted(tmp_path, small_batches):
+def test_clean_batches_take_the_arrow_path_odd_rows_are_split_off_and_whole_row_batches_counted(tmp_path, small_batches):
     from rest_assets.runtime.arrow_pages import batch_pages
 
     counted: list[int] = []
-    pages = [[{"id": 1, "a": {"b": 1}}, {"id": 2}], [{"id": 3, "tags": [1]}, {"id": 4}], [{"id": 5}]]
+    pages = [
+        [{"id": 1, "a": {"b": 1}}, {"id": 2}],  # clean: one Arrow table
+        [{"id": 3, "tags": [1]}, {"id": 4}],  # a list in one row: that row goes on as a row, the other as Arrow
+        [{"id": "five"}, {"id": "six"}],  # every row breaks the established bigint `id`: the whole batch as rows
+        [{"id": 7}],
+    ]
 
     def generate(path: str):
         yield from pages
 
     out = list(batch_pages(generate, 2, on_rows_batch=lambda: counted.append(1))("/x"))
-    assert [type(item).__name__ for item in out] == ["Table", "list", "Table"]
-    assert out[0].column_names == ["id", "a__b"] and len(counted) == 1
+    assert [type(item).__name__ for item in out] == ["Table", "Table", "list", "list", "Table"]
+    assert out[0].column_names == ["id", "a__b"]
+    assert out[1].to_pylist() == [{"id": 4}] and out[2] == [{"id": 3, "tags": [1]}]
+    assert out[3] == pages[2] and len(counted) == 1
