@@ -142,7 +142,7 @@ class BatchShape:
         kinds = set(map(type, values))
         kinds.discard(type(None))
         if list in kinds and odd is not None:  # a list goes to a child table, whatever the column's type
-            odd.update(index for index, value in enumerate(values) if type(value) is list)
+            self._add_odd(odd, (index for index, value in enumerate(values) if type(value) is list), len(values))
             values = [None if type(value) is list else value for value in values]
             kinds.discard(list)
         if not kinds:
@@ -183,7 +183,15 @@ class BatchShape:
             accepted.add(str)  # cast to the hinted type after the incremental step
         if odd is None or not accepted:
             raise _Unclean
-        odd.update(index for index, value in enumerate(values) if value is not None and type(value) not in accepted)
+        rows = (index for index, value in enumerate(values) if value is not None and type(value) not in accepted)
+        self._add_odd(odd, rows, len(values))
+
+    @staticmethod
+    def _add_odd(odd: set[int], rows: Iterable[int], batch_size: int) -> None:
+        """Add `rows` to `odd`; raises _Unclean as soon as they are most of the batch (it goes whole as rows)."""
+        odd.update(rows)
+        if 2 * len(odd) > batch_size:
+            raise _Unclean
 
     def _expected(self, name: str) -> str | None:
         return self.types.get(name) or self._preferred_type(name)
