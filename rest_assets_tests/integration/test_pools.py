@@ -2,10 +2,12 @@
 
 Every source's multi-asset runs in the pool ``rest_assets/<source>`` and the
 deployed instance (deploy/dagster.yaml) gives every pool a default limit of 1.
-Here that same ``concurrency.pools`` block is put on a throw-away sqlite
-instance (a temporary DAGSTER_HOME), and two runs of one source are launched
-at once in two processes against a slowed-down emulator. Each run writes to
-its own DuckDB file, so nothing but the pool can keep them apart.
+Here that very file is the instance: on PostgreSQL, in a fresh database on the
+test server (``pg``, see postgres_support: skipped when the server is
+unreachable, a failure with REST_ASSETS_REQUIRE_POSTGRES=1). Two runs of one
+source are launched at once in two processes against a slowed-down emulator.
+Each run writes to its own DuckDB file, so nothing but the pool can keep them
+apart.
 
 What proves it, without timing anything: the run records show both runs
 were under way together (the later one started before the earlier one's step
@@ -13,12 +15,22 @@ ended, and its step logged that it was blocked by the pool) while their steps
 never overlapped; and the emulator's request log is exactly one whole run's
 requests followed by the other's, never interleaved. With the pool limit
 removed from the instance, the steps overlap and the test fails.
+
+Why PostgreSQL and not a throw-away sqlite instance: Dagster claims a slot with
+a ``SELECT ... FOR UPDATE SKIP LOCKED`` and then an ``UPDATE`` that does not
+check the slot is still free (sql_event_log._claim_concurrency_slot). sqlite
+ignores ``FOR UPDATE``, so two claims at the same moment could both get the one
+slot (seen once in a full-suite run). On PostgreSQL the row lock keeps two
+concurrent ``SELECT``s apart; the claim is still two autocommitted statements,
+so a second claim landing exactly between the first one's two still gets the
+slot: a window of one round trip to the server, not closed, only narrowed.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from collections import Counter
@@ -26,9 +38,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 from dagster import DagsterEventType, DagsterInstance
 from dagster._core.instance.ref import InstanceRef
+from dagster_postgres import PostgresEventLogStorage
+from postgres_support import PgDatabase
 from reliability_support import write_spec
 
 pytestmark = pytest.mark.e2e
@@ -58,29 +71,38 @@ with DagsterInstance.get() as instance:
 """
 
 
-def write_instance(home: Path, *, with_pools: bool) -> Path:
-    """A sqlite instance in `home` with deploy/dagster.yaml's `concurrency.pools` block (or none)."""
-    deployed = yaml.safe_load(DEPLOYED_INSTANCE.read_text())
-    config: dict[str, Any] = {"telemetry": {"enabled": False}}
-    if with_pools:
-        config["concurrency"] = {"pools": deployed["concurrency"]["pools"]}
+def instance_environment(home: Path, pg: PgDatabase) -> dict[str, str]:
+    """What deploy/dagster.yaml reads from the environment, pointed at `pg`, and DAGSTER_HOME."""
+    return {
+        "DAGSTER_HOME": str(home),
+        "DAGSTER_PG_HOST": pg.host,
+        "DAGSTER_PG_PORT": str(pg.port),
+        "DAGSTER_PG_USERNAME": pg.user,
+        "DAGSTER_PG_PASSWORD": pg.password,
+        "DAGSTER_PG_DB": pg.name,
+    }
+
+
+def write_instance(home: Path) -> Path:
+    """deploy/dagster.yaml as the instance in `home` (its DAGSTER_PG_* must be set), storages created."""
     home.mkdir(parents=True, exist_ok=True)
-    (home / "dagster.yaml").write_text(yaml.safe_dump(config))
+    shutil.copy(DEPLOYED_INSTANCE, home / "dagster.yaml")
     with DagsterInstance.from_ref(InstanceRef.from_dir(str(home))) as instance:
-        instance.get_runs(limit=1)  # creates the storages now: two runs creating them at once race
-        if with_pools:
-            # what the first run's claim does on a deployed instance (the pool's slots from the default
-            # limit), done once here: two sqlite processes doing it at the same moment can both allocate
-            # a slot, a race of the test's throw-away sqlite instance, not of the pool
-            instance.event_log_storage.initialize_concurrency_limit_to_default(POOL)
+        instance.get_runs(limit=1)  # creates the tables now: two runs creating them at once race
+        # A pool's first claim gives it its slots from the default limit. Done here once, because two
+        # processes doing it at the same moment fail on PostgreSQL too: the second one's INSERT of the
+        # pool row hits the unique key, which aborts its transaction, and Dagster's fallback UPDATE in
+        # that transaction then raises InFailedSqlTransaction (on sqlite both could allocate a slot).
+        instance.event_log_storage.initialize_concurrency_limit_to_default(POOL)
     return home
 
 
-def launch_together(tmp_path: Path, home: Path, count: int = 2) -> list[dict[str, Any]]:
-    """Start `count` runs of SOURCE in separate processes, release them at once, return their RESULTs."""
+def launch_together(tmp_path: Path, count: int = 2) -> list[dict[str, Any]]:
+    """Start `count` runs of SOURCE in separate processes on the instance of the current environment,
+    release them at once, return their RESULTs."""
     processes = []
     for index in range(count):
-        env = dict(os.environ, DAGSTER_HOME=str(home), DESTINATION__DUCKDB__CREDENTIALS=str(tmp_path / f"run{index}.duckdb"))
+        env = dict(os.environ, DESTINATION__DUCKDB__CREDENTIALS=str(tmp_path / f"run{index}.duckdb"))
         processes.append(
             subprocess.Popen(
                 [sys.executable, "-c", RUNNER, SOURCE],
@@ -149,13 +171,17 @@ def _request_keys(entries: list[dict[str, Any]]) -> list[tuple[str, str]]:
     return [(e["path"], json.dumps(e["query"], sort_keys=True)) for e in entries]
 
 
-def test_two_runs_of_one_source_launched_at_once_take_turns_in_its_pool(slow_api, tmp_path):
-    home = write_instance(tmp_path / "dagster_home", with_pools=True)
+def test_two_runs_of_one_source_launched_at_once_take_turns_in_its_pool(slow_api, tmp_path, pg, monkeypatch):
+    home = tmp_path / "dagster_home"
+    for key, value in instance_environment(home, pg).items():
+        monkeypatch.setenv(key, value)  # this process's instance and both run processes'
+    write_instance(home)
 
-    results = launch_together(tmp_path, home)
+    results = launch_together(tmp_path)
 
     assert all(r["success"] for r in results), results
     with DagsterInstance.from_ref(InstanceRef.from_dir(str(home))) as instance:
+        assert isinstance(instance.event_log_storage, PostgresEventLogStorage), "not the deployed instance"
         events = {r["run_id"]: run_events(instance, r["run_id"]) for r in results}
         steps = sorted((_one(e, DagsterEventType.STEP_START), _last_work(e), run_id) for run_id, e in events.items())
         (first_start, first_end, _), (second_start, _, second) = steps
