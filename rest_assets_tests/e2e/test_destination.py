@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from rest_assets.warehouse.destination import pipeline_with_held_destination
+from rest_assets.warehouse.destination import held_destination, pipeline_with_held_destination
 
 
 @pytest.fixture
@@ -87,3 +87,15 @@ def test_a_first_load_that_fails_leaves_no_table_and_the_next_one_loads_once(duc
     with duckdb.connect(str(duckdb_file), read_only=True) as connection:
         assert connection.sql("SELECT count(*) FROM shop.events").fetchall() == [(1,)]
         assert connection.sql("SELECT id, score FROM shop.items").fetchall() == [(1, 2)]
+
+
+def _setting(name: str) -> str:
+    """A setting of the DuckDB connection a run holds."""
+    with held_destination() as (_, connection):
+        return str(connection.connection.execute("select current_setting(?)", [name]).fetchone()[0])
+
+
+def test_a_runs_duckdb_memory_is_capped_unless_dlts_global_config_says_otherwise(duckdb_file, monkeypatch):
+    assert _setting("memory_limit") == "122.0 MiB"  # 128 MB: a big merge spills to disk instead of growing the process
+    monkeypatch.setenv("DESTINATION__DUCKDB__CREDENTIALS__GLOBAL_CONFIG", '{"memory_limit": "1GB", "threads": 1}')
+    assert (_setting("memory_limit"), _setting("threads")) == ("953.6 MiB", "1")
