@@ -12,6 +12,7 @@ import os
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlsplit
 
@@ -49,6 +50,17 @@ class PgDatabase:
     password: str
     host: str
     port: int
+
+    def dagster_instance_env(self, home: Path) -> dict[str, str]:
+        """What deploy/dagster.yaml reads from the environment, pointed at this database, and DAGSTER_HOME."""
+        return {
+            "DAGSTER_HOME": str(home),
+            "DAGSTER_PG_HOST": self.host,
+            "DAGSTER_PG_PORT": str(self.port),
+            "DAGSTER_PG_USERNAME": self.user,
+            "DAGSTER_PG_PASSWORD": self.password,
+            "DAGSTER_PG_DB": self.name,
+        }
 
     @property
     def dlt_url(self) -> str:

@@ -41,7 +41,6 @@ import pytest
 from dagster import DagsterEventType, DagsterInstance
 from dagster._core.instance.ref import InstanceRef
 from dagster_postgres import PostgresEventLogStorage
-from postgres_support import PgDatabase
 from reliability_support import write_spec
 
 pytestmark = pytest.mark.e2e
@@ -69,18 +68,6 @@ with DagsterInstance.get() as instance:
     errors = [e.step_failure_data.error.to_string() for e in result.all_events if e.is_step_failure]
     print("RESULT " + json.dumps({"success": result.success, "run_id": result.run_id, "errors": errors}), flush=True)
 """
-
-
-def instance_environment(home: Path, pg: PgDatabase) -> dict[str, str]:
-    """What deploy/dagster.yaml reads from the environment, pointed at `pg`, and DAGSTER_HOME."""
-    return {
-        "DAGSTER_HOME": str(home),
-        "DAGSTER_PG_HOST": pg.host,
-        "DAGSTER_PG_PORT": str(pg.port),
-        "DAGSTER_PG_USERNAME": pg.user,
-        "DAGSTER_PG_PASSWORD": pg.password,
-        "DAGSTER_PG_DB": pg.name,
-    }
 
 
 def write_instance(home: Path) -> Path:
@@ -173,7 +160,7 @@ def _request_keys(entries: list[dict[str, Any]]) -> list[tuple[str, str]]:
 
 def test_two_runs_of_one_source_launched_at_once_take_turns_in_its_pool(slow_api, tmp_path, pg, monkeypatch):
     home = tmp_path / "dagster_home"
-    for key, value in instance_environment(home, pg).items():
+    for key, value in pg.dagster_instance_env(home).items():
         monkeypatch.setenv(key, value)  # this process's instance and both run processes'
     write_instance(home)
 

@@ -268,14 +268,7 @@ def test_dagster_instance_on_postgres_records_runs_and_limits_pools(emulator, tm
     home = tmp_path / "dagster_home"
     home.mkdir()
     shutil.copy(DEPLOY / "dagster.yaml", home / "dagster.yaml")
-    instance_env = {
-        "DAGSTER_HOME": str(home),
-        "DAGSTER_PG_HOST": pg.host,
-        "DAGSTER_PG_PORT": str(pg.port),
-        "DAGSTER_PG_USERNAME": pg.user,
-        "DAGSTER_PG_PASSWORD": pg.password,
-        "DAGSTER_PG_DB": pg.name,
-    }
+    instance_env = pg.dagster_instance_env(home)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SOURCES__", "DESTINATION__", "REST_ASSETS_", "DAGSTER_"))}
     env.update(instance_env)
     env.update(emulator_environment(emulator.url))
