@@ -17,6 +17,7 @@ from typing import Any
 
 import dlt
 import duckdb
+import pyarrow as pa
 import pytest
 import responses
 import yaml
@@ -308,3 +309,34 @@ def test_clean_batches_take_the_arrow_path_odd_rows_are_split_off_and_whole_row_
     assert out[0].column_names == ["id", "a__b"]
     assert out[1].to_pylist() == [{"id": 4}] and out[2] == [{"id": 3, "tags": [1]}]
     assert out[3] == pages[2] and len(counted) == 1
+
+
+def _boundary_resource(page: Any, primary_key: str | None) -> Any:
+    @dlt.resource(name="items", write_disposition="append", primary_key=primary_key)
+    def items(u=dlt.sources.incremental("u")):  # noqa: B008 (dlt's idiom)
+        yield page
+
+    return items()
+
+
+@pytest.mark.parametrize("primary_key", [None, "id"])
+@pytest.mark.parametrize("first_as_arrow", [True, False])
+def test_a_row_at_the_incremental_boundary_is_not_loaded_twice_when_it_changes_path(
+    tmp_path, monkeypatch, primary_key, first_as_arrow
+):
+    """The fast path relies on this: a batch may go as Arrow in one run and as rows in the next
+    (split or not), and dlt's incremental must recognise the row it already loaded at the stored cursor."""
+    for setting in arrow_pages._DLT_COLUMN_SETTINGS:
+        monkeypatch.setenv(setting, "true")  # what use_arrow_pages sets for a run
+    first, second = [{"id": 1, "u": 5}, {"id": 2, "u": 7}], [{"id": 2, "u": 7}, {"id": 3, "u": 8}]  # id 2 at the stored cursor
+    runs = [(first, first_as_arrow), (second, not first_as_arrow)]
+    database = tmp_path / "b.duckdb"
+    pipeline = dlt.pipeline("boundary", pipelines_dir=str(tmp_path), destination=dlt.destinations.duckdb(str(database)))
+    try:
+        for rows, as_arrow in runs:
+            pipeline.run(_boundary_resource(pa.Table.from_pylist(rows) if as_arrow else rows, primary_key))
+    finally:
+        pipeline.deactivate()
+    with duckdb.connect(str(database), read_only=True) as connection:
+        counts = connection.execute("select id, count(*) from boundary_dataset.items group by id order by id").fetchall()
+    assert counts == [(1, 1), (2, 1), (3, 1)]
