@@ -189,8 +189,11 @@ def _columns(columns: Any) -> dict[str, Any]:
 
 def _arrow_can_match_rows(config: dict[str, Any]) -> bool:
     """False where any Arrow batch could load differently: a schema contract (dlt applies it to
-    rows and Arrow differently) or an incremental cursor inside an object (flattened here)."""
-    if config.get("schema_contract"):
+    rows and Arrow differently), the scd2 merge strategy (its `_dlt_id` is a hash of the row, which
+    dlt computes for rows; on Arrow batches it would be random and every row would look changed) or
+    an incremental cursor inside an object (flattened here)."""
+    disposition = config.get("write_disposition")
+    if config.get("schema_contract") or (isinstance(disposition, dict) and disposition.get("strategy") == "scd2"):
         return False
     return all(_PLAIN_KEY.match(cursor) for cursor in _cursors(config))
 

@@ -40,6 +40,7 @@ from rest_assets.dialect import load_spec_file
 
 BASE = "https://api.example.com"
 DLT_COLUMNS = ("_dlt_load_id", "_dlt_id")
+VALIDITY_COLUMNS = ("_dlt_valid_from", "_dlt_valid_to", "since", "until")  # scd2's defaults, and the case's own names
 
 
 Handler = Callable[[Any], Any]  # a request -> the JSON body to answer (or a Reply)
@@ -529,6 +530,29 @@ KEY_CASES: dict[str, tuple[Any, ...]] = {
             "GET audit": lambda r: _numbered("audit", 2, start=7),
         },
     ),
+    # two runs: merge strategy scd2, given on a resource and in resource_defaults (dlt's `_dlt_id` is a
+    # hash of the row there: an unchanged row keeps its version, a changed one gets a new one)
+    "merge-scd2": (
+        """
+        client: {base_url: %s, paginator: single_page}
+        resource_defaults:
+          write_disposition: {disposition: merge, strategy: scd2}
+        resources:
+          - name: customers
+            write_disposition: {disposition: merge, strategy: scd2, validity_column_names: [since, until]}
+            endpoint: customers
+          - {name: plans, endpoint: plans}
+        """
+        % BASE,
+        {
+            "GET customers": lambda r: [{"id": 1, "name": "a"}, {"id": 2, "name": "b"}],
+            "GET plans": lambda r: [{"id": 1, "tier": "x"}, {"id": 2, "tier": "y"}],
+        },
+        {
+            "GET customers": lambda r: [{"id": 1, "name": "a"}, {"id": 2, "name": "B"}, {"id": 3, "name": "c"}],
+            "GET plans": lambda r: [{"id": 1, "tier": "x"}, {"id": 2, "tier": "z"}],
+        },
+    ),
     # two runs: incremental with start_param/end_param/initial_value/end_value, and an incremental param
     "incremental-config-and-incremental-param": (
         """
@@ -837,7 +861,9 @@ def _tables(database: Path) -> dict[str, list[tuple[Any, ...]]]:
                 "and table_name = ? order by 1",
                 [name],
             ).fetchall()
-            rows = connection.execute(f'select {", ".join(columns)} from parity."{name}"').fetchall()
+            # validity columns hold load times: compare whether a row version is still current, not when
+            selected = [f"{c} is null as {c}" if c in VALIDITY_COLUMNS else c for c in columns]
+            rows = connection.execute(f'select {", ".join(selected)} from parity."{name}"').fetchall()
             tables[name] = [tuple(columns), tuple(t for t in types if t[0] not in DLT_COLUMNS), *sorted(rows, key=repr)]
         return tables
 
