@@ -553,6 +553,45 @@ KEY_CASES: dict[str, tuple[Any, ...]] = {
             "GET plans": lambda r: [{"id": 1, "tier": "x"}, {"id": 2, "tier": "z"}],
         },
     ),
+    # two runs: the other merge strategies and merge column hints (upsert, insert-only, delete-insert with
+    # a hard_delete column and a dedup_sort column)
+    "merge-upsert-insert-only-hard-delete-dedup-sort": (
+        """
+        client: {base_url: %s, paginator: single_page}
+        resources:
+          - name: accounts
+            primary_key: id
+            write_disposition: {disposition: merge, strategy: upsert}
+            endpoint: accounts
+          - name: signups
+            primary_key: id
+            write_disposition: {disposition: merge, strategy: insert-only}
+            endpoint: signups
+          - name: tickets
+            primary_key: id
+            write_disposition: merge
+            columns: {deleted: {hard_delete: true}, version: {dedup_sort: desc}}
+            endpoint: tickets
+        """
+        % BASE,
+        {
+            "GET accounts": lambda r: [{"id": 1, "plan": "a"}, {"id": 2, "plan": "b"}],
+            "GET signups": lambda r: [{"id": 1, "via": "web"}, {"id": 2, "via": "app"}],
+            "GET tickets": lambda r: [
+                {"id": 1, "state": "open", "version": 1, "deleted": False},
+                {"id": 1, "state": "closed", "version": 2, "deleted": False},
+                {"id": 2, "state": "open", "version": 1, "deleted": False},
+            ],
+        },
+        {
+            "GET accounts": lambda r: [{"id": 2, "plan": "B"}, {"id": 3, "plan": "c"}],
+            "GET signups": lambda r: [{"id": 2, "via": "changed"}, {"id": 3, "via": "web"}],
+            "GET tickets": lambda r: [
+                {"id": 2, "state": "gone", "version": 2, "deleted": True},
+                {"id": 3, "state": "open", "version": 1, "deleted": False},
+            ],
+        },
+    ),
     # two runs: incremental with start_param/end_param/initial_value/end_value, and an incremental param
     "incremental-config-and-incremental-param": (
         """
