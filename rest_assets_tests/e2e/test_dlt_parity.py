@@ -592,6 +592,80 @@ KEY_CASES: dict[str, tuple[Any, ...]] = {
             ],
         },
     ),
+    # column data types given as hints, on values the API sends as strings, numbers and objects (payments:
+    # mixed, dlt's row path; refunds: one type a column, the Arrow path with the hints cast after it)
+    "columns-data-type-hints": (
+        """
+        client: {base_url: %s, paginator: single_page}
+        resources:
+          - name: payments
+            primary_key: id
+            columns:
+              amount: {data_type: decimal, precision: 10, scale: 2}
+              day: {data_type: date}
+              clock: {data_type: time}
+              paid_at: {data_type: timestamp}
+              payload: {data_type: json}
+              ratio: {data_type: double}
+              count: {data_type: bigint}
+              flag: {data_type: bool}
+              note: {data_type: text}
+            endpoint: payments
+          - name: refunds
+            primary_key: id
+            columns:
+              amount: {data_type: decimal, precision: 10, scale: 2}
+              day: {data_type: date}
+              clock: {data_type: time}
+              paid_at: {data_type: timestamp}
+            endpoint: refunds
+        """
+        % BASE,
+        {
+            "GET payments": lambda r: [
+                {
+                    "id": 1,
+                    "amount": "12.50",
+                    "day": "2024-03-01",
+                    "clock": "10:11:12",
+                    "paid_at": "2024-03-01T10:11:12Z",
+                    "payload": {"a": [1, 2]},
+                    "ratio": 1,
+                    "count": 3,
+                    "flag": True,
+                    "note": 5,
+                },
+                {
+                    "id": 2,
+                    "amount": 3.25,
+                    "day": "2024-03-02",
+                    "clock": "23:00:00",
+                    "paid_at": "2024-03-02T00:00:00+02:00",
+                    "payload": {"b": None},
+                    "ratio": 0.5,
+                    "count": 4,
+                    "flag": False,
+                    "note": "x",
+                },
+                {
+                    "id": 3,
+                    "amount": "7",
+                    "day": "2024-03-03",
+                    "clock": "00:00:01",
+                    "paid_at": "2024-03-03T00:00:00Z",
+                    "payload": [1],
+                    "ratio": 2.5,
+                    "count": 5,
+                    "flag": True,
+                    "note": "y",
+                },
+            ],
+            "GET refunds": lambda r: [
+                {"id": 1, "amount": "12.50", "day": "2024-03-01", "clock": "10:11:12", "paid_at": "2024-03-01T10:11:12Z"},
+                {"id": 2, "amount": "0.05", "day": "2024-12-31", "clock": "23:59:59", "paid_at": "2024-03-02T00:00:00+02:00"},
+            ],
+        },
+    ),
     # two runs: incremental with start_param/end_param/initial_value/end_value, and an incremental param
     "incremental-config-and-incremental-param": (
         """
