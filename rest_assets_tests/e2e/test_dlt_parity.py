@@ -601,10 +601,11 @@ KEY_CASES: dict[str, tuple[Any, ...]] = {
           - name: payments
             primary_key: id
             columns:
-              amount: {data_type: decimal, precision: 10, scale: 2}
-              day: {data_type: date}
-              clock: {data_type: time}
-              paid_at: {data_type: timestamp}
+              <<: &dates_and_amounts
+                amount: {data_type: decimal, precision: 10, scale: 2}
+                day: {data_type: date}
+                clock: {data_type: time}
+                paid_at: {data_type: timestamp}
               payload: {data_type: json}
               ratio: {data_type: double}
               count: {data_type: bigint}
@@ -613,11 +614,7 @@ KEY_CASES: dict[str, tuple[Any, ...]] = {
             endpoint: payments
           - name: refunds
             primary_key: id
-            columns:
-              amount: {data_type: decimal, precision: 10, scale: 2}
-              day: {data_type: date}
-              clock: {data_type: time}
-              paid_at: {data_type: timestamp}
+            columns: *dates_and_amounts
             endpoint: refunds
         """
         % BASE,
