@@ -82,14 +82,6 @@ class BatchShape:
             name = self._names[path] = self.naming.shorten_fragments(*path)
         return name
 
-    def arrow_table(self, rows: list[dict[str, Any]]) -> pa.Table | None:
-        """The batch as an Arrow table if it is clean, else None (the caller hands on the rows)."""
-        try:
-            return self._table(rows, odd=None)
-        except _Unclean:
-            self.note_rows(rows)
-            return None
-
     def split(self, rows: list[dict[str, Any]]) -> tuple[pa.Table | None, list[dict[str, Any]]]:
         """The batch as an Arrow table of its clean rows and the list of the rows that must go on as they are.
 
