@@ -553,9 +553,9 @@ KEY_CASES: dict[str, tuple[Any, ...]] = {
             "GET plans": lambda r: [{"id": 1, "tier": "x"}, {"id": 2, "tier": "z"}],
         },
     ),
-    # two runs: the other merge strategies and merge column hints (upsert, insert-only, delete-insert with
-    # a hard_delete column and a dedup_sort column)
-    "merge-upsert-insert-only-hard-delete-dedup-sort": (
+    # two runs: the other merge strategies and merge column hints (upsert, insert-only, cdc, delete-insert
+    # with a hard_delete column and a dedup_sort column)
+    "merge-upsert-insert-only-cdc-hard-delete-dedup-sort": (
         """
         client: {base_url: %s, paginator: single_page}
         resources:
@@ -567,6 +567,10 @@ KEY_CASES: dict[str, tuple[Any, ...]] = {
             primary_key: id
             write_disposition: {disposition: merge, strategy: insert-only}
             endpoint: signups
+          - name: members
+            primary_key: id
+            write_disposition: {disposition: merge, strategy: cdc}
+            endpoint: members
           - name: tickets
             primary_key: id
             write_disposition: merge
@@ -577,6 +581,7 @@ KEY_CASES: dict[str, tuple[Any, ...]] = {
         {
             "GET accounts": lambda r: [{"id": 1, "plan": "a"}, {"id": 2, "plan": "b"}],
             "GET signups": lambda r: [{"id": 1, "via": "web"}, {"id": 2, "via": "app"}],
+            "GET members": lambda r: [{"id": 1, "role": "a"}, {"id": 2, "role": "b"}],
             "GET tickets": lambda r: [
                 {"id": 1, "state": "open", "version": 1, "deleted": False},
                 {"id": 1, "state": "closed", "version": 2, "deleted": False},
@@ -586,6 +591,7 @@ KEY_CASES: dict[str, tuple[Any, ...]] = {
         {
             "GET accounts": lambda r: [{"id": 2, "plan": "B"}, {"id": 3, "plan": "c"}],
             "GET signups": lambda r: [{"id": 2, "via": "changed"}, {"id": 3, "via": "web"}],
+            "GET members": lambda r: [{"id": 2, "role": "B"}, {"id": 3, "role": "c"}],  # cdc deletes the absent 1
             "GET tickets": lambda r: [
                 {"id": 2, "state": "gone", "version": 2, "deleted": True},
                 {"id": 3, "state": "open", "version": 1, "deleted": False},
