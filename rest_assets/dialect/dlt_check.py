@@ -24,7 +24,7 @@ from dlt.sources.rest_api.typing import RESTAPIConfig
 
 from rest_assets.dialect import vocabulary as vocab
 from rest_assets.dialect.model import CONFIG_TEMPLATE, ConfigRef, ResourceSpec, SecretRef
-from rest_assets.dlt_internals import build_resource_dependency_graph
+from rest_assets.dlt_internals import build_resource_dependency_graph, cached_type_hints_in_validation
 
 # Raised as `fail(path, message, resource)`; the validator's own error factory.
 Fail = Callable[[tuple[Any, ...], str, "str | None"], Exception]
@@ -41,7 +41,8 @@ def check_with_dlt(client: dict[str, Any], resources: list[ResourceSpec], fail: 
     resource_views: list[Any] = [_resource_view(r.config) for r in resources]
     view = {"client": _client_view(client), "resources": resource_views}
     try:
-        validate_dict(RESTAPIConfig, view, path=".")
+        with cached_type_hints_in_validation():
+            validate_dict(RESTAPIConfig, view, path=".")
     except DictValidationException as exc:
         innermost = _innermost(exc)
         path, resource = _spec_path(innermost.path, innermost.field, resources)

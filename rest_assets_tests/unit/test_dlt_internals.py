@@ -141,3 +141,25 @@ def test_dependency_graph_and_paginator_factory_keep_their_shape():
     assert hooks.ensure_table_schema_columns([{"name": "id", "data_type": "bigint"}]) == {
         "id": {"name": "id", "data_type": "bigint"}
     }
+
+
+def test_validate_dict_reads_type_hints_through_the_name_swapped_during_validation(monkeypatch):
+    from dlt.common import validation
+    from dlt.common.exceptions import DictValidationException
+    from dlt.sources.rest_api.typing import RESTAPIConfig
+
+    asked: list[object] = []
+    original = validation.get_type_hints
+    monkeypatch.setattr(validation, "get_type_hints", lambda spec, **kw: asked.append(spec) or original(spec, **kw))
+    good = {"client": {"base_url": "https://api.example.com"}, "resources": ["items"]}
+    with hooks.cached_type_hints_in_validation():
+        validation.validate_dict(RESTAPIConfig, good, path=".")
+        validation.validate_dict(RESTAPIConfig, good, path=".")
+        try:
+            validation.validate_dict(RESTAPIConfig, {**good, "clinet": {}}, path=".")
+            raise AssertionError("validation with cached type hints accepted an unknown key")
+        except DictValidationException:
+            pass
+    assert asked, "dlt's validate_dict no longer calls dlt.common.validation.get_type_hints: the cache does nothing"
+    assert asked.count(RESTAPIConfig) == 1, "each TypedDict's hints are computed once across validations"
+    assert validation.get_type_hints.__name__ == "<lambda>", "the swap is undone after the block"
