@@ -23,6 +23,7 @@ This module imports only dlt: every layer may use it.
 from __future__ import annotations
 
 import functools
+import inspect
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -41,6 +42,7 @@ __all__ = [
     "create_paginator",
     "ensure_table_schema_columns",
     "current_source_schema",
+    "direct_transformer_call",
     "extraction_thread_prefix",
     "mark_resolved",
     "replace_generator",
@@ -58,6 +60,46 @@ def replace_generator(resource: Any, wrap: Callable[[Any], Any]) -> None:
     """
     pipe = resource._pipe
     pipe.replace_gen(wrap(pipe.gen))
+
+
+def direct_transformer_call(transformer: Callable[..., Any]) -> Callable[..., Any]:
+    """A rest_api child's per-parent call, minus the config resolution dlt repeats on every call.
+
+    Why: dlt wraps a child's function in `with_config` and, for every parent
+    item, binds its signature and resolves it against every config provider
+    (the `_tx_partial` closure calling the `with_config` wrapper): 0.27 ms per
+    parent, 0.55 s of a 2,000-parent fan-out. rest_api passes every argument
+    explicitly, and explicit values win over config, so that resolution can
+    only hand back what was passed. Where that holds (every parameter after the
+    item is bound), the function is called directly with those arguments;
+    anything else (an incremental wrapper in between, a `meta` argument, a new
+    dlt shape) keeps dlt's own call.
+    """
+    try:
+        captured = inspect.getclosurevars(transformer).nonlocals
+    except TypeError:  # not a Python function
+        return transformer
+    wrapped, args, kwargs = captured.get("f"), captured.get("args"), captured.get("kwargs")
+    function = getattr(wrapped, "__wrapped__", None)
+    if not hasattr(wrapped, "__RESOLVED_PARTIAL_FUNC__") or function is None or not isinstance(kwargs, dict):
+        return transformer
+    if not isinstance(args, tuple) or "meta" in kwargs or not _binds_every_parameter(function, args, kwargs):
+        return transformer
+
+    @functools.wraps(transformer)
+    def direct(item: Any, meta: Any = None) -> Any:
+        return function(item, *args, **kwargs)
+
+    return direct
+
+
+def _binds_every_parameter(function: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> bool:
+    signature = inspect.signature(function)
+    try:
+        bound = signature.bind(None, *args, **kwargs)
+    except TypeError:
+        return False
+    return set(signature.parameters) - set(bound.arguments) <= {"meta"}  # dlt's own, passed only when asked for
 
 
 class SharedOnDeepCopy:

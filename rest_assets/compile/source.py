@@ -22,7 +22,7 @@ from dlt.sources.rest_api import rest_api_source
 
 from rest_assets.compile.parent_streams import private_parent_name, with_private_parents
 from rest_assets.dialect.model import ResourceSpec, SecretRef, SourceSpec
-from rest_assets.dlt_internals import replace_generator
+from rest_assets.dlt_internals import direct_transformer_call, replace_generator
 from rest_assets.runtime.arrow_pages import use_arrow_pages
 from rest_assets.runtime.auth import build_auth
 from rest_assets.runtime.fanout import DEFAULT_CHILD_CONCURRENCY, fan_out, read_ahead
@@ -120,7 +120,7 @@ def _fetch_concurrently(spec: SourceSpec, source: DltSource, workers: int, read_
             if read_ahead_top_level and not _stops_early(resource):
                 replace_generator(compiled, lambda gen: read_ahead(gen, min_records=1))
             continue
-        replace_generator(compiled, lambda gen: fan_out(gen, workers))
+        replace_generator(compiled, lambda gen: fan_out(direct_transformer_call(gen), workers))
         parent = spec.resource(resource.parent.parent)
         if not parent.parent and not _stops_early(parent):  # a grandchild's parent stream is itself a child
             private = source.resources[private_parent_name(resource.parent.parent, resource.name)]

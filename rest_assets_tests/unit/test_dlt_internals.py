@@ -163,3 +163,24 @@ def test_validate_dict_reads_type_hints_through_the_name_swapped_during_validati
     assert asked, "dlt's validate_dict no longer calls dlt.common.validation.get_type_hints: the cache does nothing"
     assert asked.count(RESTAPIConfig) == 1, "each TypedDict's hints are computed once across validations"
     assert validation.get_type_hints.__name__ == "<lambda>", "the swap is undone after the block"
+
+
+def test_a_rest_api_childs_call_skips_config_resolution_and_pages_as_dlt_does():
+    source = rest_api_source(
+        {
+            "client": {"base_url": "https://api.example.com", "paginator": "single_page"},
+            "resources": ["posts", {"name": "comments", "endpoint": {"path": "posts/{resources.posts.id}/comments"}}],
+        }
+    )
+    dlts_call = source.resources["comments"]._pipe.gen
+    direct = hooks.direct_transformer_call(dlts_call)
+    assert direct is not dlts_call, (
+        "dlt's transformer call is no longer a `_tx_partial` closure over a `with_config` wrapper "
+        "(f, args, kwargs, __RESOLVED_PARTIAL_FUNC__): every parent pays config resolution again"
+    )
+    with responses.RequestsMock() as api:
+        api.get("https://api.example.com/posts/7/comments", json=[{"id": 70}, {"id": 71}])
+        ours = list(direct([{"id": 7}]))
+        theirs = list(dlts_call([{"id": 7}]))
+    assert ours == theirs and [row["id"] for page in ours for row in page] == [70, 71]
+    assert hooks.direct_transformer_call(len) is len  # not a closure of that shape: dlt's call is kept
