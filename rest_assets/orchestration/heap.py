@@ -60,7 +60,9 @@ def _release_duckdb_at_exit() -> None:
     if "duckdb" not in sys.modules or not gc.get_freeze_count():
         return
     for name in [name for name in sys.modules if name.split(".")[0] in ("duckdb", "_duckdb")]:
-        sys.modules.pop(name).__dict__.clear()
+        namespace = getattr(sys.modules.pop(name), "__dict__", None)  # None: a failed import's placeholder
+        if namespace is not None:
+            namespace.clear()
     gc.collect()
 
 
