@@ -29,6 +29,7 @@ from contextlib import contextmanager
 from typing import Any
 
 import dlt
+from dlt.common import validation
 from dlt.common.configuration.container import Container
 from dlt.extract.items_transform import ItemTransform
 from dlt.extract.utils import ensure_table_schema_columns
@@ -135,8 +136,6 @@ def cached_type_hints_in_validation() -> Iterator[None]:
     `get_type_hints` is swapped for a memoized one (kept for the process:
     TypedDicts do not change) for the block only.
     """
-    from dlt.common import validation
-
     original = validation.get_type_hints  # type: ignore[attr-defined]
     validation.get_type_hints = _memoized_type_hints(original)  # type: ignore[attr-defined]
     try:
