@@ -147,14 +147,14 @@ def cached_type_hints_in_validation() -> Iterator[None]:
 @functools.cache
 def _memoized_type_hints(get_type_hints: Callable[..., Any]) -> Callable[..., Any]:
     """`get_type_hints` remembering its answer per (TypedDict, namespace): dlt passes the module's dict."""
-    answers: dict[tuple[Any, int, int], Any] = {}
+    answers: dict[tuple[Any, int], Any] = {}
 
-    def memoized(spec: Any, globalns: Any = None, localns: Any = None, **kwargs: Any) -> Any:
-        if kwargs:
-            return get_type_hints(spec, globalns=globalns, localns=localns, **kwargs)
-        key = (spec, id(globalns), id(localns))
+    def memoized(spec: Any, globalns: Any = None, **kwargs: Any) -> Any:
+        if kwargs:  # not dlt's call: no memo
+            return get_type_hints(spec, globalns=globalns, **kwargs)
+        key = (spec, id(globalns))
         if key not in answers:
-            answers[key] = get_type_hints(spec, globalns=globalns, localns=localns)
+            answers[key] = get_type_hints(spec, globalns=globalns)
         return answers[key]
 
     return memoized
