@@ -1,57 +1,81 @@
-"""Child resources read private copies of their parent's stream.
+"""How each child resource reads its parent: the parent itself, or a private copy of its stream.
 
 Part of compilation (dlt config in, dlt config out). dlt feeds a child from
-its parent's stream; here each child gets its own unselected copy of that
-parent instead, which gives it its own incremental cursor and a place to
-percent-encode the parent values its path uses.
+its parent's stream. Here a child reads its parent itself when the run loads
+the parent too and the parent is not incremental: each parent page is
+requested once, as plain dlt requests it. Otherwise the child reads its own,
+unselected copy of the parent stream, which has its own incremental cursor
+(see `link_children`). Either way the child's wrapper (`reading_parent`)
+hands it the API's records, with every parent field its path uses
+percent-encoded.
 """
 
 from __future__ import annotations
 
 import copy
+import functools
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Collection, Iterator
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
 import pyarrow as pa
 from dlt.common import jsonpath
 
-from rest_assets.dialect.model import SourceSpec
+from rest_assets.dialect.model import ResourceSpec, SourceSpec
 from rest_assets.dialect.parents import map_strings
 from rest_assets.errors import LoadError
+from rest_assets.runtime.parent_records import ParentRecords
 
 
-def with_private_parents(spec: SourceSpec, compiled: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
-    """Give each child its own, unselected copy of its parent stream.
+@dataclass(frozen=True)
+class ParentLink:
+    """A dlt transformer fed by a parent: which resource it reads, and which parent fields its path encodes."""
 
-    dlt feeds a child from its parent's stream, so they would share one
-    incremental cursor: after a parent-only run, a child-only run would see no
-    changed parents and miss their children. A private copy has its own cursor,
-    so every selection (parent, child, or both) fetches exactly what changed.
+    parent: str
+    child: str
+    reads: str
+    path_fields: tuple[str, ...]
 
-    The copy also carries every parent field the child's path uses
-    percent-encoded (see `_path_encoder`): dlt formats parent values into the
-    path unencoded, so an id like `a/../b?c#d` would leave the intended path.
-    The child's `_<parent>_<key>` column keeps the raw value.
+
+def link_children(
+    spec: SourceSpec, compiled: dict[str, dict[str, Any]], shared: Collection[str]
+) -> tuple[list[dict[str, Any]], dict[str, ParentLink]]:
+    """Point each child at the stream it reads; return every resource's config and each transformer's link.
+
+    A child of a parent in `shared` reads the parent's own stream. Any other
+    child gets its own, unselected copy of its parent stream: dlt feeds a
+    child from its parent's stream, so they would share one incremental
+    cursor, and after a parent-only run a child-only run would see no changed
+    parents and miss their children. A private copy has its own cursor, so
+    every selection (parent, child, or both) fetches exactly what changed.
+
+    The links are keyed by dlt resource name: the children, and the private
+    copies of children that are parents themselves (they read what the child reads).
     """
     resources = list(compiled.values())
-    for resource in spec.resources:
+    links: dict[str, ParentLink] = {}
+    for resource in sorted(spec.resources, key=lambda r: _depth(spec, r)):  # a child's own parent is linked first
         link = resource.parent
         if not link:
             continue
-        private = private_parent_name(link.parent, resource.name)
         child = compiled[resource.name]
-        encoded = _point_at_parent(child["endpoint"], link.parent, private)
-        parent_copy = {**copy.deepcopy(compiled[link.parent]), "name": private, "selected": False}
-        parent_copy["processing_steps"] = [
-            *parent_copy.get("processing_steps", []),
-            {"map": _path_encoder(encoded, link.parent, resource.name)},
-        ]
-        resources.append(parent_copy)
-        renames = {f"_{private}_{key}": f"_{link.parent}_{key}" for key in child.get("include_from_parent", [])}
+        reads = link.parent if link.parent in shared else private_parent_name(link.parent, resource.name)
+        fields = _point_at_parent(child["endpoint"], link.parent, reads)
+        links[resource.name] = ParentLink(link.parent, resource.name, reads, tuple(fields))
+        if reads == link.parent:
+            continue
+        resources.append({**copy.deepcopy(compiled[link.parent]), "name": reads, "selected": False})
+        if link.parent in links:
+            links[reads] = links[link.parent]
+        renames = {f"_{reads}_{key}": f"_{link.parent}_{key}" for key in child.get("include_from_parent", [])}
         child["processing_steps"] = [*child.get("processing_steps", []), {"map": _renamer(renames)}]
-    return resources
+    return resources, links
+
+
+def _depth(spec: SourceSpec, resource: ResourceSpec) -> int:
+    return len(spec.with_ancestors([resource.name]))
 
 
 def private_parent_name(parent: str, child: str) -> str:
@@ -59,16 +83,47 @@ def private_parent_name(parent: str, child: str) -> str:
     return f"{parent}__for__{child}"
 
 
+def reading_parent(
+    link: ParentLink, records: ParentRecords | None
+) -> Callable[[Callable[..., Iterator[Any]]], Callable[..., Iterator[Any]]]:
+    """Wrap a child's dlt function `f(items, ...)` to get the parent's records with its path fields encoded.
+
+    `records` (the parent's, when it reads the parent on the Arrow path) turns
+    the parent's Arrow batches back into the API's records, as plain dlt hands them on.
+    """
+    encode = _path_encoder(list(link.path_fields), link.parent, link.child)
+
+    def wrap(generator_function: Callable[..., Iterator[Any]]) -> Callable[..., Iterator[Any]]:
+        @functools.wraps(generator_function)
+        def fed(items: Any, *args: Any, **kwargs: Any) -> Iterator[Any]:
+            parents = _records(items, records, link)
+            if link.path_fields:
+                parents = [encode(dict(parent)) for parent in parents]
+            yield from generator_function(parents, *args, **kwargs)
+
+        return fed
+
+    return wrap
+
+
+def _records(items: Any, records: ParentRecords | None, link: ParentLink) -> list[dict[str, Any]]:
+    if records is not None:
+        return records.records_for_child(items, link.child)
+    if isinstance(items, pa.Table):
+        raise LoadError(f"resource '{link.parent}': child resource '{link.child}' was handed an Arrow batch, not records")
+    return items if isinstance(items, list) else [items]
+
+
 _ENCODED_PREFIX = "_rest_assets_path_"
 # Any field, not only identifiers: `user-key` or `owner.id` must be encoded as well (dlt reads them as JSON paths).
 _PATH_FIELD = re.compile(r"\{resources\.([A-Za-z0-9_]+)\.([^{}]+)\}")
 
 
-def _point_at_parent(endpoint: dict[str, Any], parent: str, private: str) -> list[str]:
-    """Make the child read `private` instead of `parent`; return the parent fields its path must get encoded.
+def _point_at_parent(endpoint: dict[str, Any], parent: str, reads: str) -> list[str]:
+    """Make the child read `reads` (the parent or its private copy); return the parent fields its path encodes.
 
-    The i-th returned field is read from the column `_rest_assets_path_<i>` of
-    the private parent (see `_path_encoder`), whatever characters its name has.
+    The i-th returned field is read from the field `_rest_assets_path_<i>` the
+    child's wrapper adds (see `_path_encoder`), whatever characters its name has.
     Query params keep the raw value: requests percent-encodes them itself.
     """
     encoded: list[str] = []
@@ -78,13 +133,13 @@ def _point_at_parent(endpoint: dict[str, Any], parent: str, private: str) -> lis
             encoded.append(field)
         return f"{_ENCODED_PREFIX}{encoded.index(field)}"
 
-    def to_private(match: re.Match[str]) -> str:
+    def to_encoded(match: re.Match[str]) -> str:
         if match.group(1) != parent:
             return match.group(0)
-        return "{resources.%s.%s}" % (private, column(match.group(2)))
+        return "{resources.%s.%s}" % (reads, column(match.group(2)))
 
-    endpoint["path"] = _PATH_FIELD.sub(to_private, endpoint["path"])
-    old, new = "{resources.%s." % parent, "{resources.%s." % private
+    endpoint["path"] = _PATH_FIELD.sub(to_encoded, endpoint["path"])
+    old, new = "{resources.%s." % parent, "{resources.%s." % reads
     for key in ("json", "data", "headers"):  # dlt formats parent fields into these as they are
         if key in endpoint:
             endpoint[key] = map_strings(endpoint[key], lambda text: text.replace(old, new))
@@ -93,12 +148,12 @@ def _point_at_parent(endpoint: dict[str, Any], parent: str, private: str) -> lis
             endpoint["params"][key] = value.replace(old, new)
         elif isinstance(value, dict) and value.get("type") == "resolve" and value.get("resource") == parent:
             # dlt binds a `resolve` param only into the path (it refuses one the path does not use)
-            endpoint["params"][key] = {**value, "resource": private, "field": column(str(value.get("field")))}
+            endpoint["params"][key] = {**value, "resource": reads, "field": column(str(value.get("field")))}
     return encoded
 
 
 def _path_encoder(fields: list[str], parent: str, child: str) -> Callable[[dict[str, Any]], dict[str, Any]]:
-    """A map step adding `_rest_assets_path_<i>`: the value of `fields[i]` percent-encoded as one path segment.
+    """A function adding `_rest_assets_path_<i>` to a record: `fields[i]`'s value percent-encoded as one path segment.
 
     `.` and `..` are refused: in any encoding they mean "this/the parent
     folder" (RFC 3986 6.2.2.2), so no request could stay on the intended path.

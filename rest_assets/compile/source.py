@@ -20,7 +20,7 @@ from dlt.common import jsonpath
 from dlt.extract.source import DltSource
 from dlt.sources.rest_api import rest_api_source
 
-from rest_assets.compile.parent_streams import private_parent_name, with_private_parents
+from rest_assets.compile.parent_streams import ParentLink, link_children, reading_parent
 from rest_assets.dialect.model import ResourceSpec, SecretRef, SourceSpec
 from rest_assets.dlt_internals import direct_transformer_call, replace_generator
 from rest_assets.runtime.arrow_pages import use_arrow_pages
@@ -28,6 +28,7 @@ from rest_assets.runtime.auth import build_auth
 from rest_assets.runtime.fanout import DEFAULT_CHILD_CONCURRENCY, fan_out, read_ahead
 from rest_assets.runtime.http import DEFAULT_TIMEOUT_SECONDS, GuardedSession
 from rest_assets.runtime.paginators import build_paginator
+from rest_assets.runtime.parent_records import ParentRecords
 from rest_assets.runtime.redaction import install_log_redaction
 from rest_assets.runtime.responses import response_validator
 from rest_assets.runtime.retry import EndpointRoute, RetryPolicy
@@ -80,12 +81,16 @@ def compile_source(
     if client.get("paginator"):
         dlt_client["paginator"] = build_paginator(client["paginator"], max_pages)
     resources = {r.name: _compile_resource(spec, r, session, max_pages) for r in spec.resources}
-    config: Any = {"client": dlt_client, "resources": with_private_parents(spec, resources)}  # dlt's RESTAPIConfig
+    records = {name: ParentRecords(name) for name in _parents_read_directly(spec, extracted)}
+    resource_configs, links = link_children(spec, resources, records)
+    config: Any = {"client": dlt_client, "resources": resource_configs}  # dlt's RESTAPIConfig
     source = rest_api_source(config, name=spec.name)
     workers = _child_concurrency(spec)
     if workers > 1:
         several = len(extracted if extracted is not None else spec.resources) > 1
-        _fetch_concurrently(spec, source, workers, read_ahead_top_level=several)
+        _fetch_concurrently(spec, source, workers, links, read_ahead_top_level=several)
+    for name, link in links.items():
+        replace_generator(source.resources[name], reading_parent(link, records.get(link.reads)))
     if arrow_pages:
         for resource in spec.resources:
             if resource.config.get("processing_steps"):
@@ -95,6 +100,7 @@ def compile_source(
                 resources[resource.name],
                 functools.partial(session.stats.add, "batches_as_rows", resource.name),
                 rows_per_batch=1 if _stops_early(resource) else None,  # one page a batch: dlt stops after it
+                parent_records=records.get(resource.name),
             )
     return CompiledSource(source=source, session=session)
 
@@ -104,11 +110,34 @@ def _narrowed(spec: SourceSpec, extracted: Collection[str] | None) -> SourceSpec
     return replace(spec, resources=spec.with_ancestors(extracted)) if extracted else spec
 
 
-def _fetch_concurrently(spec: SourceSpec, source: DltSource, workers: int, read_ahead_top_level: bool) -> None:
+def _parents_read_directly(spec: SourceSpec, extracted: Collection[str] | None) -> list[str]:
+    """The parents whose children read them, not a private copy (see compile.parent_streams).
+
+    Those the run loads itself, unless incremental: a child must see every
+    parent that changed since *its* last run, not since the parent's.
+    """
+    loaded = set(extracted) if extracted else {r.name for r in spec.resources}
+    return [r.name for r in spec.resources if r.name in loaded and spec.children_of(r.name) and not _is_incremental(r)]
+
+
+def _is_incremental(resource: ResourceSpec) -> bool:
+    """Whether the resource has an incremental (configured, or as a param)."""
+    return bool(_incrementals(resource))
+
+
+def _incrementals(resource: ResourceSpec) -> list[dict[str, Any]]:
+    params = resource.endpoint.get("params") or {}
+    candidates = [resource.endpoint.get("incremental"), *(p for p in params.values() if _is_incremental_param(p))]
+    return [i for i in candidates if isinstance(i, dict)]
+
+
+def _fetch_concurrently(
+    spec: SourceSpec, source: DltSource, workers: int, links: dict[str, ParentLink], read_ahead_top_level: bool
+) -> None:
     """Overlap requests with each other and with dlt's work (see runtime.fanout).
 
-    A child fetches `workers` parents' children at once, from its private
-    parent stream read ahead in batches that keep the workers busy. With
+    A child fetches `workers` parents' children at once, from parent batches
+    (a private parent stream is read ahead in batches that keep the workers busy). With
     `read_ahead_top_level`, top-level resources fetch their next pages on a
     thread: dlt takes items from its resources in turn, so a resource waiting
     on the network would hold up the others. A run of one resource has nothing
@@ -121,10 +150,10 @@ def _fetch_concurrently(spec: SourceSpec, source: DltSource, workers: int, read_
                 replace_generator(compiled, lambda gen: read_ahead(gen, min_records=1))
             continue
         replace_generator(compiled, lambda gen: fan_out(direct_transformer_call(gen), workers))
-        parent = spec.resource(resource.parent.parent)
-        if not parent.parent and not _stops_early(parent):  # a grandchild's parent stream is itself a child
-            private = source.resources[private_parent_name(resource.parent.parent, resource.name)]
-            replace_generator(private, lambda gen: read_ahead(gen, min_records=workers * PARENTS_PER_WORKER))
+        parent, reads = spec.resource(resource.parent.parent), links[resource.name].reads
+        # a grandchild's parent stream is itself a child; a parent read directly is read ahead as a top-level resource
+        if not parent.parent and not _stops_early(parent) and reads != parent.name:
+            replace_generator(source.resources[reads], lambda gen: read_ahead(gen, min_records=workers * PARENTS_PER_WORKER))
 
 
 def _stops_early(resource: ResourceSpec) -> bool:
@@ -134,9 +163,7 @@ def _stops_early(resource: ResourceSpec) -> bool:
     range; pages read ahead, or joined into one batch, would be requests plain
     dlt does not send.
     """
-    params = resource.endpoint.get("params") or {}
-    incrementals = [resource.endpoint.get("incremental"), *(p for p in params.values() if _is_incremental_param(p))]
-    return any(isinstance(i, dict) and i.get("row_order") for i in incrementals)
+    return any(i.get("row_order") for i in _incrementals(resource))
 
 
 def _is_incremental_param(value: Any) -> bool:

@@ -36,6 +36,7 @@ from dlt.common.schema import Schema
 from rest_assets.dlt_internals import ItemTransform, current_source_schema, replace_generator
 from rest_assets.runtime.batch_shape import BatchShape
 from rest_assets.runtime.page_batches import join_pages
+from rest_assets.runtime.parent_records import ParentRecords
 
 ROWS_PER_BATCH = 5_000
 _ARROW_TYPES: dict[str, pa.DataType] = {
@@ -66,6 +67,7 @@ def batch_pages(
     max_nesting: int | None = None,
     on_rows_batch: Callable[[], None] | None = None,
     cursors: Collection[str] = (),
+    parent_records: ParentRecords | None = None,
 ) -> Callable[..., Iterator[Any]]:
     """Wrap a resource's page generator so it yields batches of up to `rows_per_batch` rows.
 
@@ -78,7 +80,8 @@ def batch_pages(
     wrapper keeps the function's signature (dlt binds arguments by it) and
     flushes what it holds when the generator ends, however it ends; anything
     that is not a page of records (e.g. dlt's deferred calls, a page of
-    scalars) passes through in order.
+    scalars) passes through in order. With `parent_records`, each table's
+    records are kept there for the children that read this resource.
     """
 
     @functools.wraps(generator_function)
@@ -88,6 +91,8 @@ def batch_pages(
         def finish(rows: list[dict[str, Any]]) -> list[Any]:
             table, odd_rows = shape.split(rows)
             if table is not None and all(cursor in table.column_names for cursor in cursors):
+                if parent_records is not None:
+                    parent_records.keep(table, _without(rows, odd_rows))
                 return [table, odd_rows] if odd_rows else [table]
             if on_rows_batch is not None:
                 on_rows_batch()
@@ -98,6 +103,14 @@ def batch_pages(
     return batched
 
 
+def _without(rows: list[dict[str, Any]], odd_rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """`rows` minus the `odd_rows` (the very same objects), in order."""
+    if not odd_rows:
+        return rows
+    odd = {id(row) for row in odd_rows}
+    return [row for row in rows if id(row) not in odd]
+
+
 class ColumnCaster(ItemTransform[Any, dict[str, Any]]):
     """Casts Arrow columns to the spec's `columns` data types and nullability; other items pass through.
 
@@ -105,13 +118,15 @@ class ColumnCaster(ItemTransform[Any, dict[str, Any]]):
     batch's schema agrees with the spec and dlt has no hint conflict to warn
     about on every batch; a column that does hold nulls keeps its nullable
     field and fails the load on the destination's NOT NULL constraint.
+    A cast table keeps the records behind it in `parent_records`.
     """
 
     # dlt keeps incremental (affinity 1) last; cast after it, so cursors stay the API's strings
     placement_affinity = 1.05
 
-    def __init__(self, columns: dict[str, Any] | None) -> None:
+    def __init__(self, columns: dict[str, Any] | None, parent_records: ParentRecords | None = None) -> None:
         super().__init__(lambda item: item)
+        self.parent_records = parent_records
         self.casts = {
             name: _ARROW_TYPES[hints["data_type"]]
             for name, hints in (columns or {}).items()
@@ -124,6 +139,14 @@ class ColumnCaster(ItemTransform[Any, dict[str, Any]]):
     def __call__(self, item: Any, meta: Any = None) -> Any:
         if not isinstance(item, pa.Table):
             return item
+        cast = self._cast(item)
+        if self.parent_records is not None:
+            if not isinstance(cast, pa.Table):  # the records themselves load as plain dlt loads them
+                return self.parent_records.records_of(item) or cast
+            self.parent_records.carry(item, cast)
+        return cast
+
+    def _cast(self, item: pa.Table) -> Any:
         for name, arrow_type in self.casts.items():
             index = item.schema.get_field_index(name)
             if index >= 0 and item.schema.field(index).type != arrow_type:
@@ -149,6 +172,7 @@ def use_arrow_pages(
     config: dict[str, Any],
     on_rows_batch: Callable[[], None] | None = None,
     rows_per_batch: int | None = None,
+    parent_records: ParentRecords | None = None,
 ) -> None:
     """Batch a rest_api resource's pages (Arrow tables where clean) and cast them to the spec's types.
 
@@ -157,7 +181,8 @@ def use_arrow_pages(
     generator then see Arrow tables or rows: dlt's incremental runs vectorized
     on each table and stays last, followed by the caster. Pages are joined
     until a batch holds `rows_per_batch` rows (1: each page is a batch; None:
-    `ROWS_PER_BATCH` as it is when the resource runs).
+    `ROWS_PER_BATCH` as it is when the resource runs). `parent_records` keeps
+    each table's records for the children that read the resource.
     """
     columns = _columns(config.get("columns"))
     if not _arrow_can_match_rows(config):
@@ -175,9 +200,10 @@ def use_arrow_pages(
             max_nesting=config.get("max_table_nesting"),
             on_rows_batch=on_rows_batch,
             cursors=_cursors(config),
+            parent_records=parent_records,
         ),
     )
-    resource.add_step(ColumnCaster(columns))
+    resource.add_step(ColumnCaster(columns, parent_records))
 
 
 def _columns(columns: Any) -> dict[str, Any]:

@@ -12,10 +12,12 @@ that:
   parents: parent pages arrive while children are fetched, and the pool is
   not left half idle at the end of every 50-record page.
 * `fan_out` calls the child generator per parent record on a small thread
-  pool and yields the child pages in parent order.
+  pool and yields the child pages in parent order, with a bounded number of
+  parents in flight.
 
-Memory is bounded by the read-ahead depth and one batch of parents' children,
-whatever the number of parents. Rate limits still hold: every request goes
+Memory is bounded by the read-ahead depth, one batch of parents and the
+children of `PARENTS_IN_FLIGHT_PER_WORKER` parents per worker, whatever the
+number of parents. Rate limits still hold: every request goes
 through the source's one transport (a Retry-After pauses the whole host, all
 workers included). Threads are named with dlt's pool prefix, so dlt state
 (incremental cursors) resolves in them as in the extracting thread.
@@ -26,14 +28,17 @@ from __future__ import annotations
 import functools
 import queue
 import threading
+from collections import deque
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 from rest_assets.dlt_internals import extraction_thread_prefix
 from rest_assets.runtime.page_batches import join_pages
 
 DEFAULT_CHILD_CONCURRENCY = 16
+# Parents whose children are fetched or held at once, per worker: a batch of 5,000 parents is not all in memory.
+PARENTS_IN_FLIGHT_PER_WORKER = 4
 READ_AHEAD_PAGES = 4
 _END = object()
 
@@ -58,8 +63,17 @@ def fan_out(
         with ThreadPoolExecutor(
             max_workers=min(workers, len(parents)), thread_name_prefix=extraction_thread_prefix() + "rest_assets_child"
         ) as pool:
-            for pages in pool.map(children_of, parents):
-                yield from pages
+            in_flight: deque[Future[list[Any]]] = deque()
+            try:
+                for parent in parents:
+                    in_flight.append(pool.submit(children_of, parent))
+                    if len(in_flight) >= workers * PARENTS_IN_FLIGHT_PER_WORKER:
+                        yield from in_flight.popleft().result()
+                while in_flight:
+                    yield from in_flight.popleft().result()
+            finally:
+                for future in in_flight:
+                    future.cancel()
 
     return concurrent_children
 

@@ -39,7 +39,7 @@ from rest_assets.compile.source import compile_source
 from rest_assets.dialect import load_spec_file
 
 BASE = "https://api.example.com"
-DLT_COLUMNS = ("_dlt_load_id", "_dlt_id")
+DLT_COLUMNS = ("_dlt_load_id", "_dlt_id", "_dlt_parent_id")  # load ids and random row ids differ per load
 VALIDITY_COLUMNS = ("_dlt_valid_from", "_dlt_valid_to", "since", "until")  # scd2's defaults, and the case's own names
 
 
@@ -315,6 +315,36 @@ def _child_since(count: int) -> Handler:
         post, since = int(request.url.split("/posts/")[1].split("/")[0]), int(_param(request, "since", "0"))
         rows = [{"id": post * 100 + n, "updated": post * 10 + n} for n in range(1, count + 1)]
         return [row for row in rows if row["updated"] >= since]
+
+    return handler
+
+
+FAST_PATH_POSTS = [
+    {
+        "id": n,
+        "userId": f"u{n}",
+        "owner": {"id": n * 7, "name": f"owner {n}"},
+        "created": f"2024-01-0{n}T10:00:00Z",
+        "tags": [f"t{n}", "x"] if n >= 5 else None,
+    }
+    for n in range(1, 7)
+]
+
+
+def _owner_comments(request: Any) -> list[dict[str, Any]]:
+    """Three comments naming the user, owner and `after` the request carried."""
+    parts = urlsplit(request.url).path.split("/")
+    user, owner, after = parts[2], int(parts[4]), _param(request, "after", "")
+    return [{"id": owner * 10 + n, "user": user, "asked_after": after} for n in range(3)]
+
+
+def _below(kind: str, count: int) -> Handler:
+    """`count` rows of `kind` under the parent whose id is in the path, on one page (page 1, then empty)."""
+
+    def handler(request: Any) -> dict[str, Any]:
+        parent = int(urlsplit(request.url).path.split("/")[-2])
+        rows = [{"id": parent * 10 + n, "kind": kind} for n in range(1, count + 1)]
+        return {"data": rows if _param(request, "page", "1") == "1" else []}
 
     return handler
 
@@ -875,6 +905,47 @@ KEY_CASES: dict[str, tuple[Any, ...]] = {
         {"GET posts": lambda r: {"data": POSTS}, r"GET posts/\d+/comments": _child_since(3)},
         {"GET posts": lambda r: {"data": POSTS}, r"GET posts/\d+/comments": _child_since(5)},
     ),
+    # The parent goes the fast path (Arrow: `owner` flattened, `created` cast, the rows with `tags` lists
+    # split off as rows): the child must still be handed the API's records.
+    "parent-fields-the-fast-path-renames-flattens-and-casts": (
+        """
+        client: {base_url: %s, paginator: single_page}
+        resources:
+          - name: posts
+            columns: {created: {data_type: timestamp}}
+            endpoint: {path: posts, data_selector: data}
+          - name: comments
+            include_from_parent: [userId, created]
+            endpoint:
+              path: "users/{resources.posts.userId}/owners/{resources.posts.owner.id}/comments"
+              params: {after: "{resources.posts.created}"}
+        """
+        % BASE,
+        {"GET posts": lambda r: {"data": FAST_PATH_POSTS}, r"GET users/[^/]+/owners/\d+/comments": _owner_comments},
+    ),
+    # Two children read one parent, a grandchild reads a child (listed before it): each page once.
+    "two-children-and-a-grandchild-listed-first": (
+        """
+        client:
+          base_url: %s
+          paginator: {type: page_number, base_page: 1, total_path: null}
+        resources:
+          - name: replies
+            endpoint: {path: "comments/{resources.comments.id}/replies", data_selector: data}
+          - {name: posts, endpoint: {path: posts, data_selector: data}}
+          - name: comments
+            endpoint: {path: "posts/{resources.posts.id}/comments", data_selector: data}
+          - name: likes
+            endpoint: {path: "posts/{resources.posts.id}/likes", data_selector: data}
+        """
+        % BASE,
+        {
+            "GET posts": _pages(_numbered("post", 5), 2),
+            r"GET posts/\d+/comments": _below("comments", 2),
+            r"GET posts/\d+/likes": _below("likes", 1),
+            r"GET comments/\d+/replies": _below("replies", 2),
+        },
+    ),
     "post-form-data-and-response-actions": (
         """
         client: {base_url: %s, paginator: single_page}
@@ -1002,8 +1073,8 @@ def _request(request: Any) -> tuple[Any, ...]:
     return request.method, url, body, headers
 
 
-def _sent(api: responses.RequestsMock) -> set[tuple[Any, ...]]:
-    sent = {_request(call.request) for call in api.calls if call.request.url.startswith(BASE)}  # not dlt's telemetry
+def _sent(api: responses.RequestsMock) -> list[tuple[Any, ...]]:
+    sent = sorted((_request(call.request) for call in api.calls if call.request.url.startswith(BASE)), key=repr)
     api.calls.reset()
     return sent
 
@@ -1016,9 +1087,14 @@ def _assert_same_resources(plain: Any, ours: Any) -> None:
     assert all("__for__" in name and name not in ours.selected_resources for name in extra), extra
 
 
+# Cases with a child of an incremental parent: the child reads its own copy of the parent stream (its own
+# cursor), so the parent's pages are requested once more than plain dlt requests them (README "dlt compatibility").
+PRIVATE_PARENT_CASES = {"incremental-on-cursor-value-missing-and-row-order"}
+
+
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_rest_assets_loads_what_plain_dlt_loads(case, tmp_path, monkeypatch):
-    """Same tables, same SET of requests (a parent's pages may be asked more than once by rest_assets), per run."""
+    """Same tables, same requests as often, per run (the same SET of requests for PRIVATE_PARENT_CASES)."""
     text, *runs = CASES[case]
     spec_file = tmp_path / "parity.yaml"
     spec_file.write_text("\n".join(line[8:] for line in text.splitlines()), encoding="utf-8")
@@ -1036,7 +1112,10 @@ def test_rest_assets_loads_what_plain_dlt_loads(case, tmp_path, monkeypatch):
         expected = _tables(plain)
         assert expected and all(len(rows) > 2 for rows in expected.values()), expected  # the case loads something
         assert _tables(ours) == expected, f"run {run + 1}"
-        assert ours_sent == plain_sent, f"run {run + 1}"
+        if case in PRIVATE_PARENT_CASES:
+            assert set(ours_sent) == set(plain_sent) and len(ours_sent) > len(plain_sent), f"run {run + 1}"
+        else:
+            assert ours_sent == plain_sent, f"run {run + 1}"
 
 
 # Configs plain dlt refuses (dlt's own tests and docs): the spec must be refused when it loads, not at run time.
@@ -1130,13 +1209,6 @@ def test_a_child_whose_parent_fields_sit_in_headers_or_json_has_lineage_and_load
     assert asked == {post["title"] for post in POSTS}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="not yet (issue 13): a child reads its own copy of its parent's stream, so a parent loaded in the same run "
-    "is requested twice. dlt hands a parent's items to its children only after the parent's steps (here: Arrow "
-    "batches, flattened names, cast types), so sharing needs the raw pages split off before those steps",
-)
 def test_a_parent_loaded_with_its_child_is_requested_as_often_as_plain_dlt_requests_it(tmp_path, monkeypatch):
     text, routes, _ = CASES["incremental-child"]
     spec_file = tmp_path / "parity.yaml"

@@ -49,6 +49,24 @@ def test_children_come_back_in_parent_order_with_bounded_concurrency():
     assert api.peak == 4
 
 
+def test_a_large_batch_of_parents_holds_a_bounded_number_of_parents_children_at_once():
+    started = []
+    lock = threading.Lock()
+
+    def generate(items, path):
+        with lock:
+            started.append(items[0]["id"])
+        yield [{"parent": items[0]["id"]}]
+
+    parents = [{"id": i} for i in range(5_000)]
+    window = 2 * fanout.PARENTS_IN_FLIGHT_PER_WORKER
+    for page in fan_out(generate, workers=2)(parents, "/children"):
+        consumed = page[0]["parent"] + 1
+        with lock:
+            assert len(started) - consumed < window, "children were fetched for more parents than the window"
+    assert sorted(started) == list(range(5_000))
+
+
 def test_one_worker_is_the_plain_sequential_generator():
     generate = ChildApi().generate
     assert fan_out(generate, workers=1) is generate
