@@ -31,6 +31,8 @@ from typing import Any
 import dlt
 from dlt.common import validation
 from dlt.common.configuration.container import Container
+from dlt.common.normalizers.utils import DLT_ID_LENGTH_BYTES
+from dlt.common.schema.utils import dlt_id_column
 from dlt.extract.items_transform import ItemTransform
 from dlt.extract.utils import ensure_table_schema_columns
 from dlt.sources.rest_api.config_setup import build_resource_dependency_graph, create_paginator
@@ -47,6 +49,8 @@ __all__ = [
     "extraction_thread_prefix",
     "mark_resolved",
     "replace_generator",
+    "row_id_column",
+    "row_id_length_bytes",
     "set_config_default",
     "set_duckdb_external_connection",
 ]
@@ -173,6 +177,25 @@ def set_config_default(key: str, value: Any) -> None:
             dlt.config[key] = value
     except StopIteration:  # no writable config provider in this run context
         pass
+
+
+def row_id_length_bytes() -> int:
+    """How many random bytes dlt encodes into a `_dlt_id` (`DLT_DLT_ID_LENGTH_BYTES`, default 10).
+
+    Why: Arrow batches get their `_dlt_id` here (see runtime.arrow_pages), and
+    they must look like the ids dlt's normalizer makes for the rows of the
+    same table; dlt reads the length from its environment once, into this constant.
+    """
+    return int(DLT_ID_LENGTH_BYTES)
+
+
+def row_id_column() -> dict[str, Any]:
+    """dlt's column schema of `_dlt_id` (`dlt_id_column`): text, not null, unique, the row key.
+
+    Why: dlt's normalizer sets it on a table when it adds the ids; where
+    they come with the Arrow batch, the resource declares it.
+    """
+    return dict(dlt_id_column())
 
 
 def extraction_thread_prefix() -> str:

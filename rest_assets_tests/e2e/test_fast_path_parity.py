@@ -11,6 +11,7 @@ issue 13 that failed before.
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,7 @@ import pyarrow as pa
 import pytest
 import responses
 import yaml
+from dlt.common.normalizers.utils import generate_dlt_id
 from dlt.sources.rest_api import rest_api_source
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
@@ -316,7 +318,7 @@ def _boundary_resource(page: Any, primary_key: str | None) -> Any:
     def items(u=dlt.sources.incremental("u")):  # noqa: B008 (dlt's idiom)
         yield page
 
-    return items()
+    return items().add_step(arrow_pages.ColumnCaster(None, row_ids=True))  # Arrow batches get `_dlt_id` as in a run
 
 
 @pytest.mark.parametrize("primary_key", [None, "id"])
@@ -326,8 +328,8 @@ def test_a_row_at_the_incremental_boundary_is_not_loaded_twice_when_it_changes_p
 ):
     """The fast path relies on this: a batch may go as Arrow in one run and as rows in the next
     (split or not), and dlt's incremental must recognise the row it already loaded at the stored cursor."""
-    for setting in arrow_pages._DLT_COLUMN_SETTINGS:
-        monkeypatch.setenv(setting, "true")  # what use_arrow_pages sets for a run
+    monkeypatch.setenv(arrow_pages.ADD_LOAD_ID_SETTING, "true")  # what use_arrow_pages sets for a run
+    monkeypatch.setenv(arrow_pages.ADD_ROW_ID_SETTING, "false")
     first, second = [{"id": 1, "u": 5}, {"id": 2, "u": 7}], [{"id": 2, "u": 7}, {"id": 3, "u": 8}]  # id 2 at the stored cursor
     runs = [(first, first_as_arrow), (second, not first_as_arrow)]
     database = tmp_path / "b.duckdb"
@@ -340,3 +342,29 @@ def test_a_row_at_the_incremental_boundary_is_not_loaded_twice_when_it_changes_p
     with duckdb.connect(str(database), read_only=True) as connection:
         counts = connection.execute("select id, count(*) from boundary_dataset.items group by id order by id").fetchall()
     assert counts == [(1, 1), (2, 1), (3, 1)]
+
+
+def test_arrow_rows_get_distinct_dlt_ids_declared_as_dlt_declares_them_and_merged_child_rows_keep_their_parent(
+    tmp_path,
+):
+    """The fast path gives Arrow batches their `_dlt_id` itself (dlt's normalizer would rewrite every file):
+    one per row, shaped and declared as dlt's, and a merge with a child table still links each child row."""
+    loads = Loads(tmp_path, extra="    primary_key: id\n    write_disposition: merge\n")
+    pages = [
+        [{"id": n, "v": n, "tags": [f"t{n}", "x"] if n % 10 == 0 else None} for n in range(p, p + 50)] for p in (0, 50, 100, 150)
+    ]
+    for version in (1, 2):  # the second run merges every row again
+        plain, ours = loads.run([[{**row, "v": row["v"] * version} for row in page] for page in pages])
+        assert ours == plain
+    with duckdb.connect(str(tmp_path / "ours.duckdb"), read_only=True) as connection:
+        ids = [row[0] for row in connection.execute("select _dlt_id from parity.items").fetchall()]
+        orphans = connection.execute(
+            "select count(*) from parity.items__tags t left join parity.items i on t._dlt_parent_id = i._dlt_id "
+            "where i._dlt_id is null"
+        ).fetchone()
+        stored = connection.execute("select schema from parity._dlt_version order by inserted_at desc limit 1").fetchone()
+    assert len(ids) == 200 and len(set(ids)) == 200
+    assert {len(row_id) for row_id in ids} == {len(generate_dlt_id())}
+    assert orphans == (0,)
+    column = json.loads(stored[0])["tables"]["items"]["columns"]["_dlt_id"]
+    assert column["row_key"] and column["unique"] and not column["nullable"]

@@ -6,6 +6,7 @@ upgrade that breaks one is caught here first, not as a wrong load.
 
 from __future__ import annotations
 
+import base64
 import copy
 import threading
 
@@ -14,6 +15,7 @@ import duckdb
 import pyarrow as pa
 import pytest
 import responses
+from dlt.common.normalizers.utils import generate_dlt_id
 from dlt.sources.rest_api import rest_api_source
 
 from rest_assets import dlt_internals as hooks
@@ -182,3 +184,13 @@ def test_a_rest_api_childs_call_skips_config_resolution_and_pages_as_dlt_does():
         theirs = list(dlts_call([{"id": 7}]))
     assert ours == theirs and [row["id"] for page in ours for row in page] == [70, 71]
     assert hooks.direct_transformer_call(len) is len  # not a closure of that shape: dlt's call is kept
+
+
+def test_row_ids_are_as_long_as_dlts_and_declared_as_dlt_declares_them():
+    dlt_id = generate_dlt_id()
+    assert len(base64.b64decode(dlt_id + "=" * (-len(dlt_id) % 4))) == hooks.row_id_length_bytes(), (
+        "dlt's _dlt_id length no longer comes from DLT_ID_LENGTH_BYTES"
+    )
+    column = hooks.row_id_column()
+    assert (column["name"], column["data_type"], column["nullable"]) == ("_dlt_id", "text", False)
+    assert column["row_key"] and column["unique"], "dlt's _dlt_id column is no longer the unique row key"
