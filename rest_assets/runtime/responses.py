@@ -19,9 +19,11 @@ follow a broken URL.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from typing import Any
 
+import orjson
 from dlt.common import jsonpath
 from dlt.sources.helpers.rest_client.detector import find_response_page_data
 from requests import Response
@@ -32,9 +34,33 @@ from rest_assets.runtime.redaction import contains_secret, mask_in_value, redact
 
 def json_body_once(response: Response) -> Any:
     """Parse the body once and make later `response.json()` calls free."""
-    body = response.json()
+    body = _decoded(response)
     response.json = lambda **_: body  # type: ignore[method-assign]
     return body
+
+
+# 19 digits in a row: possibly an integer beyond 64 bits, which orjson would turn into a float
+_LONG_NUMBER = re.compile(rb"\d{19}")
+
+
+def _decoded(response: Response) -> Any:
+    """The JSON body as `response.json()` decodes it, with orjson (2-3x faster) where that gives the same values.
+
+    That is a UTF-8 body without a run of 19 digits: orjson reads integers
+    beyond 64 bits as floats, where requests keeps them exact. Anything
+    orjson refuses (a BOM, another encoding, `1e400`, a lone surrogate) is
+    decoded by requests, as before.
+    """
+    content = response.content
+    if content and (response.encoding or "utf-8").lower() in _UTF8 and not _LONG_NUMBER.search(content):
+        try:
+            return orjson.loads(content)
+        except orjson.JSONDecodeError:
+            pass
+    return response.json()
+
+
+_UTF8 = ("utf-8", "utf8")
 
 
 def mask_secrets_in_records(response: Response, body: Any, selector: Any) -> int:

@@ -1,0 +1,71 @@
+"""A page's JSON body is decoded once, fast where that is safe, and always to what requests decodes."""
+
+import json
+
+import pytest
+import requests
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from rest_assets.runtime.responses import json_body_once
+
+# what a JSON API may send: every JSON type, integers beyond 64 bits, any unicode, nesting
+JSON_VALUES = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**80), max_value=2**80)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(),
+    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4),
+    max_leaves=30,
+)
+
+
+def response(body: bytes, content_type: str = "application/json") -> requests.Response:
+    made = requests.Response()
+    made._content, made.status_code = body, 200
+    made.headers["Content-Type"] = content_type
+    made.encoding = requests.utils.get_encoding_from_headers(made.headers)
+    return made
+
+
+def requests_decodes(body: bytes, content_type: str = "application/json") -> object:
+    return requests.Response.json(response(body, content_type))
+
+
+@settings(max_examples=300, deadline=None)
+@given(value=JSON_VALUES, ascii_only=st.booleans())
+def test_any_json_body_decodes_to_what_requests_decodes(value, ascii_only):
+    body = json.dumps({"data": value}, ensure_ascii=ascii_only).encode()
+    assert repr(json_body_once(response(body))) == repr(requests_decodes(body))
+
+
+@pytest.mark.parametrize(
+    ("body", "content_type"),
+    [
+        (b'{"a": 18446744073709551616}', "application/json"),  # 2**64: a float in orjson
+        (b'{"a": -9223372036854775809}', "application/json"),  # -2**63 - 1: a float in orjson
+        (b'{"a": 1e400}', "application/json"),  # infinity: orjson refuses it
+        (b'{"a": "\\ud800"}', "application/json"),  # a lone surrogate: orjson refuses it
+        (b'\xef\xbb\xbf{"a": 1}', "application/json"),  # a UTF-8 byte order mark
+        ('{"a": "é"}'.encode("utf-16"), "application/json"),
+        ('{"a": "é"}'.encode(), "text/plain"),  # no charset on text/*: requests reads ISO-8859-1
+        ('{"a": "é"}'.encode("latin-1"), "application/json; charset=latin-1"),
+    ],
+)
+def test_bodies_the_fast_decoder_would_read_differently_decode_as_requests_decodes_them(body, content_type):
+    assert outcome(json_body_once, response(body, content_type)) == outcome(requests.Response.json, response(body, content_type))
+
+
+def outcome(decode: object, page: requests.Response) -> str:
+    """The decoded value, or the error raised, as text."""
+    try:
+        return repr(decode(page))  # type: ignore[operator]
+    except ValueError as error:
+        return f"{type(error).__name__}: {error}"
+
+
+def test_the_body_is_decoded_once():
+    page = response(b'{"data": [{"id": 1}]}')
+    first = json_body_once(page)
+    assert page.json() is first
