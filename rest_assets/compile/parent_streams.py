@@ -92,11 +92,12 @@ def reading_parent(
     the parent's Arrow batches back into the API's records, as plain dlt hands them on.
     """
     encode = _path_encoder(list(link.path_fields), link.parent, link.child)
+    known = records if records is not None else ParentRecords(link.parent)  # none kept: rows pass, a table fails
 
     def wrap(generator_function: Callable[..., Iterator[Any]]) -> Callable[..., Iterator[Any]]:
         @functools.wraps(generator_function)
         def fed(items: Any, *args: Any, **kwargs: Any) -> Iterator[Any]:
-            parents = _records(items, records, link)
+            parents = known.records_for_child(items, link.child)
             if link.path_fields:
                 parents = [encode(dict(parent)) for parent in parents]
             yield from generator_function(parents, *args, **kwargs)
@@ -104,14 +105,6 @@ def reading_parent(
         return fed
 
     return wrap
-
-
-def _records(items: Any, records: ParentRecords | None, link: ParentLink) -> list[dict[str, Any]]:
-    if records is not None:
-        return records.records_for_child(items, link.child)
-    if isinstance(items, pa.Table):
-        raise LoadError(f"resource '{link.parent}': child resource '{link.child}' was handed an Arrow batch, not records")
-    return items if isinstance(items, list) else [items]
 
 
 _ENCODED_PREFIX = "_rest_assets_path_"

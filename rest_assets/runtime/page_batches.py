@@ -8,7 +8,7 @@ from typing import Any
 
 def _is_page_of_records(item: Any) -> bool:
     """A list of dicts: what a resource's page generator yields for a page."""
-    return isinstance(item, list) and all(isinstance(row, dict) for row in item)
+    return isinstance(item, list) and all(issubclass(kind, dict) for kind in set(map(type, item)))
 
 
 def join_pages(

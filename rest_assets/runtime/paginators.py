@@ -18,7 +18,6 @@ when set.
 from __future__ import annotations
 
 import copy
-import hashlib
 import json
 from collections.abc import Callable
 from typing import Any, cast
@@ -196,7 +195,7 @@ class PageGuard(BasePaginator):
     def __init__(self, inner: BasePaginator, max_pages: int | None = None) -> None:
         super().__init__()
         self.inner, self.max_pages, self.pages = inner, max_pages, 0
-        self._last_page: tuple[bytes, Any] | None = None
+        self._last_page: tuple[bytes, Any] | None = None  # the last page's body and first/last record
 
     @property
     def has_next_page(self) -> bool:
@@ -218,8 +217,8 @@ class PageGuard(BasePaginator):
 
     def _refuse_repeated_page(self, response: Response, data: Any) -> None:
         records = data if isinstance(data, list) else ([data] if data else [])
-        page = (
-            hashlib.blake2b(response.content or b"", digest_size=16).digest(),
+        page = (  # the body itself, not a hash of it: bodies of different lengths compare unequal at once
+            response.content or b"",
             (_record_identity(records[0]), _record_identity(records[-1])) if records else None,
         )
         previous, self._last_page = self._last_page, page
