@@ -946,6 +946,28 @@ KEY_CASES: dict[str, tuple[Any, ...]] = {
             r"GET comments/\d+/replies": _below("replies", 2),
         },
     ),
+    # The parent's processing steps run before dlt hands its records on: the child sees only what they keep.
+    "parent-processing-steps-decide-its-children": (
+        """
+        client: {base_url: %s, paginator: single_page}
+        resources:
+          - name: posts
+            processing_steps:
+              - filter: "status != 'draft'"
+              - map: {rename: {title: headline}}
+            endpoint: {path: posts, data_selector: data}
+          - name: comments
+            include_from_parent: [headline]
+            endpoint: {path: "posts/{resources.posts.id}/comments", data_selector: data}
+        """
+        % BASE,
+        {
+            "GET posts": lambda r: {
+                "data": [{"id": n, "title": f"post {n}", "status": ["draft", "live"][n % 2]} for n in range(1, 7)]
+            },
+            r"GET posts/\d+/comments": _below("comments", 2),
+        },
+    ),
     "post-form-data-and-response-actions": (
         """
         client: {base_url: %s, paginator: single_page}
@@ -993,6 +1015,12 @@ def _drop_and_rename(record: dict[str, Any]) -> dict[str, Any]:
 
 # What a dlt user writes in Python for the declarative steps of a case (resource -> steps).
 PYTHON_STEPS = {
+    "parent-processing-steps-decide-its-children": {
+        "posts": [
+            {"filter": lambda record: record["status"] != "draft"},
+            {"map": lambda record: {**{k: v for k, v in record.items() if k != "title"}, "headline": record["title"]}},
+        ]
+    },
     "processing-steps-filter-and-map": {
         "orders": [
             {"filter": lambda record: record["status"] != "deleted" and record["amount"] >= 2},
