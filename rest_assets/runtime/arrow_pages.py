@@ -187,7 +187,7 @@ def random_row_ids(count: int) -> pa.Array:
     """`count` random ids shaped as dlt's normalizer makes `_dlt_id`: unpadded base64 of N random bytes.
 
     Made in one go (one random draw, one base64 encode, one Arrow slice), not
-    per row as dlt does: 1M ids in tens of milliseconds instead of most of a second.
+    per row as dlt does: 1M ids in about 0.1 s against dlt's 0.35 s.
     """
     size = row_id_length_bytes()
     whole_groups = -(-size // 3) * 3  # random bytes per id, a multiple of 3: ids encode without padding

@@ -1,10 +1,13 @@
 """The Arrow batching of pages: nothing lost, order kept, types cast as the spec says."""
 
+import os
 from datetime import datetime, timezone
 
 import pyarrow as pa
 import pytest
+from dlt.common.normalizers.utils import generate_dlt_id
 
+from rest_assets.runtime import arrow_pages
 from rest_assets.runtime.arrow_pages import ColumnCaster, batch_pages
 
 
@@ -93,3 +96,28 @@ def test_caster_marks_not_null_columns_without_nulls_non_nullable_and_leaves_oth
     assert cast.schema.field("name").nullable  # holds a null: left for the destination's NOT NULL to refuse
     assert cast.schema.field("note").nullable
     assert cast.to_pylist() == table.to_pylist()
+
+
+def _forget_row_id_decision(monkeypatch):
+    for name in (arrow_pages.ADD_ROW_ID_SETTING, arrow_pages._ROW_IDS_HERE):
+        monkeypatch.delenv(name, raising=False)
+
+
+def test_row_ids_are_made_at_extraction_unless_the_user_set_dlts_add_dlt_id(monkeypatch):
+    _forget_row_id_decision(monkeypatch)
+    assert arrow_pages.row_ids_at_extract() is True
+    assert os.environ[arrow_pages.ADD_ROW_ID_SETTING] == "false"  # dlt's normalizer then imports the file as it is
+    assert arrow_pages.row_ids_at_extract() is True  # the `false` is ours: the decision holds for later runs
+    for users_setting in ("true", "false"):
+        _forget_row_id_decision(monkeypatch)
+        monkeypatch.setenv(arrow_pages.ADD_ROW_ID_SETTING, users_setting)
+        assert arrow_pages.row_ids_at_extract() is False
+        assert os.environ[arrow_pages.ADD_ROW_ID_SETTING] == users_setting
+
+
+def test_a_table_gets_one_fresh_row_id_per_row_after_its_casts():
+    table = ColumnCaster({"n": {"data_type": "text"}}, row_ids=True)(pa.table({"n": [1, 2, 3]}))
+    assert table.column_names == ["n", "_dlt_id"] and table.schema.field("_dlt_id").nullable is False
+    ids = table.column("_dlt_id").to_pylist()
+    assert len(set(ids)) == 3 and {len(row_id) for row_id in ids} == {len(generate_dlt_id())}
+    assert ColumnCaster(None, row_ids=True)(table).column("_dlt_id").to_pylist() == ids  # never replaced
