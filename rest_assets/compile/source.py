@@ -117,18 +117,7 @@ def _parents_read_directly(spec: SourceSpec, extracted: Collection[str] | None) 
     parent that changed since *its* last run, not since the parent's.
     """
     loaded = set(extracted) if extracted else {r.name for r in spec.resources}
-    return [r.name for r in spec.resources if r.name in loaded and spec.children_of(r.name) and not _is_incremental(r)]
-
-
-def _is_incremental(resource: ResourceSpec) -> bool:
-    """Whether the resource has an incremental (configured, or as a param)."""
-    return bool(_incrementals(resource))
-
-
-def _incrementals(resource: ResourceSpec) -> list[dict[str, Any]]:
-    params = resource.endpoint.get("params") or {}
-    candidates = [resource.endpoint.get("incremental"), *(p for p in params.values() if _is_incremental_param(p))]
-    return [i for i in candidates if isinstance(i, dict)]
+    return [r.name for r in spec.resources if r.name in loaded and spec.children_of(r.name) and not r.incrementals]
 
 
 def _fetch_concurrently(
@@ -163,11 +152,7 @@ def _stops_early(resource: ResourceSpec) -> bool:
     range; pages read ahead, or joined into one batch, would be requests plain
     dlt does not send.
     """
-    return any(i.get("row_order") for i in _incrementals(resource))
-
-
-def _is_incremental_param(value: Any) -> bool:
-    return isinstance(value, dict) and value.get("type") == "incremental"
+    return any(i.get("row_order") for i in resource.incrementals)
 
 
 def _token_url(source: str, auth: dict[str, Any]) -> str | None:

@@ -101,6 +101,11 @@ class ResourceSpec:
         return self.config.get("description") or f"GET {self.display_path}"
 
     @property
+    def incrementals(self) -> list[dict[str, Any]]:
+        """The endpoint's incrementals (see `endpoint_incrementals`)."""
+        return endpoint_incrementals(self.endpoint)
+
+    @property
     def paginator_type(self) -> str:
         paginator = self.endpoint.get("paginator")
         if isinstance(paginator, dict):
@@ -151,6 +156,12 @@ class SourceSpec:
     def config_keys(self) -> list[str]:
         """Every setting KEY the source needs (`{config: KEY}`, `{config.KEY}`), in order of first use."""
         return _collect_keys([self.client, *[r.config for r in self.resources]], _config_keys_of)
+
+
+def endpoint_incrementals(endpoint: dict[str, Any]) -> list[dict[str, Any]]:
+    """An endpoint's incrementals: its `incremental` and any param of `type: incremental` (dlt allows one)."""
+    params = [p for p in (endpoint.get("params") or {}).values() if isinstance(p, dict) and p.get("type") == "incremental"]
+    return [i for i in (endpoint.get("incremental"), *params) if isinstance(i, dict)]
 
 
 def _secret_keys_of(value: Any) -> list[str]:

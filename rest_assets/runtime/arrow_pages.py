@@ -36,6 +36,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from dlt.common.schema import Schema
 
+from rest_assets.dialect.model import endpoint_incrementals
 from rest_assets.dlt_internals import (
     ItemTransform,
     current_source_schema,
@@ -289,10 +290,5 @@ def _arrow_can_match_rows(config: dict[str, Any]) -> bool:
 
 def _cursors(config: dict[str, Any]) -> list[str]:
     """The `cursor_path` of the resource's incremental, configured or as a param (dlt allows one)."""
-    endpoint = config.get("endpoint") or {}
-    params = endpoint.get("params") or {}
-    incrementals = [
-        endpoint.get("incremental"),
-        *(p for p in params.values() if isinstance(p, dict) and p.get("type") == "incremental"),
-    ]
-    return [str(i["cursor_path"]) for i in incrementals if isinstance(i, dict) and i.get("cursor_path")]
+    incrementals = endpoint_incrementals(config.get("endpoint") or {})
+    return [str(i["cursor_path"]) for i in incrementals if i.get("cursor_path")]

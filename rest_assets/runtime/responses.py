@@ -41,15 +41,16 @@ def json_body_once(response: Response) -> Any:
 
 # 19 digits in a row: possibly an integer beyond 64 bits, which orjson would turn into a float
 _LONG_NUMBER = re.compile(rb"\d{19}")
+_UTF8 = ("utf-8", "utf8")
 
 
 def _decoded(response: Response) -> Any:
-    """The JSON body as `response.json()` decodes it, with orjson (2-3x faster) where that gives the same values.
+    """The JSON body as `response.json()` decodes it: with orjson where that gives the same values.
 
-    That is a UTF-8 body without a run of 19 digits: orjson reads integers
-    beyond 64 bits as floats, where requests keeps them exact. Anything
-    orjson refuses (a BOM, another encoding, `1e400`, a lone surrogate) is
-    decoded by requests, as before.
+    orjson is 1.4x faster on a 20 KB page. It is used for a UTF-8 body without
+    a run of 19 digits (orjson reads integers beyond 64 bits as floats, where
+    requests keeps them exact). Anything orjson refuses (a BOM, another
+    encoding, `1e400`, a lone surrogate) is decoded by requests, as before.
     """
     content = response.content
     if content and (response.encoding or "utf-8").lower() in _UTF8 and not _LONG_NUMBER.search(content):
@@ -58,9 +59,6 @@ def _decoded(response: Response) -> Any:
         except orjson.JSONDecodeError:
             pass
     return response.json()
-
-
-_UTF8 = ("utf-8", "utf8")
 
 
 def mask_secrets_in_records(response: Response, body: Any, selector: Any) -> int:
