@@ -1,13 +1,14 @@
 """A page's JSON body is decoded once, fast where that is safe, and always to what requests decodes."""
 
 import json
+import re
 
 import pytest
 import requests
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from rest_assets.runtime.responses import json_body_once
+from rest_assets.runtime.responses import _has_long_digit_run, json_body_once
 
 # what a JSON API may send: every JSON type, integers beyond 64 bits, any unicode, nesting
 JSON_VALUES = st.recursive(
@@ -69,3 +70,16 @@ def test_the_body_is_decoded_once():
     page = response(b'{"data": [{"id": 1}]}')
     first = json_body_once(page)
     assert page.json() is first
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    runs=st.lists(
+        st.tuples(st.integers(0, 25), st.sampled_from([b"a", b"-", b'"', b" ", b".", b"\x00", b"\xc3\xa9"])), max_size=6
+    )
+)
+def test_the_long_number_check_finds_exactly_the_runs_of_nineteen_digits_or_a_nul(runs):
+    body = b"".join(b"1234567890"[: n % 10].ljust(n, b"7") + separator for n, separator in runs)
+    # the translate-and-search check against the plain regex it replaces (a NUL only sends a page to requests)
+    expected = re.search(rb"\d{19}", body.replace(b"\x00", b"0")) is not None
+    assert _has_long_digit_run(body) is expected
