@@ -23,6 +23,7 @@ class EmulatorProcess:
         default_size: int = 120,
         profile: str = "plain",
         mixed_every: int = 100,
+        page_cache_pages: int | None = None,
     ):
         args = [
             sys.executable,
@@ -38,6 +39,8 @@ class EmulatorProcess:
             "--sizes",
             *[f"{k}={v}" for k, v in sizes.items()],
         ]
+        if page_cache_pages is not None:
+            args += ["--page-cache-pages", str(page_cache_pages)]
         self.sizes = dict(sizes)
         self.process = subprocess.Popen(args, stdout=subprocess.PIPE, text=True)
         assert self.process.stdout is not None

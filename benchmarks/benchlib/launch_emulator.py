@@ -56,8 +56,15 @@ def main() -> int:
     parser.add_argument("--latency-ms", type=float, default=0)
     parser.add_argument("--profile", choices=("plain", "typed", "mixed"), default="plain")
     parser.add_argument("--mixed-every", type=int, default=100)
+    parser.add_argument("--page-cache-pages", type=int, default=EmulatorConfig.page_cache_pages)
     args = parser.parse_args()
-    emulator = Emulator(EmulatorConfig(default_size=args.default_size, sizes=parse_sizes(args.sizes), latency_ms=args.latency_ms))
+    config = EmulatorConfig(
+        default_size=args.default_size,
+        sizes=parse_sizes(args.sizes),
+        latency_ms=args.latency_ms,
+        page_cache_pages=args.page_cache_pages,
+    )
+    emulator = Emulator(config)
     apply_profile(emulator, args.profile, args.mixed_every)
     done = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):

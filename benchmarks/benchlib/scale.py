@@ -30,11 +30,13 @@ def scale(ctx: Context) -> dict[str, Any]:
 
     rows = ctx.size("scale_rows", SCALE_ROWS)
     key = DEMO_CREDENTIALS["chat_analytics"]["api_key"]
-    with EmulatorProcess({"chat_analytics.contacts": rows}) as emulator:
-        ctx.say(f"scale: generating {rows:,} rows in the emulator (one probe pass over its pages)")
-        # The emulator caches 4,096 pages, fewer than the 10,001 of this load: every client pays
-        # for the page encoding as the probe does, hence a cold pass, not a cached one.
-        cold = pages_per_second(emulator.url, bulk_targets(key, rows))
+    targets = bulk_targets(key, rows)
+    # A page cache that holds every page of the load, filled by the probe's first pass: as in the
+    # bulk workload, no client pays for encoding pages, and the emulator keeps its headroom.
+    with EmulatorProcess({"chat_analytics.contacts": rows}, page_cache_pages=len(targets)) as emulator:
+        ctx.say(f"scale: generating {rows:,} rows in the emulator (a probe pass fills its page cache)")
+        cold = pages_per_second(emulator.url, targets)
+        warm = pages_per_second(emulator.url, targets)
         emulator.clear_requests()
         samples = alternate(ctx, emulator, SCALE_BULK_IMPLS, lambda db: verify(db, "chat_analytics", {"contacts": rows}))
         profile_once(ctx, emulator, SCALE_BULK_IMPLS[0])
@@ -45,7 +47,11 @@ def scale(ctx: Context) -> dict[str, Any]:
         "rows": rows,
         "parents": children,
         "child_rows": fan["child_rows"],
-        "emulator_pages_per_s": {"bulk_1conn": cold, "fanout_64conn": fan["emulator_pages_per_s"]["one_pass_64conn"]},
+        "emulator_pages_per_s": {
+            "bulk_1conn": warm,
+            "bulk_cold_1conn": cold,
+            "fanout_64conn": fan["emulator_pages_per_s"]["one_pass_64conn"],
+        },
     }
 
 

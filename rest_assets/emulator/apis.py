@@ -49,6 +49,7 @@ class Settings(Protocol):
 
     token_expiry_requests: int | None
     rotate_refresh_tokens: bool
+    page_cache_pages: int
 
 
 class ApiError(Exception):
@@ -189,7 +190,7 @@ class Apis:
         body = self._cache.get(key)
         if body is None:
             body = dumps(build())
-            if len(self._cache) > 4096:
+            if len(self._cache) >= self.settings.page_cache_pages:
                 self._cache.clear()
             self._cache[key] = body
         return Response(200, body, data_key=route.data_key)

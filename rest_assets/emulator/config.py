@@ -32,7 +32,8 @@ class EmulatorConfig:
     ``sizes`` maps ``"<source>.<resource>"`` to the number of top-level
     records (else ``default_size``). ``latency_ms``, ``token_expiry_requests``
     and ``rotate_refresh_tokens`` may be changed while running
-    (``Emulator.configure`` or ``POST /_admin/config``).
+    (``Emulator.configure`` or ``POST /_admin/config``). ``page_cache_pages``
+    bounds the encoded pages kept for repeated requests (emptied when full).
     """
 
     seed: int = 0
@@ -42,6 +43,7 @@ class EmulatorConfig:
     latency_ms: float = 0
     token_expiry_requests: int | None = None
     rotate_refresh_tokens: bool = False
+    page_cache_pages: int = 4096
 
     def runtime(self) -> dict[str, object]:
         """The runtime-adjustable settings as a dict."""
