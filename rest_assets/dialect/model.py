@@ -97,6 +97,16 @@ class ResourceSpec:
         return self.config.get("write_disposition", "append")
 
     @property
+    def keeps_one_row_per_key(self) -> bool:
+        """Whether the table holds one row per primary key: a merge, given as a string or as dlt's
+        mapping, whose strategy (delete-insert, the default, or upsert) replaces rows by key; scd2
+        keeps a row per version."""
+        disposition = self.write_disposition
+        if isinstance(disposition, dict):
+            return disposition.get("disposition") == "merge" and disposition.get("strategy") in (None, "delete-insert", "upsert")
+        return bool(disposition == "merge")
+
+    @property
     def description(self) -> str:
         return self.config.get("description") or f"GET {self.display_path}"
 

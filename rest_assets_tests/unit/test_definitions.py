@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 from conftest import BUNDLED_SOURCES_DIR
 
 # asset key → (group, deps, metadata endpoint, paginator, primary_key, write_disposition)
@@ -175,3 +176,25 @@ def test_every_dependency_is_an_asset_of_the_set(bundled_definitions):
     assert deps <= all_keys
     for key in graph.get_all_asset_keys():
         assert {parent.to_user_string() for parent in graph.get(key).parent_keys} <= all_keys, key
+
+
+def test_a_primary_key_check_covers_every_table_with_one_row_per_key_however_its_merge_is_written(tmp_path):
+    from rest_assets.dialect import load_spec_dirs
+    from rest_assets.orchestration.checks import build_primary_key_checks
+
+    spec = yaml.safe_load((BUNDLED_SOURCES_DIR / "chat_analytics.yaml").read_text())
+    dispositions = {
+        "contacts": "merge",
+        "companies": {"disposition": "merge"},
+        "conversations": {"disposition": "merge", "strategy": "delete-insert", "deduplicated": True},
+        "teams": {"disposition": "merge", "strategy": "upsert"},
+        "conversation_parts": {"disposition": "merge", "strategy": "scd2"},  # a row per version
+    }
+    for resource in spec["resources"]:
+        resource["write_disposition"] = dispositions[resource["name"]]
+    (tmp_path / "chat_analytics.yaml").write_text(yaml.safe_dump(spec))
+    (source,) = load_spec_dirs([tmp_path])
+    checks = build_primary_key_checks(source)
+    assert checks is not None
+    checked = {key.asset_key.path[-1] for key in checks.check_keys}
+    assert checked == {"contacts", "companies", "conversations", "teams"}
