@@ -44,7 +44,7 @@ def primary_key_sql(table: str, columns: list[str]) -> str:
 
 
 def build_primary_key_checks(spec: SourceSpec) -> AssetChecksDefinition | None:
-    """One multi-check per source covering every merged resource with a primary key."""
+    """One multi-check per source covering every resource merged by its primary key (not scd2)."""
     resources = [r for r in spec.resources if _primary_key(r) and r.keeps_one_row_per_key]
     if not resources:
         return None
