@@ -109,10 +109,39 @@ def _compiled() -> re.Pattern[str] | None:
 
 
 def redact(text: object) -> str:
-    """`text` as a string with every registered secret (in any registered form) replaced by ***."""
+    """`text` as a string with every registered secret (in any registered form) replaced by ***.
+
+    Text holding JSON escapes (a body quoted in an error) can spell a secret in
+    forms no list covers (`\\/` for `/`, `\\u0053` for `S`): when the text with its
+    escapes decoded holds a secret, that decoded text is returned, redacted.
+    """
     result = str(text)
     pattern = _compiled()
-    return pattern.sub(MASK, result) if pattern is not None else result
+    if pattern is None:
+        return result
+    cleaned = pattern.sub(MASK, result)
+    if "\\" in cleaned:
+        unescaped = unescape_json_text(cleaned)
+        if unescaped != cleaned and pattern.search(unescaped):
+            return pattern.sub(MASK, unescaped)
+    return cleaned
+
+
+_JSON_ESCAPE = re.compile(r'\\(?:u([0-9a-fA-F]{4})|([\\"/bfnrt]))')
+_SIMPLE_ESCAPES = {"b": "\b", "f": "\f", "n": "\n", "r": "\r", "t": "\t"}
+
+
+def unescape_json_text(text: str) -> str:
+    """`text` with JSON string escapes decoded (surrogate pairs joined; anything else left as it is)."""
+
+    def decode(match: re.Match[str]) -> str:
+        if match.group(1) is not None:
+            return chr(int(match.group(1), 16))
+        char = match.group(2)
+        return _SIMPLE_ESCAPES.get(char, char)
+
+    decoded = _JSON_ESCAPE.sub(decode, text)
+    return decoded.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
 
 
 def contains_secret(data: str | bytes) -> bool:

@@ -71,10 +71,26 @@ def _has_long_digit_run(content: bytes) -> bool:
 
 def mask_secrets_in_records(response: Response, body: Any, selector: Any) -> int:
     """Mask registered secrets inside the records of `body` (in place); the number of values masked."""
-    if not contains_secret(response.content or b""):
+    content = response.content or b""
+    if not contains_secret(content) and not _may_hide_secret(response, content, body):
         return 0
     records = jsonpath.find_values(selector, body) if selector is not None else [find_response_page_data(body)[1]]
     return sum(mask_in_value(value)[1] for value in records if isinstance(value, (list, dict)))
+
+
+def _may_hide_secret(response: Response, content: bytes, body: Any) -> bool:
+    """Whether the decoded `body` may hold a secret that its bytes spell otherwise.
+
+    JSON escapes (`\\/` for `/`, as PHP writes it; `\\u003d` for `=`, as Gson does)
+    and encodings other than UTF-8 hide a secret from the byte search; the body
+    re-encoded as plain UTF-8 JSON is searched then (one orjson call).
+    """
+    if b"\\" not in content and (response.encoding or "utf-8").lower() in _UTF8:
+        return False
+    try:
+        return contains_secret(orjson.dumps(body))
+    except TypeError:  # an integer beyond 64 bits: walk the records instead
+        return True
 
 
 def response_validator(

@@ -18,7 +18,7 @@ from urllib.parse import quote, quote_plus
 import pytest
 import requests
 
-from rest_assets.errors import HttpError
+from rest_assets.errors import HttpError, ResponseFormatError
 from rest_assets.runtime.auth import OAuth2Auth, build_auth
 from rest_assets.runtime.redaction import (
     contains_secret,
@@ -160,3 +160,55 @@ def test_a_page_without_secrets_is_not_walked():
     response = json_response([{"id": 1, "note": "nothing secret"}])
     validate(response)
     assert counts == [] and response.json() == [{"id": 1, "note": "nothing secret"}]
+
+
+def escaped_forms(secret: str) -> list[str]:
+    """How JSON writers spell `secret` inside a string: PHP's `\\/`, Gson's `\\u003d`, every char as `\\uXXXX`."""
+    return [
+        secret.replace("/", "\\/"),
+        secret.replace("=", "\\u003d"),
+        "".join(f"\\u{ord(char):04x}" for char in secret),
+    ]
+
+
+@pytest.mark.parametrize("form", range(3))
+def test_a_token_echoed_with_json_escapes_is_masked_in_records(form):
+    token = "tok/" + fresh() + "=="
+    register_secret(token)
+    raw = '{"data": [{"id": 1, "caller": "%s"}, {"id": 2, "note": "plain \\/ path"}]}' % escaped_forms(token)[form]
+    response = json_response(None)
+    response._content = raw.encode()
+    counts: list[int] = []
+    response_validator("src", "items", "data", counts.append)(response)
+    assert response.json()["data"] == [{"id": 1, "caller": "***"}, {"id": 2, "note": "plain / path"}]
+    assert counts == [1]
+
+
+def test_a_token_echoed_in_a_utf16_body_is_masked_in_records():
+    token = fresh("tok")
+    register_secret(token)
+    response = json_response(None)
+    response._content = json.dumps({"data": [{"caller": token}]}).encode("utf-16")
+    response.headers["Content-Type"] = "application/json; charset=utf-16"
+    response.encoding = "utf-16"
+    response_validator("src", "items", "data")(response)
+    assert response.json()["data"] == [{"caller": "***"}]
+
+
+def test_an_escaped_token_in_a_body_quoted_by_an_error_is_masked():
+    token = "tok/" + fresh() + "="
+    register_secret(token)
+    for spelled in escaped_forms(token):
+        response = json_response(None)
+        response._content = ('{"error": "bad token %s"' % spelled).encode()  # not valid JSON: quoted in the error
+        with pytest.raises(ResponseFormatError) as raised:
+            response_validator("src", "items", "data")(response)
+        message = str(raised.value)
+        assert "not valid JSON" in message and "bad token ***" in message
+        assert token[4:12] not in message and spelled[:12] not in message
+
+
+def test_text_with_escapes_but_no_secret_is_left_as_it_is():
+    register_secret(fresh("tok"))
+    text = 'a JSON body: {"path": "\\/items", "name": "\\u00e9t\\u00e9"}'
+    assert redact(text) == text
