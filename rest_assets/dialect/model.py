@@ -89,6 +89,11 @@ class ResourceSpec:
         return self.spec_path or self.path
 
     @property
+    def table_name(self) -> str:
+        """The table as the spec names it (`table_name`, else the resource name), before dlt normalizes it."""
+        return str(self.config.get("table_name") or self.name)
+
+    @property
     def primary_key(self) -> Any:
         return self.config.get("primary_key")
 

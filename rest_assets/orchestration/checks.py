@@ -18,6 +18,7 @@ from dagster import (
 )
 
 from rest_assets.dialect.model import Freshness, ResourceSpec, SourceSpec
+from rest_assets.dialect.validate import normalized_identifier
 from rest_assets.orchestration.translator import asset_key
 from rest_assets.warehouse.destination import destination_lock, make_pipeline
 from rest_assets.warehouse.working_folders import remove_run_folder, run_folder
@@ -79,9 +80,10 @@ def run_primary_key_checks(spec: SourceSpec, resources: list[ResourceSpec]) -> I
 
 def _check_table(client: Any, spec: SourceSpec, resource: ResourceSpec) -> AssetCheckResult:
     key = asset_key(spec.name, resource.name)
-    table = client.make_qualified_table_name(resource.name)
+    table = client.make_qualified_table_name(normalized_identifier(resource.table_name))
+    columns = [normalized_identifier(column) for column in _primary_key(resource)]
     try:
-        rows, duplicated, nulls = client.execute_sql(primary_key_sql(table, _primary_key(resource)))[0]
+        rows, duplicated, nulls = client.execute_sql(primary_key_sql(table, columns))[0]
     except Exception as exc:  # the table does not exist yet, or the key column is missing
         return AssetCheckResult(
             asset_key=key,

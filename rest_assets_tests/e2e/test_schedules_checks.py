@@ -13,7 +13,7 @@ from datetime import timedelta
 import duckdb
 import pytest
 import yaml
-from conftest import BUNDLED_SOURCES_DIR
+from conftest import BUNDLED_SOURCES_DIR, write_spec_copies
 from orchestration_helpers import check_results, key, materialize_resources, query
 
 from rest_assets.definitions import build_definitions
@@ -101,3 +101,18 @@ def test_primary_key_checks_pass_on_a_fresh_load_and_catch_a_duplicated_row(work
     assert broken.metadata["duplicated_keys"].value == 1
     assert broken.metadata["rows"].value == len(emulator.truth(source, "clients")) + 1
     assert all(results[(f"{source}/{r}", PRIMARY_KEY_CHECK)].passed for r in resources if r != "clients")
+
+
+@pytest.mark.e2e
+def test_primary_key_check_queries_the_table_as_dlt_names_it(workdir, emulator, tmp_path):
+    specs = write_spec_copies(tmp_path / "specs", ("client_portal",))
+    text = (specs / "client_portal.yaml").read_text()
+    text = text.replace("  - name: clients\n", "  - name: clients\n    table_name: ClientTable\n", 1)
+    (specs / "client_portal.yaml").write_text(text)
+    workdir.use_specs(specs)
+    loaded = materialize_resources("client_portal", ["clients"], with_checks=True)
+    assert loaded.success
+    assert query('select count(*) from "client_portal"."client_table"')[0][0] == len(emulator.truth("client_portal", "clients"))
+    evaluation = check_results(loaded)[("client_portal/clients", PRIMARY_KEY_CHECK)]
+    assert evaluation.passed, evaluation.description
+    assert evaluation.metadata["rows"].value == len(emulator.truth("client_portal", "clients"))
