@@ -60,7 +60,14 @@ def _with_param(request: Request, name: str, value: Any) -> dict[str, Any]:
 
 
 class _ShortPageMixin:
-    """Range paginators that stop on a short page and tolerate a missing total."""
+    """Range paginators that page to the API's total when it gives one, else to a short page.
+
+    A total the pages contradict (records on a page that starts at or after it:
+    `0`, `-1`) is ignored for the rest of the paging, which then ends on a short page:
+    paging never stops early while a full page came back. With a total, a short
+    page does not end the paging (as in dlt: an API may leave out records it
+    hides from the caller, and the pages after them still hold data).
+    """
 
     limit: Any  # int on dlt's offset paginator, optional on ours
     total_path: Any
@@ -71,21 +78,58 @@ class _ShortPageMixin:
     base_index: int
     stop_after_empty_page: Any
     _has_next_page: bool
+    _total_contradicted: bool = False
 
     def update_state(self, response: Response, data: list[Any] | None = None) -> None:
         count = _page_length(data)
-        if (count == 0 and self.stop_after_empty_page) or (self.limit and count < self.limit):
+        if count == 0 and self.stop_after_empty_page:
+            self._has_next_page = False
+            return
+        body = response.json() if (self.total_path or self.has_more_path) else None
+        total = self._total(body, count)
+        if total is None and self.limit and count < self.limit:
             self._has_next_page = False
             return
         self.current_value += self.value_step
-        body = response.json() if (self.total_path or self.has_more_path) else None
-        total = _first_value(self.total_path, body)
-        if total is not None and self.current_value >= int(total) + self.base_index:
+        if total is not None and self.current_value >= total + self.base_index:
             self._has_next_page = False
         if self.maximum_value is not None and self.current_value >= self.maximum_value:
             self._has_next_page = False
-        if self.has_more_path and _first_value(self.has_more_path, body) in (False, "false", "False", 0):
+        if self.has_more_path and not _has_more(self.has_more_path, body):
             self._has_next_page = False
+
+    def _total(self, body: Any, count: int) -> int | None:
+        """The API's total as an int, or None when it gives none or the pages contradict it."""
+        value = _first_value(self.total_path, body)
+        if value is None or self._total_contradicted:
+            return None
+        try:
+            total = int(value)
+        except (TypeError, ValueError):
+            raise PaginationError(
+                f"the total at '{self.total_path}' is not an integer ({redact(repr(value))[:60]}); set the "
+                "paginator's `total_path` to where the API gives it, or `total_path: null` to page to a short page"
+            ) from None
+        self._total_contradicted = self._beyond_total(total, count)
+        return None if self._total_contradicted else total
+
+    def _beyond_total(self, total: int, count: int) -> bool:
+        """Whether this page holds records though it starts at or after the `total` (so the total is wrong).
+
+        A page that starts before the total and reaches past it is the last page, as in dlt.
+        """
+        return count > 0 and self.current_value >= total + self.base_index
+
+
+def _has_more(path: Any, body: Any) -> bool:
+    """The body's has-more flag at `path` (a missing or unreadable flag is an error, as in dlt)."""
+    value = _first_value(path, body)
+    if isinstance(value, str) and value.lower() in ("true", "false"):
+        return value.lower() == "true"
+    if not isinstance(value, bool):
+        what = "not in the response" if value is None else f"not a boolean ({redact(repr(value))[:40]})"
+        raise PaginationError(f"the has-more flag at '{path}' is {what}; check the paginator's `has_more_path`")
+    return value
 
 
 class ShortPageOffsetPaginator(_ShortPageMixin, OffsetPaginator):
@@ -93,6 +137,10 @@ class ShortPageOffsetPaginator(_ShortPageMixin, OffsetPaginator):
 
     def __init__(self, limit: int, total_path: Any = DLT_TOTAL_PATH, **kwargs: Any) -> None:
         super().__init__(limit=limit, total_path=total_path, **kwargs)
+
+    def init_request(self, request: Request) -> None:
+        self._total_contradicted = False
+        super().init_request(request)
 
 
 class LimitedPageNumberPaginator(_ShortPageMixin, PageNumberPaginator):
@@ -106,6 +154,7 @@ class LimitedPageNumberPaginator(_ShortPageMixin, PageNumberPaginator):
         self.limit_param = limit_param
 
     def init_request(self, request: Request) -> None:
+        self._total_contradicted = False
         super().init_request(request)
         if self.limit:
             request.params = _with_param(request, self.limit_param, self.limit)
@@ -153,14 +202,21 @@ class CursorPaginator(BasePaginator):
     def update_state(self, response: Response, data: list[Any] | None = None) -> None:
         body = response.json()
         self._cursor = _first_value(self.cursor_path, body)
+        no_cursor = self._cursor in (None, "", {}, [])
+        stopped = self.stop is not None and self.stop.should_stop(body)
         done = (
-            (self.stop is not None and self.stop.should_stop(body))
-            or self._cursor in (None, "", {}, [])
+            stopped
+            or no_cursor
             or (self.stop_after_empty_page and _page_length(data) == 0)
-            or (self.has_more_path is not None and _first_value(self.has_more_path, body) in (False, "false", 0))
+            or (self.has_more_path is not None and not _has_more(self.has_more_path, body))
         )
         self._has_next_page = not done
         if done:
+            if no_cursor and self.stop is not None and not stopped:
+                raise PaginationError(
+                    f"the stop condition says there is another page, but the body has no cursor at "
+                    f"'{self.cursor_path}' ({redact(response.url)}); check the paginator's `cursor_path`"
+                )
             return
         key = str(self._cursor)
         if key in self._seen:
@@ -170,15 +226,24 @@ class CursorPaginator(BasePaginator):
         self._seen.add(key)
 
     def update_request(self, request: Request) -> None:
-        cursor = str(self._cursor)
-        if cursor.startswith(("http://", "https://", "/")):
-            request.url = urljoin(str(request.url), cursor)
+        if _is_next_url(self._cursor):
+            request.url = urljoin(str(request.url), self._cursor)
             request.params = None  # the next URL carries its own query
-        elif self.cursor_body_path:
+        elif self.cursor_body_path:  # the value as the API gave it: a number or a list stays one (as in dlt)
             request.json = dict(cast(dict[str, Any], request.json or {}))
-            jsonpath.set_value_at_path(request.json, self.cursor_body_path, cursor)
+            jsonpath.set_value_at_path(request.json, self.cursor_body_path, self._cursor)
         else:
-            request.params = _with_param(request, self.cursor_param, cursor)
+            request.params = _with_param(request, self.cursor_param, self._cursor)
+
+
+def _is_next_url(cursor: Any) -> bool:
+    """Whether a cursor is a next-page URL: absolute, or a path with a query (`/v1/items?page=2`).
+
+    An opaque token may start with `/` (base64 does), but never holds a `?`.
+    """
+    if not isinstance(cursor, str):
+        return False
+    return cursor.startswith(("http://", "https://")) or (cursor.startswith("/") and "?" in cursor)
 
 
 class PageGuard(BasePaginator):
@@ -219,7 +284,7 @@ class PageGuard(BasePaginator):
         records = data if isinstance(data, list) else ([data] if data else [])
         page = (  # the body itself, not a hash of it: bodies of different lengths compare unequal at once
             response.content or b"",
-            (_record_identity(records[0]), _record_identity(records[-1])) if records else None,
+            _page_identity(records[0], records[-1]) if records else None,
         )
         previous, self._last_page = self._last_page, page
         if previous is None:
@@ -237,11 +302,21 @@ class PageGuard(BasePaginator):
         return str(self.inner)
 
 
-def _record_identity(record: Any) -> str:
-    """A record's `id` when it has one (not null), else the whole record, as comparable text."""
-    if isinstance(record, dict) and record.get("id") is not None:
-        record = {"id": record["id"]}
-    return json.dumps(record, sort_keys=True, default=str)
+def _page_identity(first: Any, last: Any) -> tuple[str, str]:
+    """A page's first and last records as comparable text: their ids when both have one and they differ.
+
+    By id, a per-request field (a fetch time) does not hide a repeated page;
+    whole, a page of one entity's versions (an audit log, where every record
+    has the same id) is not taken for a repeat of the page before.
+    """
+    first_id, last_id = _record_id(first), _record_id(last)
+    if first_id is not None and last_id is not None and first_id != last_id:
+        first, last = first_id, last_id
+    return json.dumps(first, sort_keys=True, default=str), json.dumps(last, sort_keys=True, default=str)
+
+
+def _record_id(record: Any) -> Any:
+    return record.get("id") if isinstance(record, dict) else None
 
 
 PaginatorBuilder = Callable[..., BasePaginator]

@@ -267,6 +267,14 @@ def test_plain_dlt_native_parent_placeholder(plain, http):
     assert notes == [{"note": "n1", "_items_id": 1}, {"note": "n2", "_items_id": 2}]
 
 
+def test_a_page_without_the_selector_and_without_records_is_empty_as_in_dlt(plain, http, caplog):
+    items = "https://api.example.com/v1/items"
+    http.get(items, json={"data": [{"id": 1}], "links": {"next": f"{items}?page=2"}})
+    http.get(f"{items}?page=2", json={"links": {"next": None}, "message": "no more results"})
+    assert extract(plain, "items") == [{"id": 1}]
+    assert "has no 'data' in the body (top-level keys: ['links', 'message']): read as a page without records" in caplog.text
+
+
 @pytest.mark.parametrize(
     ("mock", "message"),
     [

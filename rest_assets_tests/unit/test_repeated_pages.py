@@ -182,3 +182,12 @@ def test_records_with_a_null_id_are_compared_whole(http):
     pages = fetch(build_paginator({"type": "offset", "limit": 2}))
 
     assert [len(p) for p in pages] == [2, 2, 0]
+
+
+def test_pages_of_one_entitys_versions_are_not_a_repeat(http):
+    # an audit log of one record: every row has the same id, the versions differ
+    serve(http, lambda n: {"data": [{"id": 7, "version": 2 * n - 1}, {"id": 7, "version": 2 * n}] if n < 4 else []})
+
+    pages = fetch(build_paginator({"type": "page_number", "base_page": 1, "limit": 2, "page_param": "page"}))
+
+    assert [row["version"] for page in pages for row in page] == [1, 2, 3, 4, 5, 6]

@@ -105,11 +105,29 @@ def rows(*ids):
             [{"offset": "0", "limit": "2"}, {"offset": "2", "limit": "2"}],
             id="offset-total",
         ),
-        pytest.param(  # a total that overstates the rows: the short page still ends it
+        pytest.param(  # a total that overstates the rows: paged on to the total, the empty page ends it (as dlt)
             {"type": "offset", "limit": 2, "total_path": "total"},
-            [{"data": rows(1, 2), "total": 10}, {"data": rows(3), "total": 10}],
-            [{"offset": "0", "limit": "2"}, {"offset": "2", "limit": "2"}],
+            [{"data": rows(1, 2), "total": 10}, {"data": rows(3), "total": 10}, {"data": [], "total": 10}],
+            [{"offset": "0", "limit": "2"}, {"offset": "2", "limit": "2"}, {"offset": "4", "limit": "2"}],
             id="offset-total-short-page",
+        ),
+        pytest.param(  # an API that leaves out hidden records: a short page before the total does not end it
+            {"type": "offset", "limit": 3},
+            [{"data": rows(1, 2, 3), "total": 8}, {"data": rows(5), "total": 8}, {"data": rows(7, 8), "total": 8}],
+            [{"offset": "0", "limit": "3"}, {"offset": "3", "limit": "3"}, {"offset": "6", "limit": "3"}],
+            id="offset-short-page-before-the-total",
+        ),
+        pytest.param(  # a total of 0 that a full page contradicts: paged to the short page
+            {"type": "offset", "limit": 2},
+            [{"data": rows(1, 2), "total": 0}, {"data": rows(3, 4), "total": 0}, {"data": rows(5), "total": 0}],
+            [{"offset": "0", "limit": "2"}, {"offset": "2", "limit": "2"}, {"offset": "4", "limit": "2"}],
+            id="offset-total-zero-contradicted",
+        ),
+        pytest.param(  # -1 ("unknown"), the same
+            {"type": "page_number", "base_page": 1, "limit": 2, "total_path": "pages"},
+            [{"data": rows(1, 2), "pages": -1}, {"data": rows(3), "pages": -1}],
+            [{"page": "1", "limit": "2"}, {"page": "2", "limit": "2"}],
+            id="page-number-total-minus-one-contradicted",
         ),
         pytest.param(
             {"type": "page_number", "base_page": 1, "page_param": "page[number]", "limit_param": "page[size]", "limit": 2},
@@ -179,6 +197,31 @@ def test_cursor_sends_an_opaque_value_as_cursor_param(http, sleeps):
     paginator = build_paginator({"type": "cursor", "cursor_path": "meta.next", "cursor_param": "after"})
     assert fetch(make_session(sleeps), paginator, params={"status": "open"}) == [rows(1, 2), rows(3)]
     assert queries(http) == [{"status": "open"}, {"status": "open", "after": "b64=="}]
+
+
+def test_an_opaque_cursor_starting_with_a_slash_is_a_cursor_not_a_path(http, sleeps):
+    token = "/wEAAA=="  # base64 page tokens may start with '/'
+    add_pages(http, ORDERS, [{"data": rows(1), "next": token}, {"data": rows(2), "next": None}], [{}, {"cursor": token}])
+    paginator = build_paginator({"type": "cursor", "cursor_path": "next", "cursor_param": "cursor"})
+    assert fetch(make_session(sleeps), paginator) == [rows(1), rows(2)]
+    assert queries(http) == [{}, {"cursor": token}]
+
+
+@pytest.mark.parametrize("cursor", [6, ["2024-01-06T00:00:00Z", 6]], ids=["int", "search-after-list"])
+def test_a_cursor_in_the_body_keeps_its_json_type(http, sleeps, cursor):
+    http.post(ORDERS, json={"data": rows(1), "next": cursor}, match=[matchers.json_params_matcher({"q": 1})])
+    http.post(ORDERS, json={"data": rows(2), "next": None}, match=[matchers.json_params_matcher({"q": 1, "after": cursor})])
+    paginator = build_paginator({"type": "cursor", "cursor_path": "next", "cursor_body_path": "after"})
+    client = RESTClient(API, session=make_session(sleeps))
+    pages = list(client.paginate("/v1/orders", method="post", json={"q": 1}, paginator=paginator, data_selector="data"))
+    assert pages == [rows(1), rows(2)]
+
+
+def test_a_stop_condition_saying_more_without_a_cursor_is_an_error_not_a_silent_stop(http, sleeps):
+    http.get(ORDERS, json={"data": rows(1), "_links": {"next": "https://api.example.com/v1/orders?cursor=p2"}})
+    paginator = build_paginator({"type": "cursor", "cursor_path": "_links.next.href", "stop_condition": "_links.next is none"})
+    with pytest.raises(PaginationError, match="another page, but the body has no cursor at '_links.next.href'"):
+        fetch(make_session(sleeps), paginator)
 
 
 def test_cursor_stop_condition_ends_paging_even_with_a_cursor(http, sleeps):
@@ -454,3 +497,17 @@ def test_a_redirect_gets_the_credentials_once_not_twice(http, sleeps):
     http.get(f"{API}/v2/orders", json={"data": rows(1)})
     fetch(make_session(sleeps), auth=ApiKeyAuth("key", SECRET_KEY, "query"))
     assert parse_qsl(urlsplit(http.calls[1].request.url).query) == [("page", "1"), ("key", SECRET_KEY)]
+
+
+@pytest.mark.parametrize(
+    ("config", "body", "message"),
+    [
+        ({"type": "offset", "limit": 2}, {"data": rows(1, 2), "total": {"value": 9}}, "total at 'total' is not an integer"),
+        ({"type": "offset", "limit": 2, "has_more_path": "more"}, {"data": rows(1, 2)}, "has-more flag at 'more' is not in"),
+        ({"type": "offset", "limit": 2, "has_more_path": "more"}, {"data": rows(1, 2), "more": 1}, "not a boolean"),
+    ],
+)
+def test_an_unreadable_total_or_has_more_flag_is_a_pagination_error(http, sleeps, config, body, message):
+    http.get(ORDERS, json=body)
+    with pytest.raises(PaginationError, match=message):
+        fetch(make_session(sleeps), build_paginator(config))
