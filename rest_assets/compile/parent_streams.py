@@ -178,14 +178,22 @@ def _json_path(name: str) -> Any:
 def _parent_value(record: dict[str, Any], name: str, path: Any, parent: str, child: str) -> str:
     """The parent record's value of field `name` (a key, else a JSON path, as dlt reads it)."""
     if name in record:
-        return str(record[name])
-    values = jsonpath.find_values(path, record) if path is not None else []
-    if not values:
+        value = record[name]
+    else:
+        values = jsonpath.find_values(path, record) if path is not None else []
+        if not values:
+            raise LoadError(
+                f"resource '{parent}': a record has no field '{name}', which the path of child resource "
+                f"'{child}' needs (fields: {', '.join(sorted(map(str, record))[:10])})"
+            )
+        value = values[0]
+    if value is None or value == "":
         raise LoadError(
-            f"resource '{parent}': a record has no field '{name}', which the path of child resource "
-            f"'{child}' needs (fields: {', '.join(sorted(map(str, record))[:10])})"
+            f"resource '{parent}': a record's '{name}' is {'null' if value is None else 'empty'}, so there is no "
+            f"path for child resource '{child}' (it would request '.../None/...' or '...//...'); filter such records "
+            "out of the parent with `processing_steps`"
         )
-    return str(values[0])
+    return str(value)
 
 
 def _renamer(renames: dict[str, str]) -> Callable[[Any], Any]:

@@ -563,3 +563,16 @@ def test_a_parent_record_without_the_key_is_a_clear_error_naming_parent_key_and_
     errors = [m for cls, m in failure_errors(result) if cls == "LoadError"]
     assert len(errors) == 1, failure_errors(result)
     assert "resource 'users'" in errors[0] and "no field 'user-key'" in errors[0] and "'posts'" in errors[0], errors
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize(("value", "said"), [(None, "null"), ("", "empty")])
+def test_a_null_or_empty_parent_value_is_refused_not_sent(workdir, tmp_path, value, said):
+    with RecordingServer(handler=_keyed_api(["fine", value])) as api:  # type: ignore[list-item]
+        workdir.use_specs(_keyed_spec(tmp_path / "specs", api.url, copy.deepcopy(ROUTED_CHILD)))
+        result = run_source("keyed")
+
+    assert not result.success
+    errors = [m for cls, m in failure_errors(result) if cls == "LoadError"]
+    assert len(errors) == 1 and f"'user-key' is {said}" in errors[0] and "'posts'" in errors[0], errors
+    assert not [r.path for r in api.requests if "None" in r.path or "//" in r.path]
