@@ -3,8 +3,9 @@
 * The freshness sensor requests, per source, one incremental run of exactly
   the assets whose last materialization is older than their freshness window
   allows (or will be by the next tick). It keeps a cursor and a stable
-  run_key so the same work is never requested twice, never stacks a run on a
-  source while one is in flight, and says why it skipped. It never requests
+  run_key so the same work is never requested twice (a run that failed is
+  asked again after a pause that doubles up to an hour), never stacks a run on a
+  source while one is in flight (a schedule's included), and says why it skipped. It never requests
   a run that cannot start: a source whose secrets, base URL or token URL do
   not resolve is skipped with a reason naming what to set
   (see runtime.readiness).
@@ -43,6 +44,10 @@ from rest_assets.runtime.readiness import missing_to_run
 FRESHNESS_SENSOR = "rest_assets_freshness_sensor"
 PARENT_CHILD_SENSOR = "rest_assets_parent_child_sensor"
 SENSOR_INTERVAL_SECONDS = 60
+SOURCE_TAG = "rest_assets/source"
+RUN_KEY_TAG = "dagster/run_key"
+RETRY_AFTER_SECONDS = 300
+RETRY_AFTER_MAX_SECONDS = 3600
 IN_FLIGHT = [DagsterRunStatus.QUEUED, DagsterRunStatus.NOT_STARTED, DagsterRunStatus.STARTING, DagsterRunStatus.STARTED]
 
 
@@ -124,16 +129,16 @@ def evaluate_freshness(
         if source in busy:
             reasons.append(f"{source}: {len(stale)} stale asset(s), but a run of this source is in flight")
             continue
-        run_key = _run_key(source, stale, latest)
-        if cursor.get(source) == run_key:
-            reasons.append(f"{source}: already requested a run for these {len(stale)} stale asset(s)")
+        run_key, wait = _next_run_key(context, _run_key(source, stale, latest), cursor.get(source), now)
+        if run_key is None:
+            reasons.append(f"{source}: already requested a run for these {len(stale)} stale asset(s){wait}")
             continue
         cursor[source] = run_key
         requests.append(
             RunRequest(
                 run_key=run_key,
                 asset_selection=[w.key for w in stale],
-                tags={"rest_assets/source": source, "rest_assets/trigger": "freshness"},
+                tags={SOURCE_TAG: source, "rest_assets/trigger": "freshness"},
             )
         )
     if not requests:
@@ -166,10 +171,38 @@ def _run_key(source: str, stale: list[WatchedAsset], latest: dict[AssetKey, Even
     return f"freshness:{source}:{digest}"
 
 
+def _next_run_key(context: SensorEvaluationContext, state_key: str, previous: str | None, now: float) -> tuple[str | None, str]:
+    """The run key to request for this staleness state, or None and why not.
+
+    A state is requested once (`state_key`); when the run requested for it
+    ended and left the assets stale (it failed, or was canceled), it is asked
+    again as `state_key#n`, after a pause that doubles from
+    RETRY_AFTER_SECONDS up to RETRY_AFTER_MAX_SECONDS: an API that is down for
+    a while gets a run now and then, not one every tick, and never none again.
+    """
+    if previous is None or previous.split("#")[0] != state_key:
+        return state_key, ""
+    records = context.instance.get_run_records(filters=RunsFilter(tags={RUN_KEY_TAG: previous}), limit=1)
+    if not records or records[0].dagster_run.status in IN_FLIGHT:
+        return None, ""
+    attempt = int(previous.split("#")[1]) if "#" in previous else 0
+    ended = records[0].end_time or records[0].update_timestamp.timestamp()
+    pause = min(RETRY_AFTER_SECONDS * 2**attempt, RETRY_AFTER_MAX_SECONDS)
+    if now - ended < pause:
+        status = records[0].dagster_run.status.value.lower()
+        return None, f"; it ended ({status}), asking again {int(pause - (now - ended))} s from now"
+    return f"{state_key}#{attempt + 1}", ""
+
+
 def _sources_in_flight(context: SensorEvaluationContext, watched: list[WatchedAsset]) -> set[str]:
+    """Sources with a run in flight: one selecting any of their assets, or tagged with the source (a schedule's)."""
     source_of = {w.key: w.source for w in watched}
+    sources = set(source_of.values())
     busy = set()
     for run in context.instance.get_runs(filters=RunsFilter(statuses=IN_FLIGHT)):
+        tagged = run.tags.get(SOURCE_TAG)
+        if tagged in sources:
+            busy.add(tagged)
         for key in run.asset_selection or []:
             if key in source_of:
                 busy.add(source_of[key])

@@ -23,6 +23,7 @@ from dagster import (
     DagsterRunStatus,
     SensorResult,
     SkipReason,
+    build_schedule_context,
     build_sensor_context,
     evaluate_automation_conditions,
 )
@@ -35,7 +36,13 @@ from rest_assets.dialect import load_spec_dirs
 from rest_assets.dialect.validate import build_source_spec
 from rest_assets.dialect.yaml_source import parse_yaml
 from rest_assets.emulator import DEMO_CREDENTIALS
-from rest_assets.orchestration.sensors import FRESHNESS_SENSOR, SENSOR_INTERVAL_SECONDS, evaluate_freshness, watched_assets
+from rest_assets.orchestration.sensors import (
+    FRESHNESS_SENSOR,
+    RETRY_AFTER_SECONDS,
+    SENSOR_INTERVAL_SECONDS,
+    evaluate_freshness,
+    watched_assets,
+)
 from rest_assets.runtime.readiness import missing_to_run
 
 HOUR = 3600.0
@@ -371,3 +378,50 @@ def test_an_oauth2_client_left_out_of_the_spec_is_named_until_set(settings):
     settings.monkeypatch.setenv("SOURCES__ACME__CLIENT_ID", "id-1")
     settings.monkeypatch.setenv("CLIENT_SECRET", "s3cr3t-1")
     assert missing_to_run(spec) == []
+
+
+def test_a_schedule_tick_without_its_secrets_is_skipped_naming_them_and_runs_once_they_are_set(instance, specs_dir, settings):
+    schedule = build_definitions().get_schedule_def("help_desk_schedule")
+
+    skipped = schedule.evaluate_tick(build_schedule_context(instance=instance))
+    assert not skipped.run_requests and "a run cannot start until these are set" in (skipped.skip_message or "")
+    assert "SOURCES__HELP_DESK__BASE_URL" in (skipped.skip_message or "")
+
+    settings.set_source("help_desk")
+    requested = schedule.evaluate_tick(build_schedule_context(instance=instance))
+    assert len(requested.run_requests or []) == 1
+    assert requested.run_requests[0].tags["rest_assets/source"] == "help_desk"
+
+
+def _run_for(instance: DagsterInstance, run_key: str, status: DagsterRunStatus) -> DagsterRun:
+    run = DagsterRun(job_name="__ASSET_JOB", status=status, tags={"dagster/run_key": run_key})
+    instance.add_run(run)
+    return run
+
+
+def test_a_source_whose_requested_run_failed_is_asked_again_after_a_growing_pause(instance, watched):
+    first = _tick(instance, watched, now=time.time())
+    first_key = _requests(first)["sales_crm"][1]
+    _run_for(instance, first_key, DagsterRunStatus.FAILURE)  # ended now, the assets still stale
+    cursor = first.cursor
+
+    soon = _tick(instance, watched, now=time.time() + 60, cursor=cursor)
+    assert isinstance(soon, SkipReason) and "it ended (failure), asking again" in soon.skip_message
+
+    later = _tick(instance, watched, now=time.time() + RETRY_AFTER_SECONDS + 1, cursor=cursor)
+    second_key = _requests(later)["sales_crm"][1]
+    assert second_key == f"{first_key}#1"
+
+    _run_for(instance, second_key, DagsterRunStatus.FAILURE)
+    pause_doubled = _tick(instance, watched, now=time.time() + RETRY_AFTER_SECONDS + 1, cursor=later.cursor)
+    assert "sales_crm" not in (_requests(pause_doubled) if isinstance(pause_doubled, SensorResult) else {})
+    third = _tick(instance, watched, now=time.time() + 2 * RETRY_AFTER_SECONDS + 1, cursor=later.cursor)
+    assert _requests(third)["sales_crm"][1] == f"{first_key}#2"
+
+
+def test_a_schedule_run_of_a_source_counts_as_in_flight(instance, watched):
+    instance.add_run(
+        DagsterRun(job_name="__ASSET_JOB", status=DagsterRunStatus.STARTED, tags={"rest_assets/source": "contact_book"})
+    )
+    result = _requests(_tick(instance, watched, now=time.time()))
+    assert "contact_book" not in result and "sales_crm" in result
