@@ -13,7 +13,8 @@ Re-exported as they are, each for the reason given: `ItemTransform` (the
 base of a step that sees every item, Arrow tables included: the column
 caster), `create_paginator` (dlt's paginator for a dlt-typed config, so our
 registry falls back to dlt's own), `build_resource_dependency_graph` (dlt's
-check of parents and placeholders, run when a spec loads) and
+check of parents and placeholders, run when a spec loads), `setup_incremental_object`
+(dlt's check of an endpoint's incremental params, run when a spec loads) and
 `ensure_table_schema_columns` (dlt's list-or-mapping `columns` as the mapping
 dlt makes of it).
 
@@ -35,7 +36,7 @@ from dlt.common.normalizers.utils import DLT_ID_LENGTH_BYTES
 from dlt.common.schema.utils import dlt_id_column
 from dlt.extract.items_transform import ItemTransform
 from dlt.extract.utils import ensure_table_schema_columns
-from dlt.sources.rest_api.config_setup import build_resource_dependency_graph, create_paginator
+from dlt.sources.rest_api.config_setup import build_resource_dependency_graph, create_paginator, setup_incremental_object
 
 __all__ = [
     "ItemTransform",
@@ -43,6 +44,7 @@ __all__ = [
     "build_resource_dependency_graph",
     "cached_type_hints_in_validation",
     "create_paginator",
+    "setup_incremental_object",
     "ensure_table_schema_columns",
     "current_source_schema",
     "direct_transformer_call",

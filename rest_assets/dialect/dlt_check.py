@@ -24,7 +24,12 @@ from dlt.sources.rest_api.typing import RESTAPIConfig
 
 from rest_assets.dialect import vocabulary as vocab
 from rest_assets.dialect.model import CONFIG_TEMPLATE, ConfigRef, ResourceSpec, SecretRef
-from rest_assets.dlt_internals import build_resource_dependency_graph, cached_type_hints_in_validation
+from rest_assets.dlt_internals import (
+    build_resource_dependency_graph,
+    cached_type_hints_in_validation,
+    create_paginator,
+    setup_incremental_object,
+)
 
 # Raised as `fail(path, message, resource)`; the validator's own error factory.
 Fail = Callable[[tuple[Any, ...], str, "str | None"], Exception]
@@ -39,7 +44,8 @@ class _CheckedAuth(AuthConfigBase):
 def check_with_dlt(client: dict[str, Any], resources: list[ResourceSpec], fail: Fail) -> None:
     """Raise `fail(...)` where dlt's own validation rejects the dlt part of the spec."""
     resource_views: list[Any] = [_resource_view(r.config) for r in resources]
-    view = {"client": _client_view(client), "resources": resource_views}
+    client_view = _client_view(client)
+    view = {"client": client_view, "resources": resource_views}
     try:
         with cached_type_hints_in_validation():
             validate_dict(RESTAPIConfig, view, path=".")
@@ -47,6 +53,10 @@ def check_with_dlt(client: dict[str, Any], resources: list[ResourceSpec], fail: 
         innermost = _innermost(exc)
         path, resource = _spec_path(innermost.path, innermost.field, resources)
         raise fail(path, f"dlt rejects this: {_dlt_message(innermost)}", resource) from None
+    if isinstance(client_view.get("paginator"), dict):
+        _check_builds(lambda: create_paginator(client_view["paginator"]), ("client", "paginator"), None, fail)
+    for index, (spec, resource_view) in enumerate(zip(resources, resource_views, strict=True)):
+        _check_endpoint_builds(index, spec.name, resource_view["endpoint"], fail)
     try:
         _, _, parents = build_resource_dependency_graph({}, resource_views)
     except ValueError as exc:
@@ -59,6 +69,33 @@ def check_with_dlt(client: dict[str, Any], resources: list[ResourceSpec], fail: 
                 "placeholder or a resolve param)",
                 spec.name,
             )
+
+
+def _check_endpoint_builds(index: int, resource: str, endpoint: dict[str, Any], fail: Fail) -> None:
+    """What dlt checks only when it builds an endpoint: its param types, incremental params and paginator."""
+    at = ("resources", index, "endpoint")
+    params = endpoint.get("params") or {}
+    for name, param in params.items():
+        kind = param.get("type") if isinstance(param, dict) else None
+        if isinstance(param, dict) and kind not in ("resolve", "incremental"):
+            raise fail(
+                (*at, "params", name, "type"),
+                f"dlt rejects this: a param's type is 'resolve' or 'incremental', not {kind!r}",
+                resource,
+            )
+        if kind == "resolve" and not {"resource", "field"} <= set(param):
+            raise fail((*at, "params", name), "dlt rejects this: a `resolve` param needs `resource` and `field`", resource)
+    _check_builds(lambda: setup_incremental_object(params, endpoint.get("incremental")), (*at, "params"), resource, fail)
+    if isinstance(endpoint.get("paginator"), dict):
+        _check_builds(lambda: create_paginator(endpoint["paginator"]), (*at, "paginator"), resource, fail)
+
+
+def _check_builds(build: Callable[[], Any], path: tuple[Any, ...], resource: str | None, fail: Fail) -> None:
+    """Raise `fail(path, ...)` when dlt refuses to build the object `build` makes."""
+    try:
+        build()
+    except (TypeError, ValueError) as exc:
+        raise fail(path, f"dlt rejects this: {exc}", resource) from None
 
 
 def _graph_error(message: str, resources: list[ResourceSpec], fail: Fail) -> Exception:

@@ -1202,6 +1202,48 @@ DLT_REJECTS = {
         resources:
           - {name: issues, max_table_nesting: deep}
         """,
+    "offset-without-limit": """
+        resources:
+          - {name: issues, endpoint: {path: issues, paginator: {type: offset}}}
+        """,
+    "offset-with-no-way-to-stop": """
+        resources:
+          - name: issues
+            endpoint: {path: issues, paginator: {type: offset, limit: 5, total_path: null, stop_after_empty_page: false}}
+        """,
+    "two-incremental-params": """
+        resources:
+          - name: issues
+            endpoint:
+              path: issues
+              params:
+                since: {type: incremental, cursor_path: updated_at, initial_value: "2024-01-01"}
+                after: {type: incremental, cursor_path: id, initial_value: 0}
+        """,
+    "end-value-in-an-incremental-param": """
+        resources:
+          - name: issues
+            endpoint:
+              path: issues
+              params:
+                since: {type: incremental, cursor_path: updated_at, initial_value: "2024-01-01", end_value: "2025-01-01"}
+        """,
+    "param-type-misspelt": """
+        resources:
+          - issues
+          - name: comments
+            endpoint:
+              path: "issues/{id}/comments"
+              params: {id: {type: resolv, resource: issues, field: id}}
+        """,
+    "resolve-param-without-field": """
+        resources:
+          - issues
+          - name: comments
+            endpoint:
+              path: "issues/{id}/comments"
+              params: {id: {type: resolve, resource: issues}}
+        """,
 }
 
 
