@@ -120,12 +120,28 @@ def _resolve_secret_markers(value: Any, path: Path, check: _Checker) -> Any:
                         path, f"a {marker} is written {{{marker}: KEY}} with KEY an identifier and nothing else beside it"
                     )
                 return ref(key)
+        _refuse_misspelt_marker(value, path, check)
         return {k: _resolve_secret_markers(v, (*path, k), check) for k, v in value.items()}
     if isinstance(value, list):
         return [_resolve_secret_markers(v, (*path, i), check) for i, v in enumerate(value)]
     if isinstance(value, str):
         _check_placeholders(check, value, path)
     return value
+
+
+def _refuse_misspelt_marker(value: dict[Any, Any], path: Path, check: _Checker) -> None:
+    """`{secrett: KEY}`, `{Secret: KEY}`: a marker written wrong would be sent as a literal mapping.
+
+    Request bodies (`json`, `data`) are free-form and left alone.
+    """
+    if len(value) != 1 or any(part in ("json", "data") for part in path):
+        return
+    ((key, item),) = value.items()
+    if not isinstance(key, str) or not isinstance(item, str):
+        return
+    hint = difflib.get_close_matches(key.lower(), ["secret", "config"], n=1, cutoff=0.7)
+    if hint:
+        raise check.fail((*path, key), f"unknown key '{key}': did you mean '{hint[0]}'? (written {{{hint[0]}: KEY}})")
 
 
 def _check_placeholders(check: _Checker, text: str, path: Path) -> None:
@@ -261,12 +277,19 @@ def _check_freshness(check: _Checker, value: Any, path: Path, resource: str | No
     check.keys(value, vocab.FRESHNESS_KEYS, path, resource)
     if "fail_window" not in value:
         raise check.fail(path, "needs 'fail_window' (e.g. 6h)", resource)
+    windows = {}
     for key in ("fail_window", "warn_window"):
         if key in value:
             try:
-                parse_duration(value[key])
+                windows[key] = parse_duration(value[key])
             except ValueError as exc:
                 raise check.fail((*path, key), str(exc), resource) from None
+    if "warn_window" in windows and windows["warn_window"] >= windows["fail_window"]:
+        raise check.fail(
+            (*path, "warn_window"),
+            f"must be shorter than fail_window ({value['fail_window']}): an asset warns before it fails",
+            resource,
+        )
 
 
 def _check_resource_body(check: _Checker, body: Any, path: Path, resource: str | None, allowed: Iterable[str]) -> dict[str, Any]:

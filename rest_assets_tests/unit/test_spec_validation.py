@@ -528,6 +528,32 @@ BAD_SPECS = {
         "orders",
         "freshness",
     ),
+    "warn-window-not-shorter-than-fail-window": Bad(
+        BASE
+        + """
+        resources:
+          - name: orders
+            freshness: {fail_window: 6h, warn_window: 6h}
+        """,
+        SpecError,
+        r"must be shorter than fail_window \(6h\)",
+        4,
+        "orders",
+        "freshness.warn_window",
+    ),
+    "secret-marker-misspelt": Bad(
+        BASE
+        + """
+        resources:
+          - name: orders
+            endpoint: {path: orders, headers: {X-Key: {secrett: api_key}}}
+        """,
+        SpecError,
+        r"unknown key 'secrett': did you mean 'secret'\?",
+        4,
+        None,
+        "resources.0.endpoint.headers.X-Key.secrett",
+    ),
     # ---- parent/child ----
     "stream-partition-no-candidate": Bad(
         BASE
@@ -1039,6 +1065,14 @@ def test_duplicate_source_names_across_files_are_refused(tmp_path):
         load_spec_dirs([first, second])
     assert str(second / "other.yaml") in str(info.value)
     assert info.value.key == "name"
+
+
+def test_hidden_files_are_not_specs_and_a_folder_named_twice_is_read_once(tmp_path):
+    write_spec(tmp_path, BASE + "resources: [orders]\n", "shop.yaml")
+    (tmp_path / ".#shop.yaml").symlink_to(tmp_path / "gone")  # an editor's lock file: a dangling link
+    write_spec(tmp_path, "not: [valid", ".shop.yaml.swp.yaml")
+    specs = load_spec_dirs([tmp_path, tmp_path / "."])
+    assert [s.name for s in specs] == ["shop"]
 
 
 def test_missing_spec_folder_is_a_clear_error(tmp_path):
