@@ -30,8 +30,13 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "list":
         from rest_assets.cli.listing import describe_definitions
-        from rest_assets.definitions import defs
+        from rest_assets.errors import SpecError
 
+        try:
+            from rest_assets.definitions import defs
+        except SpecError as exc:
+            print(f"rest-assets list: {exc}", file=sys.stderr)
+            return 2
         print(describe_definitions(defs))
         return 0
     if args.command == "selftest":

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from rest_assets.dialect.loader import BUNDLED_SOURCES_DIR, SOURCES_DIR_ENV
 from rest_assets.emulator import DEMO_CREDENTIALS, Emulator, EmulatorConfig
 
 # Where the emulator serves each OAuth2 token endpoint, relative to its source prefix.
@@ -51,7 +52,10 @@ def run_demo(size: int = 120, ui: bool = False, port: int = 3000, out: Callable[
     emulator = Emulator(EmulatorConfig(default_size=size))
     url = emulator.start()
     out(f"emulator serving the bundled APIs at {url}")
+    if os.environ.get(SOURCES_DIR_ENV, "").strip():
+        out(f"{SOURCES_DIR_ENV} is ignored: the demo loads the bundled specs, from the emulator")
     os.environ.update(emulator_environment(url))
+    os.environ[SOURCES_DIR_ENV] = str(BUNDLED_SOURCES_DIR)
     try:
         return _open_ui(port, out) if ui else _load_everything(out)
     finally:

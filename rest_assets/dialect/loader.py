@@ -42,13 +42,18 @@ def spec_from_dict(config: dict[str, Any], name: str, origin: str = "<python>") 
 
 
 def load_spec_dirs(dirs: list[Path]) -> list[SourceSpec]:
-    """Load every `*.yaml`/`*.yml` file in `dirs`, sorted; source names must be unique."""
+    """Load every `*.yaml`/`*.yml` file in `dirs` (not hidden ones), sorted; source names must be unique."""
     specs: list[SourceSpec] = []
+    seen: set[Path] = set()
     for directory in dirs:
         if not directory.is_dir():
             raise SpecError(f"spec folder does not exist (set {SOURCES_DIR_ENV} to existing folders)", file=str(directory))
+        if directory.resolve() in seen:  # the same folder named twice is read once
+            continue
+        seen.add(directory.resolve())
         files = sorted([*directory.glob("*.yaml"), *directory.glob("*.yml")])
-        specs.extend(load_spec_file(path) for path in files)
+        # hidden files are editors' (`.#shop.yaml`, an Emacs lock) or tools', never a user's spec
+        specs.extend(load_spec_file(path) for path in files if not path.name.startswith("."))
     by_name: dict[str, SourceSpec] = {}
     for spec in specs:
         if spec.name in by_name:

@@ -11,7 +11,7 @@ from .config import EmulatorConfig
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the emulator command."""
-    p = argparse.ArgumentParser(prog="python -m rest_assets.emulator", description="Local REST API emulator.")
+    p = argparse.ArgumentParser(prog="rest-assets emulator", description="Local REST API emulator.")
     p.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1)")
     p.add_argument("--port", type=int, default=0, help="port (0 = pick a free port)")
     p.add_argument("--seed", type=int, default=0)

@@ -34,6 +34,10 @@ def test_demo_loads_every_asset_into_duckdb(tmp_path):
         if not k.startswith("SOURCES__")
         and k not in ("DESTINATION__DUCKDB__CREDENTIALS", "DLT_DATA_DIR", "REST_ASSETS_SOURCES_DIR", "REST_ASSETS_DESTINATION")
     }
+    own = tmp_path / "my_specs"  # a user's own specs: the demo loads the bundled ones, never these
+    own.mkdir()
+    (own / "mine.yaml").write_text("client: {base_url: 'http://127.0.0.1:9'}\nresources: [things]\n")
+    env["REST_ASSETS_SOURCES_DIR"] = str(own)
 
     done = subprocess.run(
         [*rest_assets_command(), "demo", "--size", "10"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300
@@ -41,6 +45,7 @@ def test_demo_loads_every_asset_into_duckdb(tmp_path):
 
     output = done.stdout + done.stderr
     assert done.returncode == 0, output[-4000:]
+    assert "REST_ASSETS_SOURCES_DIR is ignored: the demo loads the bundled specs" in done.stdout
     assert "FAILED" not in done.stdout
     summary = {m["asset"]: m for m in (SUMMARY_ROW.match(line.strip()) for line in done.stdout.splitlines()) if m}
     assert set(summary) == ALL_ASSETS and len(ALL_ASSETS) == 32

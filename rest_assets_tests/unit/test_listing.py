@@ -37,3 +37,14 @@ def test_loading_the_definitions_writes_nothing_into_the_working_directory(tmp_p
     )
     assert run.returncode == 0, run.stderr[-2000:]
     assert list(tmp_path.iterdir()) == []
+
+
+def test_the_command_reports_an_invalid_spec_in_one_line_without_a_traceback(tmp_path):
+    (tmp_path / "shop.yaml").write_text("client: {base_url: http://x}\nresources:\n  - name: a\n    endpont: {path: a}\n")
+    env = {"PATH": "/usr/bin:/bin", "REST_ASSETS_SOURCES_DIR": str(tmp_path)}
+    result = subprocess.run(
+        [sys.executable, "-m", "rest_assets.cli", "list"], capture_output=True, text=True, env=env, timeout=120
+    )
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    assert f"{tmp_path / 'shop.yaml'}:4 - resource 'a' - key 'endpont'" in result.stderr
