@@ -1,12 +1,11 @@
 """Checks on every successful response before dlt extracts records from it.
 
 A 200 with an HTML or truncated body, or a body without the `data_selector`
-path that holds records elsewhere (a wrong selector), must never become a
-silent empty load: it raises ResponseFormatError, which the transport
+path, must never become a silent empty load (plain dlt reads the latter as a
+page without records): it raises ResponseFormatError, which the transport
 retries like any transient fault and finally reports with the resource, the
-(redacted) URL and the missing path. A body without the path and without any
-list (`{"message": "no details for this item"}`) is a page without records,
-as in dlt, with a warning.
+(redacted) URL and the missing path. An API that answers so on purpose (a
+child with nothing to show) says so with dlt's `response_actions` (`ignore`).
 
 The parsed body is cached on the response so a page is decoded once, not
 once per reader (extractor, paginator, stop condition).
@@ -22,7 +21,6 @@ follow a broken URL.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable
 from typing import Any
 
@@ -33,8 +31,6 @@ from requests import Response
 
 from rest_assets.errors import ResponseFormatError
 from rest_assets.runtime.redaction import contains_secret, mask_in_value, redact, redacted_excerpt
-
-logger = logging.getLogger("rest_assets")
 
 
 def json_body_once(response: Response) -> Any:
@@ -99,16 +95,6 @@ def _may_hide_secret(response: Response, content: bytes, body: Any) -> bool:
         return True
 
 
-def _holds_a_list(body: Any) -> bool:
-    """Whether `body` holds a non-empty list at its top or one level down: records the selector missed."""
-    if isinstance(body, list):
-        return bool(body)
-    if not isinstance(body, dict):
-        return False
-    values = [*body.values(), *(v for value in body.values() if isinstance(value, dict) for v in value.values())]
-    return any(isinstance(value, list) and value for value in values)
-
-
 def response_validator(
     source: str, resource: str, data_selector: str | None, on_masked: Callable[[int], None] | None = None
 ) -> Callable[..., None]:
@@ -130,11 +116,11 @@ def response_validator(
             raise ResponseFormatError(f"{where} returned a body that is not valid JSON ({kind}): {snippet!r}") from None
         if selector is not None and not jsonpath.find_values(selector, body):
             keys = sorted(body)[:10] if isinstance(body, dict) else type(body).__name__
-            missing = f"{where} has no '{data_selector}' in the body (top-level keys: {keys})"
-            if _holds_a_list(body):
-                raise ResponseFormatError(missing)
-            logger.warning("%s: read as a page without records, as dlt reads it", missing)
-            return
+            raise ResponseFormatError(
+                f"{where} has no '{data_selector}' in the body (top-level keys: {keys}); if the API answers "
+                "so where there is nothing to load, say so with dlt's `response_actions` (e.g. "
+                "`[{content: 'no results', action: ignore}]`)"
+            )
         masked = mask_secrets_in_records(response, body, selector)
         if masked and on_masked is not None:
             on_masked(masked)

@@ -267,12 +267,21 @@ def test_plain_dlt_native_parent_placeholder(plain, http):
     assert notes == [{"note": "n1", "_items_id": 1}, {"note": "n2", "_items_id": 2}]
 
 
-def test_a_page_without_the_selector_and_without_records_is_empty_as_in_dlt(plain, http, caplog):
+def test_a_body_without_the_selector_that_response_actions_ignore_is_no_error(http, tmp_path, monkeypatch):
+    spec_file = tmp_path / "shop.yaml"
+    spec_file.write_text(
+        PLAIN_DLT_SPEC.replace(
+            "endpoint: {path: items, data_selector: data}",
+            "endpoint: {path: items, data_selector: data, response_actions: [{content: no more results, action: ignore}]}",
+        ),
+        encoding="utf-8",
+    )
+    monkeypatch.setenv("SOURCES__SHOP__TOKEN", PLAIN_TOKEN)
+    compiled = compile_source(load_spec_file(spec_file), sleep=Sleeps())
     items = "https://api.example.com/v1/items"
     http.get(items, json={"data": [{"id": 1}], "links": {"next": f"{items}?page=2"}})
     http.get(f"{items}?page=2", json={"links": {"next": None}, "message": "no more results"})
-    assert extract(plain, "items") == [{"id": 1}]
-    assert "has no 'data' in the body (top-level keys: ['links', 'message']): read as a page without records" in caplog.text
+    assert extract(compiled, "items") == [{"id": 1}]
 
 
 @pytest.mark.parametrize(
