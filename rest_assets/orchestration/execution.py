@@ -10,6 +10,7 @@ secret-free LoadError.
 
 from __future__ import annotations
 
+import traceback
 import uuid
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
@@ -33,41 +34,46 @@ if TYPE_CHECKING:
 def materialize_source(
     context: AssetExecutionContext, dlt: DagsterDltResource, spec: SourceSpec
 ) -> Iterator[MaterializeResult[Any]]:
-    """Extract and load the selected resources of `spec`, yielding one result per asset."""
-    # Imported here: the compiler pulls in dlt's rest_api, requests and pyarrow, which
-    # only a run needs; loading the code location stays cheap (issue 6).
-    from rest_assets.compile.source import compile_source
+    """Extract and load the selected resources of `spec`, yielding one result per asset.
 
+    A failed run's folder is scrubbed (no secret left on disk) and its error is
+    raised redacted, without the original chain.
+    """
     freeze_before_first_load()
     # Held for the whole run (a later run sweeps the folder only once this process is gone).
     with run_folder(f"{spec.name}-{context.run_id}-{uuid.uuid4().hex[:8]}", report=ERROR_FILE) as folder:
         request_log = RequestLog()
+        failure: LoadError | None = None
         try:
-            fmt = loader_file_format()
-            # Arrow pages only where the destination loads parquet: elsewhere (postgres: insert
-            # statements) dlt cannot write their nested struct columns, while plain rows load.
-            compiled = compile_source(
-                spec, arrow_pages=fmt == "parquet", extracted=[key.path[-1] for key in context.selected_asset_keys]
-            )
-            request_log.attach(compiled.session)
-            with pipeline_with_held_destination(spec.name, folder.name, context.log.info) as (pipeline, destination):
-                results = dlt.run(
-                    context=context,
-                    dlt_source=compiled.source,
-                    dlt_pipeline=pipeline,
-                    destination=destination,
-                    **_file_format(fmt),
-                )
-                for result in results:
-                    _warn_if_masked(context, _resource_of(result), compiled.session.stats)
-                    yield _with_run_figures(
-                        result, compiled.session.stats, _cursor_values(pipeline, spec.name), _child_tables(pipeline)
-                    )
+            yield from _extract_and_load(context, dlt, spec, folder.name, request_log)
         except Exception as exc:
-            error = _clean_error(spec.name, exc)
-            scrub_failed_run(folder, str(error), request_log.lines(), keep=(LOCK_FILE,))  # no secret left on disk
-            raise error from None
+            failure = _clean_error(spec.name, exc)
+            scrub_failed_run(folder, str(failure), request_log.lines(), keep=(LOCK_FILE,))  # no secret left on disk
+            _release_frames(exc)
+        if failure is not None:
+            # Raised here, not in the `except` block, where it would keep the original error as its context.
+            raise failure
         remove_run_folder(folder)
+
+
+def _extract_and_load(
+    context: AssetExecutionContext, dlt: DagsterDltResource, spec: SourceSpec, folder: str, request_log: RequestLog
+) -> Iterator[MaterializeResult[Any]]:
+    """The run itself: compile, extract, normalize, load; one result per asset."""
+    from rest_assets.compile.source import compile_source
+
+    fmt = loader_file_format()
+    # Arrow pages only where the destination loads parquet: elsewhere (postgres: insert
+    # statements) dlt cannot write their nested struct columns, while plain rows load.
+    compiled = compile_source(spec, arrow_pages=fmt == "parquet", extracted=[key.path[-1] for key in context.selected_asset_keys])
+    request_log.attach(compiled.session)
+    with pipeline_with_held_destination(spec.name, folder, context.log.info) as (pipeline, destination):
+        results = dlt.run(
+            context=context, dlt_source=compiled.source, dlt_pipeline=pipeline, destination=destination, **_file_format(fmt)
+        )
+        for result in results:
+            _warn_if_masked(context, _resource_of(result), compiled.session.stats)
+            yield _with_run_figures(result, compiled.session.stats, _cursor_values(pipeline, spec.name), _child_tables(pipeline))
 
 
 def _file_format(fmt: str | None) -> dict[str, Any]:
@@ -140,6 +146,22 @@ def _child_tables(pipeline: Any) -> dict[str, list[str]]:
         for table in schema.data_tables(include_incomplete=True)
         if table.get("resource") and not is_nested_table(table)
     }
+
+
+def _release_frames(exc: BaseException) -> None:
+    """Clear the locals of the failed run's finished frames, along the whole exception chain.
+
+    Dagster keeps a step's error to the end of the process; through its frames
+    it would keep the run's objects, DuckDB's connection among them, which then
+    outlives the interpreter (DuckDB's bindings print "leaked ... instances" at
+    exit). The compile import stays inside the run (loading the code location stays cheap, issue 6).
+    """
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        traceback.clear_frames(current.__traceback__)
+        current = current.__cause__ or current.__context__
 
 
 def _clean_error(source: str, exc: BaseException) -> LoadError:

@@ -36,3 +36,30 @@ def test_cli_materialize_loads_and_prints_no_leak_warning(workdir, tmp_path):
     assert read_table("contact_book", "contacts", db=workdir.duckdb_file)  # it really loaded
     noisy = [line for line in run.stderr.splitlines() if "nanobind" in line or "leaked" in line]
     assert noisy == []
+
+
+@pytest.mark.e2e
+def test_a_failed_cli_materialize_prints_its_error_and_no_leak_warning(workdir, tmp_path):
+    specs = tmp_path / "specs"
+    specs.mkdir()
+    (specs / "down.yaml").write_text(  # an API that is not there: the run fails once DuckDB is open
+        "client: {base_url: 'http://127.0.0.1:9'}\n"
+        "resource_defaults: {endpoint: {error_handler: {max_retries: 0}}}\n"
+        "resources: [things]\n"
+    )
+    workdir.use_specs(specs)
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    env = {**os.environ, "DAGSTER_HOME": str(home)}
+    run = subprocess.run(
+        [DAGSTER, "asset", "materialize", "-m", "rest_assets.definitions", "--select", "down/things"],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert run.returncode != 0
+    assert "LoadError: source 'down', resource 'things': GET http://127.0.0.1:9/things failed" in run.stderr
+    noisy = [line for line in run.stderr.splitlines() if "nanobind" in line or "leaked" in line]
+    assert noisy == []
