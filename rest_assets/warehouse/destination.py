@@ -29,6 +29,9 @@ TRUNCATE_STAGING = "load.truncate_staging_dataset"
 # load in memory: a 1M-row load peaked at 730 MiB against 280 MiB before its load step. Capped,
 # DuckDB spills the rest to `<file>.tmp` in the same time: the 1M-row bulk load peaks at 415 MiB
 # with 128 MB, 355 MiB with 64 MB (100k rows: 350 and 330 MiB; a 1M-into-1M merge still passes).
+# 64 MB is the floor: each load raises it for wide tables and large row groups
+# (duckdb_transaction.memory_limit_for).
+DEFAULT_MEMORY_FLOOR = 64 * 1024 * 1024
 DEFAULT_DUCKDB_SETTINGS: dict[str, Any] = {"memory_limit": "64MB"}
 DUCKDB_SETTINGS_KEY = "destination.duckdb.credentials.global_config"
 
@@ -53,6 +56,12 @@ def duckdb_settings() -> dict[str, Any]:
     """
     configured = dlt.config.get(DUCKDB_SETTINGS_KEY, dict) or {}
     return {**DEFAULT_DUCKDB_SETTINGS, **configured}
+
+
+def _memory_floor() -> int | None:
+    """Our DuckDB memory limit's floor in bytes, or None when the user set `memory_limit` (theirs holds)."""
+    configured = dlt.config.get(DUCKDB_SETTINGS_KEY, dict) or {}
+    return None if "memory_limit" in configured else DEFAULT_MEMORY_FLOOR
 
 
 def make_destination() -> Any:
@@ -153,7 +162,7 @@ def pipeline_with_held_destination(
     try:
         with held_destination(log) as (destination, connection):
             if connection is not None:
-                load_in_one_transaction(pipeline, connection)
+                load_in_one_transaction(pipeline, connection, memory_floor=_memory_floor())
             elif destination_name() == "postgres":
                 from rest_assets.warehouse.postgres_transaction import load_in_one_pg_transaction
 

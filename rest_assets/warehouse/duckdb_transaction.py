@@ -26,6 +26,7 @@ from typing import Any
 import dlt
 
 from rest_assets.dlt_internals import set_duckdb_external_connection
+from rest_assets.errors import LoadError
 
 
 class RunConnection:
@@ -44,6 +45,7 @@ class RunConnection:
     def __init__(self, connection: Any) -> None:
         self.connection = connection
         self.in_run_transaction = False
+        self.first_error: Exception | None = None  # the error that aborted the run's transaction
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.connection, name)
@@ -62,9 +64,15 @@ class RunConnection:
             return self.connection
         if self.in_run_transaction and _is_select(query):
             self._raise_on_missing_table(query)
-        if parameters is None:
-            return self.connection.execute(query, *args, **kwargs)
-        return self.connection.execute(query, parameters, *args, **kwargs)
+        try:
+            if parameters is None:
+                return self.connection.execute(query, *args, **kwargs)
+            return self.connection.execute(query, parameters, *args, **kwargs)
+        except Exception as exc:
+            # The first error aborts the run's transaction; dlt's retries then see only "transaction aborted".
+            if self.in_run_transaction and self.first_error is None:
+                self.first_error = exc
+            raise
 
     def _schema_exists(self, parameters: Any) -> bool:
         if not parameters:
@@ -141,25 +149,60 @@ def duckdb_destination(connection: RunConnection) -> Any:
     return dlt.destinations.duckdb(credentials=credentials)
 
 
-def load_in_one_transaction(pipeline: dlt.Pipeline, connection: RunConnection) -> None:
+# DuckDB keeps a transaction's appends to a table in memory until a row group (122,880 rows) fills,
+# plus buffers per column: at a fixed 64 MB, 3,000 records of 301 fields (18 MB of JSON) or 25 of
+# 1,501 fields ran out of memory. The limit grows with the widest table and the largest partial row group.
+MEMORY_PER_COLUMN = 512 * 1024  # a 256 KB block per column, for the staging table and the table a merge writes
+ROW_GROUP_ROWS = 122_880
+
+
+def memory_limit_for(pipeline: dlt.Pipeline, floor_bytes: int) -> int:
+    """A DuckDB memory limit for loading `pipeline`'s normalized packages: `floor_bytes` plus what their widest
+    table and their largest row group (as parquet says, uncompressed) take in memory."""
+    import pyarrow.parquet as pq
+
+    widest = max((len(table.get("columns", {})) for table in pipeline.default_schema.data_tables()), default=0)
+    largest = 0
+    for load_id in pipeline.list_normalized_load_packages():
+        for jobs in pipeline.get_load_package_info(load_id).jobs.values():
+            for job in jobs:
+                if job.file_path.endswith(".parquet"):
+                    metadata = pq.ParquetFile(job.file_path).metadata
+                    rows = max(metadata.num_rows, 1)
+                    uncompressed = sum(metadata.row_group(i).total_byte_size for i in range(metadata.num_row_groups))
+                    largest = max(largest, uncompressed * min(1.0, ROW_GROUP_ROWS / rows))
+    return int(floor_bytes + widest * MEMORY_PER_COLUMN + 2 * largest)
+
+
+def load_in_one_transaction(pipeline: dlt.Pipeline, connection: RunConnection, memory_floor: int | None = None) -> None:
     """Make `pipeline.run`'s load step one transaction on `connection` (see the module docstring).
 
     `Pipeline.run` calls `self.load(...)`: the instance gets a `load` that
     wraps dlt's in BEGIN ... COMMIT (ROLLBACK on any error) with one worker.
     The extract and normalize steps touch no table, and dlt's state sync before
-    them only reads, outside the transaction.
+    them only reads, outside the transaction. With `memory_floor` (bytes; None: the
+    user set DuckDB's memory_limit), the limit is set per load by `memory_limit_for`.
     """
     original: Callable[..., Any] = pipeline.load
 
     def load(*args: Any, **kwargs: Any) -> Any:
         kwargs["workers"] = 1
+        if memory_floor is not None:
+            connection.connection.execute(f"SET memory_limit = '{memory_limit_for(pipeline, memory_floor) // 1024}KB'")
         connection.connection.begin()
-        connection.in_run_transaction = True
+        connection.in_run_transaction, connection.first_error = True, None
         try:
             info = original(*args, **kwargs)
-        except BaseException:
+        except BaseException as exc:
             connection.in_run_transaction = False
             _rollback(connection.connection)
+            cause = connection.first_error
+            if cause is not None and type(cause).__name__ == "OutOfMemoryException":
+                raise LoadError(
+                    f"the load ran out of DuckDB's memory_limit ({cause}); records with very long values? Raise it: "
+                    'DESTINATION__DUCKDB__CREDENTIALS__GLOBAL_CONFIG=\'{"memory_limit": "1GB"}\', or '
+                    '[destination.duckdb.credentials] global_config = {memory_limit = "1GB"} in .dlt/config.toml'
+                ) from exc
             raise
         connection.in_run_transaction = False
         connection.connection.commit()  # a COMMIT that fails leaves nothing behind either

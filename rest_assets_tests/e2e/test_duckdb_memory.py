@@ -1,0 +1,52 @@
+"""DuckDB's memory limit follows the data: wide records load, and a load that still runs out says what to set.
+
+A run's DuckDB connection has a small memory limit (64 MB; a 1M-row merge
+spills instead of growing the process), raised per load for wide tables and
+large row groups (warehouse.duckdb_transaction.memory_limit_for). At a fixed
+64 MB, 25 records of 1,501 fields, or 3,000 of 301 (an API such as a CRM's
+objects), ran out of memory where plain dlt loads them.
+"""
+
+from __future__ import annotations
+
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+from conftest import failure_messages, read_table
+from reliability_support import Recorded, RecordingServer, Reply, json_reply, run_source
+
+
+def _records(count: int, fields: int, value: str) -> list[dict[str, object]]:
+    return [{"id": n, **{f"field_{n % 3}_{f}": f"{value}{n}" for f in range(fields)}} for n in range(count)]
+
+
+def _serve(records: list[dict[str, object]], page_size: int):
+    def answer(request: Recorded) -> Reply:
+        offset = int(parse_qs(urlsplit(request.path).query).get("offset", ["0"])[0])
+        return json_reply({"data": records[offset : offset + page_size]})
+
+    return answer
+
+
+def _spec(folder, url: str) -> None:
+    folder.mkdir()
+    (folder / "wide.yaml").write_text(
+        f"client: {{base_url: '{url}'}}\n"
+        "resources:\n"
+        "  - name: items\n"
+        "    primary_key: id\n"
+        "    write_disposition: merge\n"
+        "    endpoint: {path: items, data_selector: data, paginator: {type: offset, limit: 100}}\n"
+    )
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize(("count", "fields"), [(25, 500), (3000, 301)], ids=["1501-columns", "3000-records-of-301-fields"])
+def test_wide_records_load_under_the_default_memory_limit(workdir, tmp_path, count, fields):
+    records = _records(count, fields, "a value of some length ")
+    with RecordingServer(handler=_serve(records, 100)) as api:
+        _spec(tmp_path / "specs", api.url)
+        workdir.use_specs(tmp_path / "specs")
+        result = run_source("wide")
+    assert result.success, failure_messages(result)
+    assert len(read_table("wide", "items", columns="id")) == count
