@@ -23,7 +23,7 @@ from urllib.parse import urljoin, urlsplit
 
 import requests
 from requests.adapters import HTTPAdapter
-from requests.exceptions import ChunkedEncodingError, ConnectionError, HTTPError, Timeout
+from requests.exceptions import ChunkedEncodingError, ConnectionError, ContentDecodingError, HTTPError, Timeout
 
 from rest_assets.dlt_internals import SharedOnDeepCopy
 from rest_assets.errors import HttpError, ResponseFormatError
@@ -36,7 +36,7 @@ from rest_assets.runtime.transport_stats import TransportStats
 
 DEFAULT_TIMEOUT_SECONDS = 60.0
 _MAX_REDIRECTS = 5
-_TRANSIENT_ERRORS = (ConnectionError, Timeout, ChunkedEncodingError)
+_TRANSIENT_ERRORS = (ConnectionError, Timeout, ChunkedEncodingError, ContentDecodingError)  # the last: a corrupt gzip body
 
 
 class GuardedSession(SharedOnDeepCopy, requests.Session):

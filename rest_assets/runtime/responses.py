@@ -105,7 +105,10 @@ def response_validator(
     selector = jsonpath.compile_path(data_selector) if data_selector else None
 
     def validate(response: Response, *args: Any, **kwargs: Any) -> None:
-        if not 200 <= response.status_code < 300 or response.status_code == 204:
+        if response.status_code == 204:  # No Content: a page without records, which ends the paging
+            response.json = lambda **_: []  # type: ignore[method-assign]
+            return
+        if not 200 <= response.status_code < 300:
             return
         where = f"source '{source}', resource '{resource}': {redact(response.url)}"
         try:

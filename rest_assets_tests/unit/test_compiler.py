@@ -267,6 +267,14 @@ def test_plain_dlt_native_parent_placeholder(plain, http):
     assert notes == [{"note": "n1", "_items_id": 1}, {"note": "n2", "_items_id": 2}]
 
 
+def test_a_204_no_content_page_is_a_page_without_records_that_ends_the_paging(plain, http):
+    items = "https://api.example.com/v1/items"
+    http.get(items, json={"data": [{"id": 1}], "links": {"next": f"{items}?page=2"}})
+    http.get(f"{items}?page=2", status=204)
+    assert extract(plain, "items") == [{"id": 1}]
+    assert len(http.calls) == 2
+
+
 def test_a_body_without_the_selector_that_response_actions_ignore_is_no_error(http, tmp_path, monkeypatch):
     spec_file = tmp_path / "shop.yaml"
     spec_file.write_text(

@@ -334,6 +334,7 @@ def test_policy_is_chosen_per_endpoint(http, sleeps):
         requests.exceptions.ReadTimeout("read timed out"),
         requests.exceptions.ConnectTimeout("connect timed out"),
         requests.exceptions.ChunkedEncodingError("truncated"),
+        requests.exceptions.ContentDecodingError("Received response with content-encoding: gzip, but failed to decode it."),
     ],
     ids=lambda e: type(e).__name__,
 )
