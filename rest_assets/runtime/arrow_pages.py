@@ -37,6 +37,7 @@ import pyarrow.compute as pc
 from dlt.common.schema import Schema
 
 from rest_assets.dialect.model import endpoint_incrementals
+from rest_assets.dialect.validate import normalized_identifier
 from rest_assets.dlt_internals import (
     ItemTransform,
     current_source_schema,
@@ -44,6 +45,7 @@ from rest_assets.dlt_internals import (
     row_id_column,
     row_id_length_bytes,
 )
+from rest_assets.errors import LoadError
 from rest_assets.runtime.batch_shape import BatchShape
 from rest_assets.runtime.page_batches import join_pages
 from rest_assets.runtime.parent_records import ParentRecords
@@ -140,11 +142,19 @@ class ColumnCaster(ItemTransform[Any, dict[str, Any]]):
     placement_affinity = 1.05
 
     def __init__(
-        self, columns: dict[str, Any] | None, parent_records: ParentRecords | None = None, row_ids: bool = False
+        self,
+        columns: dict[str, Any] | None,
+        parent_records: ParentRecords | None = None,
+        row_ids: bool = False,
+        resource: str = "",
+        primary_key: list[str] | None = None,
     ) -> None:
         super().__init__(lambda item: item)
         self.parent_records = parent_records
         self.row_ids = row_ids
+        self.resource = resource
+        # as the API names them (batches keep the API's names until dlt normalizes them) and as dlt does
+        self.primary_key = sorted({*(primary_key or []), *(normalized_identifier(name) for name in primary_key or [])})
         self.casts = {
             name: _ARROW_TYPES[hints["data_type"]]
             for name, hints in (columns or {}).items()
@@ -157,6 +167,7 @@ class ColumnCaster(ItemTransform[Any, dict[str, Any]]):
     def __call__(self, item: Any, meta: Any = None) -> Any:
         if not isinstance(item, pa.Table):
             return item
+        self._refuse_null_keys(item)
         cast = self._cast(item)
         if self.row_ids and isinstance(cast, pa.Table):
             cast = _with_row_ids(cast)
@@ -165,6 +176,17 @@ class ColumnCaster(ItemTransform[Any, dict[str, Any]]):
                 return self.parent_records.records_of(item) or cast
             self.parent_records.carry(item, cast)
         return cast
+
+    def _refuse_null_keys(self, table: pa.Table) -> None:
+        """A null primary key fails the run naming resource and column (dlt's Arrow check names neither)."""
+        for name in self.primary_key:
+            index = table.schema.get_field_index(name)
+            nulls = table.column(index).null_count if index >= 0 else 0
+            if nulls:
+                raise LoadError(
+                    f"resource '{self.resource}': {nulls} record(s) have a null '{name}', a primary key column "
+                    "(a key is never null; plain dlt refuses them too)"
+                )
 
     def _cast(self, item: pa.Table) -> Any:
         for name, arrow_type in self.casts.items():
@@ -267,7 +289,9 @@ def use_arrow_pages(
             parent_records=parent_records,
         ),
     )
-    resource.add_step(ColumnCaster(columns, parent_records, row_ids))
+    key = config.get("primary_key")
+    primary_key = [key] if isinstance(key, str) else [str(k) for k in key or []]
+    resource.add_step(ColumnCaster(columns, parent_records, row_ids, resource.name, primary_key))
 
 
 def _columns(columns: Any) -> dict[str, Any]:
