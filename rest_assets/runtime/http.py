@@ -100,7 +100,8 @@ class GuardedSession(SharedOnDeepCopy, requests.Session):
         auth = authenticator_of(request)
         attempt = redirects = 0
         while True:
-            self.stats.add("seconds_waited", resource, self.gate.wait(host))
+            started = time.monotonic()
+            self.stats.add_wait(resource, self.gate.wait(host), started)
             self.stats.add("requests", resource)
             used, response, error = self._attempt(request, auth, kwargs)
             if response is not None and response.is_redirect:
@@ -188,9 +189,9 @@ class GuardedSession(SharedOnDeepCopy, requests.Session):
         if retry_after is not None:
             self.gate.block(host, retry_after)
             return
-        delay = policy.backoff(attempt)
+        delay, started = policy.backoff(attempt), time.monotonic()
         self._sleep(delay)
-        self.stats.add("seconds_waited", resource, delay)
+        self.stats.add_wait(resource, delay, started)
 
     def _give_up(
         self,

@@ -21,6 +21,7 @@ from rest_assets.runtime.host_gate import HostGate
 from rest_assets.runtime.http import GuardedSession
 from rest_assets.runtime.paginators import build_paginator
 from rest_assets.runtime.retry import EndpointRoute, RetryPolicy, parse_retry_after
+from rest_assets.runtime.transport_stats import TransportStats
 
 API = "https://api.example.com"
 ORDERS = f"{API}/v1/orders"
@@ -512,3 +513,14 @@ def test_an_unreadable_total_or_has_more_flag_is_a_pagination_error(http, sleeps
     http.get(ORDERS, json=body)
     with pytest.raises(PaginationError, match=message):
         fetch(make_session(sleeps), build_paginator(config))
+
+
+def test_concurrent_waits_count_once_in_seconds_waited_sequential_ones_add_up():
+    stats = TransportStats()
+    for _ in range(16):  # 16 requests in flight wait out one Retry-After of 3 s
+        stats.add_wait("orders", 3.0, started=100.0)
+    assert stats.seconds_waited["orders"] == 3.0
+    stats.add_wait("orders", 2.0, started=101.0)  # inside the wait already counted
+    stats.add_wait("orders", 4.0, started=103.0)  # after it: counted whole
+    stats.add_wait("customers", 3.0, started=100.0)  # another resource keeps its own figure
+    assert stats.seconds_waited == {"orders": 7.0, "customers": 3.0}
