@@ -1236,6 +1236,14 @@ DLT_REJECTS = {
               path: "issues/{id}/comments"
               params: {id: {type: resolv, resource: issues, field: id}}
         """,
+    "cursor-both-in-a-param-and-in-the-body": """
+        resources:
+          - name: issues
+            endpoint:
+              path: issues
+              method: POST
+              paginator: {type: cursor, cursor_path: next, cursor_param: after, cursor_body_path: after}
+        """,
     "resolve-param-without-field": """
         resources:
           - issues
