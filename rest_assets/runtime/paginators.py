@@ -80,6 +80,10 @@ class _ShortPageMixin:
     _has_next_page: bool
     _total_contradicted: bool = False
 
+    def init_request(self, request: Request) -> None:
+        self._total_contradicted = False
+        super().init_request(request)  # type: ignore[misc]  # dlt's range paginator, after this mixin
+
     def update_state(self, response: Response, data: list[Any] | None = None) -> None:
         count = _page_length(data)
         if count == 0 and self.stop_after_empty_page:
@@ -133,14 +137,10 @@ def _has_more(path: Any, body: Any) -> bool:
 
 
 class ShortPageOffsetPaginator(_ShortPageMixin, OffsetPaginator):
-    """dlt's offset paginator (total at `total` by default), stopping on a short page; a missing total is no error."""
+    """dlt's offset paginator (total at `total` by default); without a total, it stops on a short page."""
 
     def __init__(self, limit: int, total_path: Any = DLT_TOTAL_PATH, **kwargs: Any) -> None:
         super().__init__(limit=limit, total_path=total_path, **kwargs)
-
-    def init_request(self, request: Request) -> None:
-        self._total_contradicted = False
-        super().init_request(request)
 
 
 class LimitedPageNumberPaginator(_ShortPageMixin, PageNumberPaginator):
@@ -154,7 +154,6 @@ class LimitedPageNumberPaginator(_ShortPageMixin, PageNumberPaginator):
         self.limit_param = limit_param
 
     def init_request(self, request: Request) -> None:
-        self._total_contradicted = False
         super().init_request(request)
         if self.limit:
             request.params = _with_param(request, self.limit_param, self.limit)
@@ -203,16 +202,15 @@ class CursorPaginator(BasePaginator):
         body = response.json()
         self._cursor = _first_value(self.cursor_path, body)
         no_cursor = self._cursor in (None, "", {}, [])
-        stopped = self.stop is not None and self.stop.should_stop(body)
-        done = (
-            stopped
-            or no_cursor
+        stopped = (
+            (self.stop is not None and self.stop.should_stop(body))
             or (self.stop_after_empty_page and _page_length(data) == 0)
             or (self.has_more_path is not None and not _has_more(self.has_more_path, body))
         )
+        done = stopped or no_cursor
         self._has_next_page = not done
         if done:
-            if no_cursor and self.stop is not None and not stopped:
+            if not stopped and self.stop is not None:  # the stop condition says more, but there is no cursor
                 raise PaginationError(
                     f"the stop condition says there is another page, but the body has no cursor at "
                     f"'{self.cursor_path}' ({redact(response.url)}); check the paginator's `cursor_path`"
