@@ -77,7 +77,7 @@ def _check_endpoint_builds(index: int, resource: str, endpoint: dict[str, Any], 
     params = endpoint.get("params") or {}
     for name, param in params.items():
         kind = param.get("type") if isinstance(param, dict) else None
-        if isinstance(param, dict) and kind not in ("resolve", "incremental"):
+        if isinstance(param, dict) and "type" in param and kind not in ("resolve", "incremental"):
             raise fail(
                 (*at, "params", name, "type"),
                 f"dlt rejects this: a param's type is 'resolve' or 'incremental', not {kind!r}",
