@@ -18,24 +18,31 @@ from conftest import read_table
 DAGSTER = str(Path(sys.executable).with_name("dagster"))
 
 
-@pytest.mark.e2e
-def test_cli_materialize_loads_and_prints_no_leak_warning(workdir, tmp_path):
+def _cli_materialize(selection: str, tmp_path: Path) -> subprocess.CompletedProcess[str]:
+    """`dagster asset materialize` of `selection` in its own process, with a fresh DAGSTER_HOME."""
     home = tmp_path / "dagster_home"
     home.mkdir()
-    env = {**os.environ, "DAGSTER_HOME": str(home)}
-    run = subprocess.run(
-        [DAGSTER, "asset", "materialize", "-m", "rest_assets.definitions", "--select", "group:contact_book"],
-        env=env,
+    return subprocess.run(
+        [DAGSTER, "asset", "materialize", "-m", "rest_assets.definitions", "--select", selection],
+        env={**os.environ, "DAGSTER_HOME": str(home)},
         cwd=tmp_path,
         capture_output=True,
         text=True,
         timeout=300,
     )
+
+
+def _leak_lines(stderr: str) -> list[str]:
+    return [line for line in stderr.splitlines() if "nanobind" in line or "leaked" in line]
+
+
+@pytest.mark.e2e
+def test_cli_materialize_loads_and_prints_no_leak_warning(workdir, tmp_path):
+    run = _cli_materialize("group:contact_book", tmp_path)
     assert run.returncode == 0, run.stderr[-3000:]
     assert "RUN_SUCCESS" in run.stderr or "Finished execution of run" in run.stderr, run.stderr[-3000:]
     assert read_table("contact_book", "contacts", db=workdir.duckdb_file)  # it really loaded
-    noisy = [line for line in run.stderr.splitlines() if "nanobind" in line or "leaked" in line]
-    assert noisy == []
+    assert _leak_lines(run.stderr) == []
 
 
 @pytest.mark.e2e
@@ -48,18 +55,7 @@ def test_a_failed_cli_materialize_prints_its_error_and_no_leak_warning(workdir, 
         "resources: [things]\n"
     )
     workdir.use_specs(specs)
-    home = tmp_path / "dagster_home"
-    home.mkdir()
-    env = {**os.environ, "DAGSTER_HOME": str(home)}
-    run = subprocess.run(
-        [DAGSTER, "asset", "materialize", "-m", "rest_assets.definitions", "--select", "down/things"],
-        env=env,
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    run = _cli_materialize("down/things", tmp_path)
     assert run.returncode != 0
     assert "LoadError: source 'down', resource 'things': GET http://127.0.0.1:9/things failed" in run.stderr
-    noisy = [line for line in run.stderr.splitlines() if "nanobind" in line or "leaked" in line]
-    assert noisy == []
+    assert _leak_lines(run.stderr) == []
