@@ -69,6 +69,11 @@ def register_basic_credentials(username: object, password: object) -> None:
         register_secret(token)  # `Basic <token>` is then logged as `Basic ***`
 
 
+def any_secret_registered() -> bool:
+    """Whether any secret is registered (a cheap test before work that only finds secrets)."""
+    return bool(_secrets)
+
+
 def registered_secrets() -> frozenset[str]:
     """Every registered form, as of now (with `restore_registered_secrets`: isolation between tests)."""
     with _lock:

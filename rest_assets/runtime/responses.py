@@ -30,7 +30,7 @@ from dlt.sources.helpers.rest_client.detector import find_response_page_data
 from requests import Response
 
 from rest_assets.errors import ResponseFormatError
-from rest_assets.runtime.redaction import contains_secret, mask_in_value, redact, redacted_excerpt
+from rest_assets.runtime.redaction import any_secret_registered, contains_secret, mask_in_value, redact, redacted_excerpt
 
 
 def json_body_once(response: Response) -> Any:
@@ -87,7 +87,7 @@ def _may_hide_secret(response: Response, content: bytes, body: Any) -> bool:
     and encodings other than UTF-8 hide a secret from the byte search; the body
     re-encoded as plain UTF-8 JSON is searched then (one orjson call).
     """
-    if b"\\" not in content and (response.encoding or "utf-8").lower() in _UTF8:
+    if not any_secret_registered() or (b"\\" not in content and (response.encoding or "utf-8").lower() in _UTF8):
         return False
     try:
         return contains_secret(orjson.dumps(body))
