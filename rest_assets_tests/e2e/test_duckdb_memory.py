@@ -12,7 +12,7 @@ from __future__ import annotations
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
-from conftest import failure_messages, read_table
+from conftest import failure_errors, failure_messages, read_table, table_names
 from reliability_support import Recorded, RecordingServer, Reply, json_reply, run_source
 
 
@@ -50,3 +50,33 @@ def test_wide_records_load_under_the_default_memory_limit(workdir, tmp_path, cou
         result = run_source("wide")
     assert result.success, failure_messages(result)
     assert len(read_table("wide", "items", columns="id")) == count
+
+
+@pytest.mark.e2e
+@pytest.mark.xfail(
+    strict=True,
+    reason="the memory limit is estimated from parquet metadata, where dictionary encoding hides long repeated "
+    "values (10 x 2 MB identical strings count as 2 MB); DuckDB holds them whole and runs out. The run fails "
+    "naming memory_limit; an estimate from the extracted bytes is the fix still to do",
+)
+def test_records_with_long_repeated_values_load_under_the_default_memory_limit(workdir, tmp_path):
+    records = [{"id": n, "blob": "x" * 2_000_000 if n < 10 else "y"} for n in range(25)]
+    with RecordingServer(handler=_serve(records, 100)) as api:
+        _spec(tmp_path / "specs", api.url)
+        workdir.use_specs(tmp_path / "specs")
+        result = run_source("wide")
+    assert result.success, failure_messages(result)
+
+
+@pytest.mark.e2e
+def test_a_load_that_runs_out_of_memory_says_how_to_raise_the_limit_and_changes_nothing(workdir, tmp_path, monkeypatch):
+    monkeypatch.setenv("DESTINATION__DUCKDB__CREDENTIALS__GLOBAL_CONFIG", '{"memory_limit": "16MB"}')  # the user's own
+    records = _records(25, 500, "a value of some length ")
+    with RecordingServer(handler=_serve(records, 100)) as api:
+        _spec(tmp_path / "specs", api.url)
+        workdir.use_specs(tmp_path / "specs")
+        result = run_source("wide")
+    assert not result.success
+    (message,) = [m for cls, m in failure_errors(result) if cls == "LoadError"]
+    assert "ran out of DuckDB's memory_limit" in message and "DESTINATION__DUCKDB__CREDENTIALS__GLOBAL_CONFIG" in message
+    assert "items" not in table_names("wide")
