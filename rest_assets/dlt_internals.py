@@ -25,8 +25,11 @@ from __future__ import annotations
 
 import functools
 import inspect
+import os
+import shutil
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import dlt
@@ -47,6 +50,7 @@ __all__ = [
     "setup_incremental_object",
     "ensure_table_schema_columns",
     "current_source_schema",
+    "kept_load_packages",
     "direct_transformer_call",
     "extraction_thread_prefix",
     "mark_resolved",
@@ -231,6 +235,43 @@ def set_duckdb_external_connection(credentials: Any, connection: Any) -> None:
     for every job is the only way to one transaction for the whole load.
     """
     credentials._external_conn = connection
+
+
+@contextmanager
+def kept_load_packages(pipeline: Any) -> Iterator[Callable[[], None]]:
+    """Within the block, a call that puts `pipeline`'s normalized load packages back as they were at its start.
+
+    Why: a load that dlt ran and that was rolled back (the DuckDB run
+    transaction) has moved the packages' jobs to completed or failed, and dlt
+    offers no way to load a package again from the start. A package is its
+    folder (jobs by state, package state, schema): a copy kept at the start,
+    its job files hard-linked (dlt moves them between state folders and never
+    rewrites them), is put back in place. Removed when the block ends.
+    """
+    kept = Path(pipeline.working_dir) / "packages_before_load"
+    packages = {
+        Path(pipeline.get_load_package_info(load_id).package_path): kept / load_id
+        for load_id in pipeline.list_normalized_load_packages()
+    }
+    for package, copy in packages.items():
+        shutil.copytree(package, copy, copy_function=_link_job_files)
+
+    def put_back() -> None:
+        for package, copy in packages.items():
+            shutil.rmtree(package)
+            shutil.copytree(copy, package, copy_function=_link_job_files)
+
+    try:
+        yield put_back
+    finally:
+        shutil.rmtree(kept, ignore_errors=True)
+
+
+def _link_job_files(source: str, destination: str) -> None:
+    if Path(source).parent.name.endswith("_jobs"):
+        os.link(source, destination)
+    else:
+        shutil.copy2(source, destination)
 
 
 def postgres_client_class() -> Any:

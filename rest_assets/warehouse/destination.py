@@ -162,7 +162,7 @@ def pipeline_with_held_destination(
     try:
         with held_destination(log) as (destination, connection):
             if connection is not None:
-                load_in_one_transaction(pipeline, connection, memory_floor=_memory_floor())
+                load_in_one_transaction(pipeline, connection, memory_floor=_memory_floor(), log=log)
             elif destination_name() == "postgres":
                 from rest_assets.warehouse.postgres_transaction import load_in_one_pg_transaction
 

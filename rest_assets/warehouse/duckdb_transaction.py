@@ -20,12 +20,13 @@ what the failed run had fetched.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from typing import Any
 
 import dlt
 
-from rest_assets.dlt_internals import set_duckdb_external_connection
+from rest_assets.dlt_internals import kept_load_packages, set_duckdb_external_connection
 from rest_assets.errors import LoadError
 
 
@@ -151,18 +152,21 @@ def duckdb_destination(connection: RunConnection) -> Any:
 
 # DuckDB keeps a transaction's appends to a table in memory until a row group (122,880 rows) fills,
 # plus buffers per column: at a fixed 64 MB, 3,000 records of 301 fields (18 MB of JSON) or 25 of
-# 1,501 fields ran out of memory. The limit grows with the widest table and the largest partial row group.
+# 1,501 fields ran out of memory. The limit grows with the widest table and the largest partial row
+# group; a load that still runs out is tried again at twice the limit (see `load_in_one_transaction`).
 MEMORY_PER_COLUMN = 512 * 1024  # a 256 KB block per column, for the staging table and the table a merge writes
 ROW_GROUP_ROWS = 122_880
+# a merge holds a partial row group about three times: read from parquet, in the staging table, in the table
+ROW_GROUP_COPIES = 3
 
 
 def memory_limit_for(pipeline: dlt.Pipeline, floor_bytes: int) -> int:
     """A DuckDB memory limit for loading `pipeline`'s normalized packages: `floor_bytes` plus what their widest
-    table and their largest row group (as parquet says, uncompressed) take in memory."""
+    table takes, or more where their largest row group (as parquet says, uncompressed) needs it."""
     import pyarrow.parquet as pq
 
     widest = max((len(table.get("columns", {})) for table in pipeline.default_schema.data_tables()), default=0)
-    largest = 0
+    largest = 0.0
     for load_id in pipeline.list_normalized_load_packages():
         for jobs in pipeline.get_load_package_info(load_id).jobs.values():
             for job in jobs:
@@ -171,44 +175,81 @@ def memory_limit_for(pipeline: dlt.Pipeline, floor_bytes: int) -> int:
                     rows = max(metadata.num_rows, 1)
                     uncompressed = sum(metadata.row_group(i).total_byte_size for i in range(metadata.num_row_groups))
                     largest = max(largest, uncompressed * min(1.0, ROW_GROUP_ROWS / rows))
-    return int(floor_bytes + widest * MEMORY_PER_COLUMN + 2 * largest)
+    return int(max(floor_bytes + widest * MEMORY_PER_COLUMN, ROW_GROUP_COPIES * largest))
 
 
-def load_in_one_transaction(pipeline: dlt.Pipeline, connection: RunConnection, memory_floor: int | None = None) -> None:
+def memory_ceiling() -> int:
+    """The most a retried load may ask of DuckDB: its own default, 80% of the machine's memory."""
+    try:
+        return int(0.8 * os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
+    except (AttributeError, ValueError, OSError):  # no sysconf: a limit that any machine running a load has
+        return 4 * 1024**3
+
+
+def load_in_one_transaction(
+    pipeline: dlt.Pipeline,
+    connection: RunConnection,
+    memory_floor: int | None = None,
+    log: Callable[[str], None] | None = None,
+) -> None:
     """Make `pipeline.run`'s load step one transaction on `connection` (see the module docstring).
 
     `Pipeline.run` calls `self.load(...)`: the instance gets a `load` that
     wraps dlt's in BEGIN ... COMMIT (ROLLBACK on any error) with one worker.
     The extract and normalize steps touch no table, and dlt's state sync before
     them only reads, outside the transaction. With `memory_floor` (bytes; None: the
-    user set DuckDB's memory_limit), the limit is set per load by `memory_limit_for`.
+    user set DuckDB's memory_limit), the limit is set per load by `memory_limit_for`,
+    and a load that runs out of it is rolled back and tried again at twice the
+    limit, up to `memory_ceiling` (records with long values, whose size parquet's
+    dictionary encoding hides); `log` says so.
     """
     original: Callable[..., Any] = pipeline.load
 
     def load(*args: Any, **kwargs: Any) -> Any:
         kwargs["workers"] = 1
-        if memory_floor is not None:
-            connection.connection.execute(f"SET memory_limit = '{memory_limit_for(pipeline, memory_floor) // 1024}KB'")
-        connection.connection.begin()
-        connection.in_run_transaction, connection.first_error = True, None
-        try:
-            info = original(*args, **kwargs)
-        except BaseException as exc:
-            connection.in_run_transaction = False
-            _rollback(connection.connection)
-            cause = connection.first_error
-            if cause is not None and type(cause).__name__ == "OutOfMemoryException":
-                raise LoadError(
-                    f"the load ran out of DuckDB's memory_limit ({cause}); records with very long values? Raise it: "
-                    'DESTINATION__DUCKDB__CREDENTIALS__GLOBAL_CONFIG=\'{"memory_limit": "1GB"}\', or '
-                    '[destination.duckdb.credentials] global_config = {memory_limit = "1GB"} in .dlt/config.toml'
-                ) from exc
-            raise
-        connection.in_run_transaction = False
-        connection.connection.commit()  # a COMMIT that fails leaves nothing behind either
-        return info
+        if memory_floor is None:
+            return _load_once(original, connection, args, kwargs)
+        limit = memory_limit_for(pipeline, memory_floor)
+        with kept_load_packages(pipeline) as put_packages_back:
+            while True:
+                connection.connection.execute(f"SET memory_limit = '{limit // 1024}KB'")
+                try:
+                    return _load_once(original, connection, args, kwargs)
+                except LoadError as exc:
+                    if not _is_out_of_memory(exc.__cause__) or limit >= memory_ceiling():
+                        raise
+                put_packages_back()
+                limit = min(2 * limit, memory_ceiling())
+                if log is not None:
+                    log(f"the load ran out of DuckDB's memory limit and was rolled back; trying again at {limit >> 20} MB")
 
     pipeline.load = load  # type: ignore[method-assign]
+
+
+def _load_once(original: Callable[..., Any], connection: RunConnection, args: Any, kwargs: Any) -> Any:
+    """dlt's load in one transaction on `connection`: committed, or rolled back and raised."""
+    connection.connection.begin()
+    connection.in_run_transaction, connection.first_error = True, None
+    try:
+        info = original(*args, **kwargs)
+    except BaseException:
+        connection.in_run_transaction = False
+        _rollback(connection.connection)
+        cause = connection.first_error
+        if _is_out_of_memory(cause):
+            raise LoadError(
+                f"the load ran out of DuckDB's memory_limit ({cause}); records with very long values? Raise it: "
+                'DESTINATION__DUCKDB__CREDENTIALS__GLOBAL_CONFIG=\'{"memory_limit": "1GB"}\', or '
+                '[destination.duckdb.credentials] global_config = {memory_limit = "1GB"} in .dlt/config.toml'
+            ) from cause
+        raise
+    connection.in_run_transaction = False
+    connection.connection.commit()  # a COMMIT that fails leaves nothing behind either
+    return info
+
+
+def _is_out_of_memory(error: BaseException | None) -> bool:
+    return type(error).__name__ == "OutOfMemoryException"  # duckdb's, not imported to load the code location
 
 
 def _rollback(connection: Any) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import copy
 import threading
+from pathlib import Path
 
 import dlt
 import duckdb
@@ -16,6 +17,7 @@ import pyarrow as pa
 import pytest
 import responses
 from dlt.common.normalizers.utils import generate_dlt_id
+from dlt.pipeline.exceptions import PipelineStepFailed
 from dlt.sources.rest_api import rest_api_source
 
 from rest_assets import dlt_internals as hooks
@@ -127,6 +129,30 @@ def test_duckdb_credentials_keep_the_external_connection(tmp_path):
     hooks.set_duckdb_external_connection(credentials, marker)
     assert getattr(credentials, "_external_conn", None) is marker, "DuckDbCredentials has no _external_conn any more"
     connection.close()
+
+
+def test_a_package_put_back_after_a_failed_load_loads_again_from_the_start(tmp_path):
+    database = str(tmp_path / "warehouse.duckdb")
+    with duckdb.connect(database) as connection:  # a table whose type the load cannot write into: the load fails
+        connection.execute("CREATE SCHEMA kept; CREATE TABLE kept.items (id STRUCT(a INT))")
+    pipeline = dlt.pipeline("kept", pipelines_dir=str(tmp_path / "dlt"), destination="duckdb", dataset_name="kept")
+    pipeline.extract(dlt.resource([{"id": 1}, {"id": 2}], name="items"))
+    pipeline.normalize()
+    (load_id,) = pipeline.list_normalized_load_packages()
+    before = Path(database).read_bytes()
+    with hooks.kept_load_packages(pipeline) as put_back:
+        with pytest.raises(PipelineStepFailed):
+            pipeline.load(credentials=database)
+        Path(database).write_bytes(before)  # as the run's rolled-back transaction leaves it
+        with duckdb.connect(database) as connection:
+            connection.execute("DROP TABLE kept.items")
+        put_back()
+        assert pipeline.list_normalized_load_packages() == [load_id], "a put-back package is not normalized again"
+        pipeline.load(credentials=database)
+    with duckdb.connect(database) as connection:
+        rows = connection.execute("SELECT id FROM kept.items ORDER BY id").fetchall()
+    assert rows == [(1,), (2,)], "a load package put back as it was before a failed load no longer loads whole"
+    assert not (tmp_path / "dlt" / "kept" / "packages_before_load").exists()
 
 
 def test_postgres_client_opens_connections_through_open_connection():
