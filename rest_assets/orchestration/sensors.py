@@ -3,8 +3,9 @@
 * The freshness sensor requests, per source, one incremental run of exactly
   the assets whose last materialization is older than their freshness window
   allows (or will be by the next tick). It keeps a cursor and a stable
-  run_key so the same work is never requested twice (a run that failed is
-  asked again after a pause that doubles up to an hour), never stacks a run on a
+  run_key so the same work is never requested twice (a run that failed, or
+  vanished before it started, is asked again after a pause that doubles up
+  to an hour), never stacks a run on a
   source while one is in flight (a schedule's included), and says why it skipped. It never requests
   a run that cannot start: a source whose secrets, base URL or token URL do
   not resolve is skipped with a reason naming what to set
@@ -129,11 +130,12 @@ def evaluate_freshness(
         if source in busy:
             reasons.append(f"{source}: {len(stale)} stale asset(s), but a run of this source is in flight")
             continue
-        run_key, wait = _next_run_key(context, _run_key(source, stale, latest), cursor.get(source), now)
+        previous, requested_at = _requested(cursor.get(source))
+        run_key, wait = _next_run_key(context, _run_key(source, stale, latest), previous, requested_at, now)
         if run_key is None:
             reasons.append(f"{source}: already requested a run for these {len(stale)} stale asset(s){wait}")
             continue
-        cursor[source] = run_key
+        cursor[source] = {"run_key": run_key, "requested_at": now}
         requests.append(
             RunRequest(
                 run_key=run_key,
@@ -171,26 +173,40 @@ def _run_key(source: str, stale: list[WatchedAsset], latest: dict[AssetKey, Even
     return f"freshness:{source}:{digest}"
 
 
-def _next_run_key(context: SensorEvaluationContext, state_key: str, previous: str | None, now: float) -> tuple[str | None, str]:
+def _requested(entry: object) -> tuple[str | None, float]:
+    """The run key a source's cursor entry last requested, and when (0: not recorded, as in older cursors)."""
+    if isinstance(entry, dict):
+        return entry.get("run_key"), float(entry.get("requested_at") or 0)
+    return (entry if isinstance(entry, str) else None), 0.0
+
+
+def _next_run_key(
+    context: SensorEvaluationContext, state_key: str, previous: str | None, requested_at: float, now: float
+) -> tuple[str | None, str]:
     """The run key to request for this staleness state, or None and why not.
 
     A state is requested once (`state_key`); when the run requested for it
-    ended and left the assets stale (it failed, or was canceled), it is asked
-    again as `state_key#n`, after a pause that doubles from
-    RETRY_AFTER_SECONDS up to RETRY_AFTER_MAX_SECONDS: an API that is down for
-    a while gets a run now and then, not one every tick, and never none again.
+    ended and left the assets stale (it failed, or was canceled), or never
+    appeared (deleted while queued, or never created), it is asked again as
+    `state_key#n`, after a pause that doubles from RETRY_AFTER_SECONDS up to
+    RETRY_AFTER_MAX_SECONDS, counted from its end (or from the request): an API
+    that is down for a while gets a run now and then, not one every tick, and
+    never none again.
     """
     if previous is None or previous.split("#")[0] != state_key:
         return state_key, ""
     records = context.instance.get_run_records(filters=RunsFilter(tags={RUN_KEY_TAG: previous}), limit=1)
-    if not records or records[0].dagster_run.status in IN_FLIGHT:
+    if records and records[0].dagster_run.status in IN_FLIGHT:
         return None, ""
     attempt = int(previous.split("#")[1]) if "#" in previous else 0
-    ended = records[0].end_time or records[0].update_timestamp.timestamp()
+    if records:
+        ended, what = records[0].end_time or records[0].update_timestamp.timestamp(), "it ended"
+        what += f" ({records[0].dagster_run.status.value.lower()})"
+    else:
+        ended, what = requested_at, "its run has not appeared (deleted, or never created)"
     pause = min(RETRY_AFTER_SECONDS * 2**attempt, RETRY_AFTER_MAX_SECONDS)
     if now - ended < pause:
-        status = records[0].dagster_run.status.value.lower()
-        return None, f"; it ended ({status}), asking again {int(pause - (now - ended))} s from now"
+        return None, f"; {what}, asking again {int(pause - (now - ended))} s from now"
     return f"{state_key}#{attempt + 1}", ""
 
 
