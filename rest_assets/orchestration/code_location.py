@@ -11,7 +11,7 @@ from rest_assets.dialect.model import Freshness
 from rest_assets.orchestration.assets import build_source_assets
 from rest_assets.orchestration.checks import build_freshness_checks, build_primary_key_checks
 from rest_assets.orchestration.schedules import build_schedule
-from rest_assets.orchestration.sensors import build_freshness_sensor, build_parent_child_sensor
+from rest_assets.orchestration.sensors import build_freshness_sensor, build_parent_child_sensors
 from rest_assets.warehouse.destination import destination_name
 
 # Project-wide policy, applied here once: a resource without `freshness` must be
@@ -29,10 +29,7 @@ def build_definitions(spec_dirs: list[Path] | None = None, executor: ExecutorDef
     checks = [c for c in (build_primary_key_checks(spec) for spec in specs) if c is not None]
     checks += build_freshness_checks(specs, DEFAULT_FRESHNESS)
     schedules = [s for s in (build_schedule(spec) for spec in specs) if s is not None]
-    sensors = [build_freshness_sensor(specs, DEFAULT_FRESHNESS)]
-    parent_child = build_parent_child_sensor(specs)
-    if parent_child is not None:
-        sensors.append(parent_child)
+    sensors = [build_freshness_sensor(specs, DEFAULT_FRESHNESS), *build_parent_child_sensors(specs)]
     # DuckDB is one file that one process may write at a time: run steps in-process.
     if executor is None:
         executor = in_process_executor if destination_name() == "duckdb" else multiprocess_executor

@@ -10,14 +10,16 @@
   a run that cannot start: a source whose secrets, base URL or token URL do
   not resolve is skipped with a reason naming what to set
   (see runtime.readiness).
-* Parent → child: children carry `AutomationCondition.eager()` (set by the
-  translator); the automation sensor here evaluates it, so a child is
-  refreshed whenever its parent was materialized without it.
+* Parent → child: children carry `AutomationCondition.eager()` anded with
+  `RunCanStart` (set by the translator); the automation sensors here evaluate
+  it in the code location, so a child is refreshed whenever its parent was
+  materialized without it, once its run could start.
 """
 
 import hashlib
 import json
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
@@ -26,6 +28,7 @@ from dagster import (
     AssetKey,
     AssetSelection,
     AutomationConditionSensorDefinition,
+    BetaWarning,
     DagsterRunStatus,
     DefaultSensorStatus,
     EventLogRecord,
@@ -47,6 +50,7 @@ PARENT_CHILD_SENSOR = "rest_assets_parent_child_sensor"
 SENSOR_INTERVAL_SECONDS = 60
 SOURCE_TAG = "rest_assets/source"
 RUN_KEY_TAG = "dagster/run_key"
+CHILDREN_PER_SENSOR = 150  # Dagster evaluates at most 500 per code-location sensor; fewer keeps each tick short
 RETRY_AFTER_SECONDS = 300
 RETRY_AFTER_MAX_SECONDS = 3600
 IN_FLIGHT = [DagsterRunStatus.QUEUED, DagsterRunStatus.NOT_STARTED, DagsterRunStatus.STARTING, DagsterRunStatus.STARTED]
@@ -225,14 +229,21 @@ def _sources_in_flight(context: SensorEvaluationContext, watched: list[WatchedAs
     return busy
 
 
-def build_parent_child_sensor(specs: list[SourceSpec]) -> AutomationConditionSensorDefinition | None:
-    """Evaluates the children's eager automation condition (starts running)."""
+def build_parent_child_sensors(specs: list[SourceSpec]) -> list[AutomationConditionSensorDefinition]:
+    """Sensors evaluating the children's automation condition (start running): one, or one per
+    CHILDREN_PER_SENSOR children (`<name>_2`, ...): Dagster evaluates at most 500 assets per sensor
+    in the code location, where RunCanStart needs the runs' environment."""
     children = [asset_key(s.name, r.name) for s in specs for r in s.resources if r.parent]
-    if not children:
-        return None
-    return AutomationConditionSensorDefinition(
-        PARENT_CHILD_SENSOR,
-        target=AssetSelection.assets(*children),
-        default_status=DefaultSensorStatus.RUNNING,
-        description="Refreshes child assets after their parent was materialized without them.",
-    )
+    chunks = [children[i : i + CHILDREN_PER_SENSOR] for i in range(0, len(children), CHILDREN_PER_SENSOR)]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", BetaWarning)  # use_user_code_server: chosen, see readiness_condition
+        return [
+            AutomationConditionSensorDefinition(
+                PARENT_CHILD_SENSOR if n == 1 else f"{PARENT_CHILD_SENSOR}_{n}",
+                target=AssetSelection.assets(*chunk),
+                default_status=DefaultSensorStatus.RUNNING,
+                description="Refreshes child assets after their parent was materialized without them, where a run could start.",
+                use_user_code_server=True,
+            )
+            for n, chunk in enumerate(chunks, start=1)
+        ]

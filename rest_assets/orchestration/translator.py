@@ -11,6 +11,7 @@ from dagster_dlt import DagsterDltTranslator
 from dagster_dlt.translator import DltResourceTranslatorData
 
 from rest_assets.dialect.model import Freshness, ResourceSpec, SourceSpec
+from rest_assets.orchestration.readiness_condition import RunCanStart
 
 
 def asset_key(source: str, resource: str) -> AssetKey:
@@ -42,8 +43,10 @@ class RestAssetsTranslator(DagsterDltTranslator):
                 else None
             ),
             tags={"rest_assets/source": self.spec.name},
-            # a child is refreshed whenever its parent was materialized without it
-            automation_condition=AutomationCondition.eager() if resource.parent else None,
+            # a child is refreshed whenever its parent was materialized without it, where its run could start
+            automation_condition=(
+                AutomationCondition.eager() & RunCanStart(self.spec, resource.name) if resource.parent else None
+            ),
         )
 
 

@@ -27,6 +27,7 @@ from dagster import (
     build_sensor_context,
     evaluate_automation_conditions,
 )
+from dagster._core.definitions.automation_condition_sensor_definition import _evaluate as tick_automation_sensor
 from dagster._core.storage.dagster_run import DagsterRun
 from orchestration_helpers import key
 
@@ -37,9 +38,12 @@ from rest_assets.dialect.validate import build_source_spec
 from rest_assets.dialect.yaml_source import parse_yaml
 from rest_assets.emulator import DEMO_CREDENTIALS
 from rest_assets.orchestration.sensors import (
+    CHILDREN_PER_SENSOR,
     FRESHNESS_SENSOR,
+    PARENT_CHILD_SENSOR,
     RETRY_AFTER_SECONDS,
     SENSOR_INTERVAL_SECONDS,
+    build_parent_child_sensors,
     evaluate_freshness,
     watched_assets,
 )
@@ -190,7 +194,8 @@ def test_the_definitions_sensor_ticks_with_the_wall_clock(instance, specs_dir, s
     assert {s: r[0] for s, r in _requests(result).items()} == {"client_portal": {SHORT}}
 
 
-def test_parent_materialization_requests_its_children_and_only_them(instance, specs_dir):
+def test_parent_materialization_requests_its_children_and_only_them(instance, specs_dir, settings):
+    settings.set_all()
     defs = build_definitions()
     nothing = evaluate_automation_conditions(defs=defs, instance=instance)
     assert nothing.total_requested == 0, "children of never-loaded parents are not requested"
@@ -446,14 +451,32 @@ def test_a_cursor_of_an_earlier_version_is_read(instance, watched):
     assert "sales_crm" not in (_requests(result) if isinstance(result, SensorResult) else {})
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="Dagster's AutomationConditionSensorDefinition takes no readiness check: a child whose parent was loaded "
-    "by a process that had the secrets is requested where they are missing, and its run fails naming them",
-)
 def test_the_parent_child_automation_requests_no_run_that_cannot_start(instance, specs_dir, settings):
     defs = build_definitions()
     nothing = evaluate_automation_conditions(defs=defs, instance=instance)
     _materialize(instance, key("help_desk", "conversations"))  # loaded elsewhere, with the secrets set
     after = evaluate_automation_conditions(defs=defs, instance=instance, cursor=nothing.cursor)
     assert after.total_requested == 0
+    settings.set_source("help_desk")  # once set, the child is requested
+    ready = evaluate_automation_conditions(defs=defs, instance=instance, cursor=after.cursor)
+    assert _requested(ready, defs) == {key("help_desk", "conversation_threads")}
+
+
+def test_children_beyond_what_one_code_location_sensor_evaluates_get_further_sensors(tmp_path):
+    count = CHILDREN_PER_SENSOR + 10
+    resolve = "{item_id: {type: resolve, resource: items, field: id}}"
+    child = "  - {{name: c{n}, primary_key: id, write_disposition: merge, "
+    child += "endpoint: {{path: 'items/{{item_id}}/c{n}', params: {resolve}}}}}\n"
+    children = "".join(child.format(n=n, resolve=resolve) for n in range(count))
+    (tmp_path / "many.yaml").write_text(
+        "client: {base_url: 'https://api.example.com'}\nresources:\n  - {name: items, endpoint: {path: items}}\n" + children
+    )
+    sensors = build_parent_child_sensors(load_spec_dirs([tmp_path]))
+    assert [s.name for s in sensors] == [PARENT_CHILD_SENSOR, f"{PARENT_CHILD_SENSOR}_2"]
+    selected = [s.asset_selection.resolve(build_definitions([tmp_path]).resolve_asset_graph()) for s in sensors]
+    assert [len(keys) for keys in selected] == [CHILDREN_PER_SENSOR, 10]
+    assert set.union(*map(set, selected)) == {key("many", f"c{n}") for n in range(count)}
+    defs = build_definitions([tmp_path])  # the fuller sensor ticks in the code location
+    with DagsterInstance.ephemeral() as instance:
+        context = build_sensor_context(instance=instance, repository_def=defs.get_repository_def())
+        assert tick_automation_sensor(defs.get_sensor_def(PARENT_CHILD_SENSOR), context).run_requests == []
