@@ -20,7 +20,7 @@ what the failed run had fetched.
 
 from __future__ import annotations
 
-import os
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -179,11 +179,23 @@ def memory_limit_for(pipeline: dlt.Pipeline, floor_bytes: int) -> int:
 
 
 def memory_ceiling() -> int:
-    """The most a retried load may ask of DuckDB: its own default, 80% of the machine's memory."""
-    try:
-        return int(0.8 * os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
-    except (AttributeError, ValueError, OSError):  # no sysconf: a limit that any machine running a load has
-        return 4 * 1024**3
+    """The most a retried load may ask of DuckDB: its own default memory_limit (80% of the memory it
+    finds, a container's limit included), as a fresh in-memory connection reports it."""
+    import duckdb
+
+    with duckdb.connect(":memory:") as probe:
+        (setting,) = probe.execute("SELECT current_setting('memory_limit')").fetchone() or ("",)
+    return _bytes_of(str(setting)) or 1024**3
+
+
+_SIZE = re.compile(r"([0-9.]+)\s*(bytes|[KMGT]i?B)", re.IGNORECASE)
+_UNITS = {"bytes": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12, "kib": 2**10, "mib": 2**20, "gib": 2**30, "tib": 2**40}
+
+
+def _bytes_of(size: str) -> int:
+    """Bytes in DuckDB's way of writing a size (`18.8 GiB`, `64.0 MB`); 0 when it reads otherwise."""
+    match = _SIZE.fullmatch(size.strip())
+    return int(float(match.group(1)) * _UNITS[match.group(2).lower()]) if match else 0
 
 
 def load_in_one_transaction(
@@ -212,14 +224,15 @@ def load_in_one_transaction(
         limit = memory_limit_for(pipeline, memory_floor)
         with kept_load_packages(pipeline) as put_packages_back:
             while True:
-                connection.connection.execute(f"SET memory_limit = '{limit // 1024}KB'")
+                connection.connection.execute(f"SET memory_limit = '{limit // 1024}KiB'")
                 try:
                     return _load_once(original, connection, args, kwargs)
                 except LoadError as exc:
-                    if not _is_out_of_memory(exc.__cause__) or limit >= memory_ceiling():
+                    ceiling = memory_ceiling()
+                    if not _is_out_of_memory(exc.__cause__) or limit >= ceiling:
                         raise
                 put_packages_back()
-                limit = min(2 * limit, memory_ceiling())
+                limit = min(2 * limit, ceiling)
                 if log is not None:
                     log(f"the load ran out of DuckDB's memory limit and was rolled back; trying again at {limit >> 20} MB")
 

@@ -16,6 +16,8 @@ from conftest import failure_errors, failure_messages, read_table, table_names
 from dagster import DagsterInstance
 from reliability_support import Recorded, RecordingServer, Reply, json_reply, run_source
 
+from rest_assets.warehouse.duckdb_transaction import memory_ceiling
+
 
 def _records(count: int, fields: int, value: str) -> list[dict[str, object]]:
     return [{"id": n, **{f"field_{n % 3}_{f}": f"{value}{n}" for f in range(fields)}} for n in range(count)]
@@ -92,3 +94,15 @@ def test_a_load_that_runs_out_of_memory_says_how_to_raise_the_limit_and_changes_
     (message,) = [m for cls, m in failure_errors(result) if cls == "LoadError"]
     assert "ran out of DuckDB's memory_limit" in message and "DESTINATION__DUCKDB__CREDENTIALS__GLOBAL_CONFIG" in message
     assert "items" not in table_names("wide")
+
+
+def test_a_retried_load_asks_at_most_duckdbs_own_default_limit():
+    import duckdb
+
+    with duckdb.connect(":memory:") as fresh:
+        (default,) = fresh.execute("SELECT current_setting('memory_limit')").fetchone()
+        fresh.execute(f"SET memory_limit = '{memory_ceiling() // 1024}KiB'")
+        (as_set,) = fresh.execute("SELECT current_setting('memory_limit')").fetchone()
+    number, unit = default.split()
+    assert unit in ("GiB", "MiB") and as_set.endswith(unit)
+    assert abs(float(as_set.split()[0]) - float(number)) < 0.15  # the same size, to the precision DuckDB shows
