@@ -269,9 +269,12 @@ def kept_load_packages(pipeline: Any) -> Iterator[Callable[[], None]]:
 
 def _link_job_files(source: str, destination: str) -> None:
     if Path(source).parent.name.endswith("_jobs"):
-        os.link(source, destination)
-    else:
-        shutil.copy2(source, destination)
+        try:
+            os.link(source, destination)
+            return
+        except OSError:  # a file system without hard links: copied
+            pass
+    shutil.copy2(source, destination)
 
 
 def postgres_client_class() -> Any:
