@@ -156,7 +156,8 @@ def duckdb_destination(connection: RunConnection) -> Any:
 # group; a load that still runs out is tried again at twice the limit (see `load_in_one_transaction`).
 MEMORY_PER_COLUMN = 512 * 1024  # a 256 KB block per column, for the staging table and the table a merge writes
 ROW_GROUP_ROWS = 122_880
-# a merge holds a partial row group about three times: read from parquet, in the staging table, in the table
+# a merge holds a partial row group several times (read from parquet, in the staging table, inserted into
+# the table): three copies up front, and a load that needs more is tried again at twice the limit
 ROW_GROUP_COPIES = 3
 
 
