@@ -15,7 +15,7 @@ from __future__ import annotations
 import copy
 import functools
 import re
-from collections.abc import Callable, Collection, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
@@ -40,11 +40,11 @@ class ParentLink:
 
 
 def link_children(
-    spec: SourceSpec, compiled: dict[str, dict[str, Any]], shared: Collection[str]
+    spec: SourceSpec, compiled: dict[str, dict[str, Any]], shared: Mapping[str, ParentRecords]
 ) -> tuple[list[dict[str, Any]], dict[str, ParentLink]]:
     """Point each child at the stream it reads; return every resource's config and each transformer's link.
 
-    A child of a parent in `shared` reads the parent's own stream. Any other
+    A child of a parent in `shared` (with the records behind its Arrow batches) reads the parent's own stream. Any other
     child gets its own, unselected copy of its parent stream: dlt feeds a
     child from its parent's stream, so they would share one incremental
     cursor, and after a parent-only run a child-only run would see no changed
@@ -70,7 +70,9 @@ def link_children(
         if link.parent in links:
             links[reads] = links[link.parent]
         renames = {f"_{reads}_{key}": f"_{link.parent}_{key}" for key in child.get("include_from_parent", [])}
-        child["processing_steps"] = [*child.get("processing_steps", []), {"map": _renamer(renames)}]
+        if renames:
+            rename = _renamer(renames, shared.get(resource.name))
+            child["processing_steps"] = [*child.get("processing_steps", []), {"map": rename}]
     return resources, links
 
 
@@ -196,15 +198,23 @@ def _parent_value(record: dict[str, Any], name: str, path: Any, parent: str, chi
     return str(value)
 
 
-def _renamer(renames: dict[str, str]) -> Callable[[Any], Any]:
-    """Renames columns of a record (dict) or of a batch (Arrow table)."""
+def _renamer(renames: dict[str, str], records: ParentRecords | None) -> Callable[[Any], Any]:
+    """Renames columns of a record (dict) or of a batch (Arrow table); a renamed batch keeps its records
+    in `records` (renamed too), for the children that read this resource."""
+
+    def rename_record(record: dict[str, Any]) -> dict[str, Any]:
+        for old, new in renames.items():
+            if old in record:
+                record[new] = record.pop(old)
+        return record
 
     def rename(item: Any) -> Any:
-        if isinstance(item, pa.Table):
-            return item.rename_columns([renames.get(name, name) for name in item.column_names])
-        for old, new in renames.items():
-            if old in item:
-                item[new] = item.pop(old)
-        return item
+        if not isinstance(item, pa.Table):
+            return rename_record(item)
+        renamed = item.rename_columns([renames.get(name, name) for name in item.column_names])
+        kept = records.records_of(item) if records is not None else None
+        if records is not None and kept is not None:
+            records.keep(renamed, [rename_record(record) for record in kept])
+        return renamed
 
     return rename

@@ -383,6 +383,27 @@ def test_a_grandchild_is_fetched_once_per_child_record_through_its_whole_chain(g
     ]
 
 
+def test_a_whole_chain_under_an_incremental_parent_extracts_together(tmp_path, monkeypatch, http):
+    # the child reads a private copy of the incremental parent (renaming its include_from_parent fields)
+    # while the grandchild reads the child itself: the child's renamed batches keep their records
+    spec = GRANDCHILD_SPEC.replace(
+        "endpoint: {path: items, data_selector: data}",
+        "endpoint: {path: items, data_selector: data, incremental: {cursor_path: seq, start_param: since, initial_value: 0}}",
+    )
+    (tmp_path / "shop.yaml").write_text(spec, encoding="utf-8")
+    monkeypatch.setenv("SOURCES__SHOP__TOKEN", PLAIN_TOKEN)
+    api = "https://api.example.com/v1"
+    http.get(f"{api}/items", json={"data": [{"id": 1, "seq": 1}, {"id": 2, "seq": 2}], "links": {"next": None}})
+    for item in (1, 2):
+        http.get(f"{api}/items/{item}/notes", json={"data": [{"id": 10 * item}], "links": {}})
+    for note in (10, 20):
+        http.get(f"{api}/notes/{note}/likes", json={"data": [{"user": f"u{note}"}], "links": {}})
+    compiled = compile_source(load_spec_file(tmp_path / "shop.yaml"), sleep=Sleeps())
+    rows = extract(compiled, "items", "item_notes", "note_likes")
+    assert sorted((row["id"], row["_items_id"]) for row in rows if "_items_id" in row) == [(10, 1), (20, 2)]
+    assert sorted((row["user"], row["_item_notes_id"]) for row in rows if "user" in row) == [("u10", 10), ("u20", 20)]
+
+
 def test_a_child_and_its_grandchild_extract_together(grandchildren):
     rows = extract(compile_source(grandchildren, sleep=Sleeps()), "item_notes", "note_likes")
     assert sorted(row["id"] for row in rows if "user" not in row) == [10, 11, 20, 21]
