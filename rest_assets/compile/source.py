@@ -212,11 +212,31 @@ def _sends_credentials(spec: SourceSpec) -> bool:
     return bool(spec.secret_keys or spec.client.get("auth") or any(r.endpoint.get("auth") for r in spec.resources))
 
 
+_FORMATTED_BY_DLT = ("params", "json", "data", "headers")
+
+
+def _escape_braces(value: str) -> str:
+    return value.replace("{", "{{").replace("}", "}}")
+
+
+def _percent_encode_braces(value: str) -> str:
+    return value.replace("{", "%7B").replace("}", "%7D")
+
+
 def _compile_resource(spec: SourceSpec, resource: ResourceSpec, session: GuardedSession, max_pages: int | None) -> dict[str, Any]:
-    config = resolve_secrets(spec.name, copy.deepcopy(resource.config))
+    config = copy.deepcopy(resource.config)
+    endpoint = config["endpoint"]
+    # dlt formats these strings ({resources...}, {incremental...}): a resolved value's braces are escaped,
+    # in the path percent-encoded (as requests sends them; dlt parses a path twice, so `{{` would not do)
+    formatted = {key: endpoint.pop(key) for key in _FORMATTED_BY_DLT if key in endpoint}
+    path = endpoint.pop("path", None)
+    config = resolve_secrets(spec.name, config)
+    endpoint = config["endpoint"]
+    endpoint.update(resolve_secrets(spec.name, formatted, escape=_escape_braces))
+    if path is not None:
+        endpoint["path"] = resolve_secrets(spec.name, path, escape=_percent_encode_braces)
     for key in _RESOURCE_EXTENSIONS:
         config.pop(key, None)
-    endpoint = config["endpoint"]
     for key in _ENDPOINT_EXTENSIONS:
         endpoint.pop(key, None)
     if endpoint.get("paginator") is not None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import dlt
@@ -32,15 +33,20 @@ def resolve_secret(source: str, key: str) -> str:
     )
 
 
-def resolve_secrets(source: str, value: Any) -> Any:
-    """A copy of `value` with every SecretRef replaced by its resolved value, and every setting too."""
+def resolve_secrets(source: str, value: Any, escape: Callable[[str], str] | None = None) -> Any:
+    """A copy of `value` with every SecretRef replaced by its resolved value, and every setting too.
+
+    With `escape`, each resolved value is passed through it (where dlt formats the strings
+    afterwards, a value's own braces must not read as placeholders).
+    """
     if isinstance(value, SecretRef):
-        return resolve_secret(source, value.key)
+        resolved = resolve_secret(source, value.key)
+        return escape(resolved) if escape else resolved
     if isinstance(value, dict):
-        return {k: resolve_secrets(source, v) for k, v in value.items()}
+        return {k: resolve_secrets(source, v, escape) for k, v in value.items()}
     if isinstance(value, list):
-        return [resolve_secrets(source, v) for v in value]
-    return resolve_settings_in(source, value)
+        return [resolve_secrets(source, v, escape) for v in value]
+    return resolve_settings_in(source, value, escape)
 
 
 def resolve_setting(source: str, key: str, default: Any) -> Any:

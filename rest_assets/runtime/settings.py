@@ -8,6 +8,7 @@ can be shown in errors and URLs (a subdomain, an account id, a region).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import dlt
@@ -42,10 +43,13 @@ def resolve_setting_value(source: str, key: str) -> Any:
     return value
 
 
-def resolve_settings_in(source: str, value: Any) -> Any:
-    """`value` (one leaf) with a ConfigRef replaced by its setting and `{config.KEY}` filled in a string."""
+def resolve_settings_in(source: str, value: Any, escape: Callable[[str], str] | None = None) -> Any:
+    """`value` (one leaf) with a ConfigRef replaced by its setting and `{config.KEY}` filled in a string;
+    with `escape`, each setting's value is passed through it (a whole-value setting only if a string)."""
     if isinstance(value, ConfigRef):
-        return resolve_setting_value(source, value.key)
+        setting = resolve_setting_value(source, value.key)
+        return escape(setting) if escape and isinstance(setting, str) else setting
     if isinstance(value, str) and "{config." in value:
-        return CONFIG_TEMPLATE.sub(lambda match: str(resolve_setting_value(source, match.group(1))), value)
+        fill = escape or str
+        return CONFIG_TEMPLATE.sub(lambda match: fill(str(resolve_setting_value(source, match.group(1)))), value)
     return value

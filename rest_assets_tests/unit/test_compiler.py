@@ -10,6 +10,7 @@ import json
 import os
 import re
 import threading
+from urllib.parse import parse_qs, unquote, urlsplit
 
 import pyarrow as pa
 import pytest
@@ -413,3 +414,32 @@ def test_a_child_and_its_grandchild_extract_together(grandchildren):
         ("u20", 20),
         ("u21", 21),
     ]
+
+
+@pytest.mark.parametrize("value", ["Zq{hunter22xyz}Zq", "ab}cd", "ab{}cd", "{0}", "{{x}}"])
+def test_secrets_and_settings_with_braces_are_sent_as_they_are(tmp_path, monkeypatch, http, value):
+    # dlt formats an endpoint's path, params, json and headers: a value's own braces are no placeholders
+    (tmp_path / "shop.yaml").write_text(
+        """
+client: {base_url: 'https://api.example.com/v1', paginator: single_page}
+resources:
+  - name: items
+    endpoint:
+      path: "accounts/{config.account}/items"
+      method: POST
+      params: {q: {secret: query_key}}
+      headers: {X-Key: {secret: header_key}}
+      json: {token: {secret: body_key}, note: "{config.account}"}
+""",
+        encoding="utf-8",
+    )
+    for key in ("QUERY_KEY", "HEADER_KEY", "BODY_KEY", "ACCOUNT"):
+        monkeypatch.setenv(f"SOURCES__SHOP__{key}", f"{key.lower()}-{value}")
+    http.post(re.compile(r"https://api\.example\.com/v1/accounts/.*/items.*"), json=[{"id": 1}])
+    rows = extract(compile_source(load_spec_file(tmp_path / "shop.yaml"), sleep=Sleeps()), "items")
+    assert [row["id"] for row in rows] == [1]
+    (call,) = http.calls
+    assert unquote(urlsplit(call.request.url).path) == f"/v1/accounts/account-{value}/items"
+    assert parse_qs(urlsplit(call.request.url).query) == {"q": [f"query_key-{value}"]}
+    assert call.request.headers["X-Key"] == f"header_key-{value}"
+    assert json.loads(call.request.body) == {"token": f"body_key-{value}", "note": f"account-{value}"}
