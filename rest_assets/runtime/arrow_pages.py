@@ -305,9 +305,14 @@ def _arrow_can_match_rows(config: dict[str, Any]) -> bool:
     """False where any Arrow batch could load differently: a schema contract (dlt applies it to
     rows and Arrow differently), the scd2 merge strategy (its `_dlt_id` is a hash of the row, which
     dlt computes for rows; on Arrow batches it would be random and every row would look changed) or
-    an incremental cursor inside an object (flattened here)."""
+    an incremental cursor inside an object (flattened here), or an incremental without a primary key
+    (dlt knows the records it loaded at the stored cursor by a hash of each whole record; of an Arrow
+    batch's row, that hash changes with the batch's columns, and the next run loads them again)."""
     disposition = config.get("write_disposition")
     if config.get("schema_contract") or (isinstance(disposition, dict) and disposition.get("strategy") == "scd2"):
+        return False
+    incrementals = endpoint_incrementals(config.get("endpoint") or {})
+    if incrementals and not (config.get("primary_key") or any(i.get("primary_key") for i in incrementals)):
         return False
     return all(_PLAIN_KEY.match(cursor) for cursor in _cursors(config))
 
