@@ -18,6 +18,7 @@ from typing import Any
 
 from rest_assets.dialect.loader import BUNDLED_SOURCES_DIR, SOURCES_DIR_ENV
 from rest_assets.emulator import DEMO_CREDENTIALS, Emulator, EmulatorConfig
+from rest_assets.warehouse.destination import DEFAULT_DUCKDB_PATH, DESTINATION_ENV, DUCKDB_CREDENTIALS_ENV
 
 # Where the emulator serves each OAuth2 token endpoint, relative to its source prefix.
 EMULATOR_TOKEN_PATHS = {"client_portal": "/oauth2/token", "help_desk": "/v2/oauth2/token"}
@@ -52,10 +53,16 @@ def run_demo(size: int = 120, ui: bool = False, port: int = 3000, out: Callable[
     emulator = Emulator(EmulatorConfig(default_size=size))
     url = emulator.start()
     out(f"emulator serving the bundled APIs at {url}")
-    if os.environ.get(SOURCES_DIR_ENV, "").strip():
-        out(f"{SOURCES_DIR_ENV} is ignored: the demo loads the bundled specs, from the emulator")
+    # never the user's own specs, destination or DuckDB file: the demo loads emulator data
+    for name, value, why in (
+        (SOURCES_DIR_ENV, str(BUNDLED_SOURCES_DIR), "the demo loads the bundled specs, from the emulator"),
+        (DESTINATION_ENV, "duckdb", "the demo loads into DuckDB"),
+        (DUCKDB_CREDENTIALS_ENV, str(Path.cwd() / DEFAULT_DUCKDB_PATH), f"the demo's DuckDB file is {DEFAULT_DUCKDB_PATH}"),
+    ):
+        if os.environ.get(name, "").strip() not in ("", value):
+            out(f"{name} is ignored: {why}")
+        os.environ[name] = value
     os.environ.update(emulator_environment(url))
-    os.environ[SOURCES_DIR_ENV] = str(BUNDLED_SOURCES_DIR)
     try:
         return _open_ui(port, out) if ui else _load_everything(out)
     finally:

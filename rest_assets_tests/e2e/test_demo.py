@@ -38,6 +38,9 @@ def test_demo_loads_every_asset_into_duckdb(tmp_path):
     own.mkdir()
     (own / "mine.yaml").write_text("client: {base_url: 'http://127.0.0.1:9'}\nresources: [things]\n")
     env["REST_ASSETS_SOURCES_DIR"] = str(own)
+    # a shell set up for production: the demo's emulator data never goes to its destination or DuckDB file
+    env["REST_ASSETS_DESTINATION"] = "postgres"
+    env["DESTINATION__DUCKDB__CREDENTIALS"] = str(tmp_path / "production.duckdb")
 
     done = subprocess.run(
         [*rest_assets_command(), "demo", "--size", "10"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300
@@ -46,6 +49,9 @@ def test_demo_loads_every_asset_into_duckdb(tmp_path):
     output = done.stdout + done.stderr
     assert done.returncode == 0, output[-4000:]
     assert "REST_ASSETS_SOURCES_DIR is ignored: the demo loads the bundled specs" in done.stdout
+    assert "REST_ASSETS_DESTINATION is ignored: the demo loads into DuckDB" in done.stdout
+    assert "DESTINATION__DUCKDB__CREDENTIALS is ignored" in done.stdout
+    assert not (tmp_path / "production.duckdb").exists()
     assert "FAILED" not in done.stdout
     summary = {m["asset"]: m for m in (SUMMARY_ROW.match(line.strip()) for line in done.stdout.splitlines()) if m}
     assert set(summary) == ALL_ASSETS and len(ALL_ASSETS) == 32
