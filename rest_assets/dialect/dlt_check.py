@@ -94,7 +94,7 @@ def _check_builds(build: Callable[[], Any], path: tuple[Any, ...], resource: str
     """Raise `fail(path, ...)` when dlt refuses to build the object `build` makes."""
     try:
         build()
-    except (TypeError, ValueError) as exc:
+    except Exception as exc:  # whatever dlt (or the JSON path parser under it) raises: the config is refused
         raise fail(path, f"dlt rejects this: {exc}", resource) from None
 
 

@@ -455,5 +455,6 @@ def _check_unique_columns(check: _Checker, resource: ResourceSpec, index: int) -
 
 
 def normalized_identifier(name: str) -> str:
-    """`name` as dlt's default naming convention (snake_case) writes it in the destination."""
-    return _NAMING.normalize_identifier(name)
+    """`name` as dlt's default naming convention (snake_case) writes it in the destination, as a table
+    or column name (a path: `order__items` keeps its `__`, which dlt reads as a nesting separator)."""
+    return _NAMING.normalize_path(name)

@@ -104,15 +104,17 @@ def test_primary_key_checks_pass_on_a_fresh_load_and_catch_a_duplicated_row(work
 
 
 @pytest.mark.e2e
-def test_primary_key_check_queries_the_table_as_dlt_names_it(workdir, emulator, tmp_path):
+@pytest.mark.parametrize(("table_name", "in_destination"), [("ClientTable", "client_table"), ("client__table", "client__table")])
+def test_primary_key_check_queries_the_table_as_dlt_names_it(workdir, emulator, tmp_path, table_name, in_destination):
     specs = write_spec_copies(tmp_path / "specs", ("client_portal",))
     text = (specs / "client_portal.yaml").read_text()
-    text = text.replace("  - name: clients\n", "  - name: clients\n    table_name: ClientTable\n", 1)
+    text = text.replace("  - name: clients\n", f"  - name: clients\n    table_name: {table_name}\n", 1)
     (specs / "client_portal.yaml").write_text(text)
     workdir.use_specs(specs)
     loaded = materialize_resources("client_portal", ["clients"], with_checks=True)
     assert loaded.success
-    assert query('select count(*) from "client_portal"."client_table"')[0][0] == len(emulator.truth("client_portal", "clients"))
+    truth = len(emulator.truth("client_portal", "clients"))
+    assert query(f'select count(*) from "client_portal"."{in_destination}"')[0][0] == truth
     evaluation = check_results(loaded)[("client_portal/clients", PRIMARY_KEY_CHECK)]
     assert evaluation.passed, evaluation.description
     assert evaluation.metadata["rows"].value == len(emulator.truth("client_portal", "clients"))

@@ -576,3 +576,16 @@ def test_a_null_or_empty_parent_value_is_refused_not_sent(workdir, tmp_path, val
     errors = [m for cls, m in failure_errors(result) if cls == "LoadError"]
     assert len(errors) == 1 and f"'user-key' is {said}" in errors[0] and "'posts'" in errors[0], errors
     assert not [r.path for r in api.requests if "None" in r.path or "//" in r.path]
+
+
+def test_an_incremental_cursor_path_that_is_no_json_path_is_a_spec_error(tmp_path):
+    path = tmp_path / "shop.yaml"
+    path.write_text(
+        "client: {base_url: 'https://api.example.com'}\n"
+        "resources:\n"
+        "  - name: items\n"
+        "    endpoint: {path: items, incremental: {cursor_path: ':', start_param: since, initial_value: 0}}\n"
+    )
+    with pytest.raises(SpecError) as error:
+        load_spec_file(path)
+    assert "shop.yaml" in str(error.value) and "items" in str(error.value) and "cursor" in str(error.value).lower()
