@@ -29,7 +29,10 @@ def load_spec_file(path: Path) -> SourceSpec:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise SpecError(f"cannot read the file: {exc.__class__.__name__}", file=str(path)) from None
-    return build_source_spec(parse_yaml(text, str(path)), default_name=path.stem)
+    try:
+        return build_source_spec(parse_yaml(text, str(path)), default_name=path.stem)
+    except RecursionError:  # a YAML alias that holds itself (`&e {a: *e}`), or nesting beyond any API's
+        raise SpecError("the spec nests too deeply (an alias that refers to itself?)", file=str(path)) from None
 
 
 def spec_from_dict(config: dict[str, Any], name: str, origin: str = "<python>") -> SourceSpec:

@@ -80,6 +80,12 @@ def build_source_spec(doc: YamlDocument, default_name: str) -> SourceSpec:
     name = data.get("name", default_name)
     if not isinstance(name, str) or not SNAKE_CASE.match(name):
         raise check.fail(("name",), f"'{name}' is not a snake_case identifier (letters, digits, underscores)")
+    if _NAMING.normalize_identifier(name) != name:  # the source's dataset, as dlt names it
+        raise check.fail(
+            ("name",), f"'{name}' is not a name dlt keeps: its dataset would be '{_NAMING.normalize_identifier(name)}'"
+        )
+    if "description" in data and not isinstance(data["description"], str):
+        raise check.fail(("description",), "must be text")
     client = _check_client(check, data.get("client"))
     defaults = _check_resource_body(
         check, data.get("resource_defaults", {}), ("resource_defaults",), None, vocab.RESOURCE_DEFAULT_KEYS
@@ -369,6 +375,7 @@ def _build_resource(check: _Checker, raw: Any, index: int, defaults: dict[str, A
         )
     body = _check_resource_body(check, raw, path, name, vocab.RESOURCE_KEYS)
     merged = _merge_defaults(defaults, body)
+    _check_names_are_written_out(check, merged, path, name)
     if isinstance(merged.get("columns"), list):  # dlt's list form, as the mapping dlt makes of it
         merged["columns"] = ensure_table_schema_columns(merged["columns"])
     if "processing_steps" in merged:
@@ -379,6 +386,18 @@ def _build_resource(check: _Checker, raw: Any, index: int, defaults: dict[str, A
         f = merged["freshness"]
         freshness = Freshness(parse_duration(f["fail_window"]), parse_duration(f["warn_window"]) if "warn_window" in f else None)
     return ResourceSpec(name=name, config=merged, freshness=freshness, line=check.doc.line_of(path))
+
+
+def _check_names_are_written_out(check: _Checker, resource: dict[str, Any], path: Path, name: str) -> None:
+    """A description is text; table and key names are written in the spec, never settings or secrets
+    (they name the table and columns at definition time, before any setting is read)."""
+    if "description" in resource and not isinstance(resource["description"], str):
+        raise check.fail((*path, "description"), "must be text", name)
+    for key in ("table_name", "primary_key", "merge_key"):
+        value = resource.get(key)
+        values = value if isinstance(value, list) else [value]
+        if any(isinstance(v, (SecretRef, ConfigRef)) for v in values):
+            raise check.fail((*path, key), "must be written out in the spec, not a {secret: ...} or {config: ...}", name)
 
 
 def _processing_steps(check: _Checker, steps: Any, path: Path, resource: str) -> list[dict[str, Any]]:

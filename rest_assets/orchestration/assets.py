@@ -14,12 +14,13 @@ from functools import lru_cache
 from typing import Any
 
 import dlt
-from dagster import AssetExecutionContext, AssetsDefinition, MaterializeResult
+from dagster import AssetExecutionContext, AssetsDefinition, DagsterInvalidDefinitionError, MaterializeResult
 from dagster_dlt import DagsterDltResource, dlt_assets
 from dlt.common.schema import Schema
 from dlt.extract.source import DltSource
 
 from rest_assets.dialect.model import Freshness, SourceSpec
+from rest_assets.errors import SpecError
 from rest_assets.orchestration.execution import materialize_source
 from rest_assets.orchestration.translator import RestAssetsTranslator
 from rest_assets.warehouse.destination import destination_name
@@ -53,14 +54,16 @@ def build_source_assets(spec: SourceSpec, default_freshness: Freshness | None = 
     """The multi-asset (one asset per resource, subsettable) for one source."""
     translator = RestAssetsTranslator(spec=spec, destination=destination_name(), default_freshness=default_freshness)
 
-    @dlt_assets(
-        dlt_source=skeleton_source(spec),
-        dlt_pipeline=placeholder_pipeline(),
-        name=spec.name,
-        dagster_dlt_translator=translator,
-        pool=f"rest_assets/{spec.name}",
-    )
     def _source_assets(context: AssetExecutionContext, dlt: DagsterDltResource) -> Iterator[MaterializeResult[Any]]:
         yield from materialize_source(context, dlt, spec)
 
-    return _source_assets
+    try:
+        return dlt_assets(
+            dlt_source=skeleton_source(spec),
+            dlt_pipeline=placeholder_pipeline(),
+            name=spec.name,
+            dagster_dlt_translator=translator,
+            pool=f"rest_assets/{spec.name}",
+        )(_source_assets)
+    except DagsterInvalidDefinitionError as exc:  # e.g. a name Dagster reserves (`meta`, `config`, `input`)
+        raise SpecError(f"source name '{spec.name}' cannot name a Dagster op: {exc}", file=spec.file, key="name") from None

@@ -751,6 +751,40 @@ BAD_SPECS = {
         None,
         "client.auth.token",
     ),
+    # ---- names and texts that the destination or Dagster would take otherwise ----
+    "source-name-dlt-rewrites": Bad(
+        "name: my__api\n" + BASE + "resources: [x]\n",
+        SpecError,
+        r"'my__api' is not a name dlt keeps: its dataset would be 'my_api'",
+        1,
+        None,
+        "name",
+    ),
+    "source-name-trailing-underscore": Bad(
+        "name: api_\n" + BASE + "resources: [x]\n", SpecError, r"its dataset would be 'apix'", 1, None, "name"
+    ),
+    "source-description-not-text": Bad(
+        "description: 5\n" + BASE + "resources: [x]\n", SpecError, "must be text", 1, None, "description"
+    ),
+    "resource-description-not-text": Bad(
+        BASE + "resources:\n  - name: x\n    description: 5\n", SpecError, "must be text", 4, "x", "description"
+    ),
+    "primary-key-from-a-setting": Bad(
+        BASE + "resources:\n  - name: x\n    primary_key: {config: pk}\n",
+        SpecError,
+        r"must be written out in the spec, not a \{secret: \.\.\.\} or \{config: \.\.\.\}",
+        4,
+        "x",
+        "primary_key",
+    ),
+    "table-name-from-a-secret": Bad(
+        BASE + "resources:\n  - name: x\n    table_name: {secret: tn}\n",
+        SpecError,
+        "must be written out in the spec",
+        4,
+        "x",
+        "table_name",
+    ),
 }
 
 
@@ -1196,3 +1230,25 @@ def test_the_spec_takes_a_cron_expression_exactly_when_dagster_does(expression):
     from rest_assets.dialect.cron import is_valid_cron
 
     assert is_valid_cron(expression) is is_valid_cron_string(expression)
+
+
+@pytest.mark.parametrize("name", ["meta", "config", "input"])
+def test_a_source_name_dagster_reserves_is_a_spec_error_naming_the_file(tmp_path, name):
+    from rest_assets.orchestration.code_location import build_definitions
+
+    path = write_spec(tmp_path, BASE + "resources: [x]\n", name=f"{name}.yaml")
+    with pytest.raises(SpecError, match=f"source name '{name}' cannot name a Dagster op") as info:
+        build_definitions([tmp_path])
+    assert str(info.value).startswith(str(path)) and info.value.key == "name"
+
+
+@pytest.mark.parametrize(
+    "endpoint",
+    ["endpoint: &e {path: x, json: {a: *e}}", "endpoint: {path: x, json: " + "[" * 1500 + "]" * 1500 + "}"],
+    ids=["alias-holding-itself", "1500-nested-lists"],
+)
+def test_a_spec_nesting_without_end_is_a_spec_error_naming_the_file(tmp_path, endpoint):
+    path = write_spec(tmp_path, BASE + f"resources:\n  - name: x\n    {endpoint}\n")
+    with pytest.raises(SpecError, match="nests too deeply") as info:
+        load_spec_file(path)
+    assert str(info.value).startswith(str(path))
