@@ -12,11 +12,14 @@ validator has already checked) stand in as objects dlt accepts as they are.
 
 from __future__ import annotations
 
+import difflib
 import re
 from collections.abc import Callable
 from typing import Any
 
+import dlt
 from dlt.common.exceptions import DictValidationException
+from dlt.common.schema.typing import TColumnSchema
 from dlt.common.validation import validate_dict
 from dlt.sources.helpers.rest_client.auth import AuthConfigBase
 from dlt.sources.helpers.rest_client.paginators import SinglePagePaginator
@@ -57,6 +60,8 @@ def check_with_dlt(client: dict[str, Any], resources: list[ResourceSpec], fail: 
         _check_builds(lambda: create_paginator(client_view["paginator"]), ("client", "paginator"), None, fail)
     for index, (spec, resource_view) in enumerate(zip(resources, resource_views, strict=True)):
         _check_endpoint_builds(index, spec.name, resource_view["endpoint"], fail)
+        if spec.config.get("columns"):
+            _check_columns(index, spec.name, spec.config["columns"], fail)
     try:
         _, _, parents = build_resource_dependency_graph({}, resource_views)
     except ValueError as exc:
@@ -77,10 +82,11 @@ def _check_endpoint_builds(index: int, resource: str, endpoint: dict[str, Any], 
     params = endpoint.get("params") or {}
     for name, param in params.items():
         kind = param.get("type") if isinstance(param, dict) else None
-        if isinstance(param, dict) and "type" in param and kind not in ("resolve", "incremental"):
+        if isinstance(param, dict) and kind not in ("resolve", "incremental"):
             raise fail(
-                (*at, "params", name, "type"),
-                f"dlt rejects this: a param's type is 'resolve' or 'incremental', not {kind!r}",
+                (*at, "params", name, *(("type",) if "type" in param else ())),
+                f"dlt rejects this: a param that is a mapping has the type 'resolve' or 'incremental', not {kind!r} "
+                "(a param's value is text, a number or a list)",
                 resource,
             )
         if kind == "resolve" and not {"resource", "field"} <= set(param):
@@ -88,6 +94,20 @@ def _check_endpoint_builds(index: int, resource: str, endpoint: dict[str, Any], 
     _check_builds(lambda: setup_incremental_object(params, endpoint.get("incremental")), (*at, "params"), resource, fail)
     if isinstance(endpoint.get("paginator"), dict):
         _check_builds(lambda: create_paginator(endpoint["paginator"]), (*at, "paginator"), resource, fail)
+
+
+_COLUMN_HINTS = sorted({*TColumnSchema.__required_keys__, *TColumnSchema.__optional_keys__})
+
+
+def _check_columns(index: int, resource: str, columns: Any, fail: Fail) -> None:
+    """dlt checks column hints when it makes a resource: an unknown hint or data type is refused."""
+    try:
+        dlt.resource([], name=resource, columns=columns).compute_table_schema()
+    except DictValidationException as exc:
+        unknown = re.search(r"unexpected fields `\{'([^']+)'", str(exc))
+        close = difflib.get_close_matches(unknown.group(1), _COLUMN_HINTS, n=1) if unknown else []
+        hint = f" Did you mean '{close[0]}'?" if close else ""
+        raise fail(("resources", index, "columns"), f"dlt rejects this: {exc}.{hint}", resource) from None
 
 
 def _check_builds(build: Callable[[], Any], path: tuple[Any, ...], resource: str | None, fail: Fail) -> None:

@@ -751,6 +751,31 @@ BAD_SPECS = {
         None,
         "client.auth.token",
     ),
+    # ---- what dlt refuses only when it makes the resource ----
+    "column-hint-misspelt": Bad(
+        BASE + "resources:\n  - name: x\n    columns: {id: {nulable: false}}\n",
+        SpecError,
+        r"dlt rejects this: .*nulable.*Did you mean 'nullable'\?",
+        4,
+        "x",
+        "columns",
+    ),
+    "column-data-type-unknown": Bad(
+        BASE + "resources:\n  - name: x\n    columns: {id: {data_type: integr}}\n",
+        SpecError,
+        r"dlt rejects this: .*integr.* is not one of",
+        4,
+        "x",
+        "columns",
+    ),
+    "param-mapping-without-type": Bad(
+        BASE + "resources:\n  - name: x\n    endpoint: {path: x, params: {q: {foo: bar}}}\n",
+        SpecError,
+        r"a param that is a mapping has the type 'resolve' or 'incremental', not None",
+        4,
+        "x",
+        "endpoint.params.q",
+    ),
     # ---- names and texts that the destination or Dagster would take otherwise ----
     "source-name-dlt-rewrites": Bad(
         "name: my__api\n" + BASE + "resources: [x]\n",
