@@ -43,8 +43,18 @@ class _Checker:
         self.doc = doc
 
     def fail(self, path: Path, message: str, resource: str | None = None) -> SpecError:
+        resource = resource or self._resource_at(path)
         key = _dotted(path, resource)
         return SpecError(message, file=self.doc.file, line=self.doc.line_of(path), resource=resource, key=key or None)
+
+    def _resource_at(self, path: Path) -> str | None:
+        """The name of the resource `path` is in (`resources.<i>...`), where the spec gives one."""
+        if len(path) < 3 or path[0] != "resources" or not isinstance(path[1], int):
+            return None
+        resources = self.doc.data.get("resources") if isinstance(self.doc.data, dict) else None
+        raw = resources[path[1]] if isinstance(resources, list) and path[1] < len(resources) else None
+        name = raw.get("name") if isinstance(raw, dict) else raw
+        return name if isinstance(name, str) and IDENTIFIER.match(name) else None
 
     def mapping(self, value: Any, path: Path, resource: str | None = None) -> dict[str, Any]:
         if not isinstance(value, dict):
@@ -150,6 +160,9 @@ def _refuse_misspelt_marker(value: dict[Any, Any], path: Path, check: _Checker) 
         raise check.fail((*path, key), f"unknown key '{key}': did you mean '{hint[0]}'? (written {{{hint[0]}: KEY}})")
 
 
+_PARTITION_LIKE = re.compile(r"\{\{\s*([A-Za-z_]\w*)\s*[\[.]")  # `{{ name[...] }}`, `{{ name.field }}`
+
+
 def _check_placeholders(check: _Checker, text: str, path: Path) -> None:
     """`{<root>.<...>}` placeholders must be dlt's (`resources`, `incremental`) or a setting (`config.KEY`)."""
     for root, rest in PLACEHOLDER.findall(text):
@@ -164,6 +177,9 @@ def _check_placeholders(check: _Checker, text: str, path: Path) -> None:
                 "(a setting), {resources.<parent>.<field>}, {incremental.start_value}, "
                 "{incremental.end_value}",
             )
+    for name in _PARTITION_LIKE.findall(text):
+        if name != "stream_partition" and difflib.get_close_matches(name, ["stream_partition"], n=1, cutoff=0.8):
+            raise check.fail(path, f"unknown placeholder '{{{{ {name}[...] }}}}'. Did you mean 'stream_partition'?")
     if (
         path
         and path[-1] == "base_url"

@@ -551,8 +551,8 @@ BAD_SPECS = {
         SpecError,
         r"unknown key 'secrett': did you mean 'secret'\?",
         4,
-        None,
-        "resources.0.endpoint.headers.X-Key.secrett",
+        "orders",
+        "endpoint.headers.X-Key.secrett",
     ),
     # ---- parent/child ----
     "stream-partition-no-candidate": Bad(
@@ -775,6 +775,14 @@ BAD_SPECS = {
         4,
         "x",
         "endpoint.params.q",
+    ),
+    "stream-partition-misspelt": Bad(
+        BASE + "resources:\n  - name: x\n  - name: y\n    endpoint: {path: \"x/{{ stream_partiton['id'] }}/y\"}\n",
+        SpecError,
+        r"unknown placeholder '\{\{ stream_partiton\[\.\.\.\] \}\}'\. Did you mean 'stream_partition'\?",
+        5,
+        "y",
+        "endpoint.path",
     ),
     # ---- names and texts that the destination or Dagster would take otherwise ----
     "source-name-dlt-rewrites": Bad(
