@@ -23,6 +23,7 @@ from dlt.sources.rest_api import rest_api_source
 from rest_assets.compile.parent_streams import ParentLink, link_children, reading_parent
 from rest_assets.dialect.model import ResourceSpec, SecretRef, SourceSpec
 from rest_assets.dlt_internals import direct_transformer_call, replace_generator
+from rest_assets.errors import MissingSettingError
 from rest_assets.runtime.arrow_pages import use_arrow_pages
 from rest_assets.runtime.auth import build_auth
 from rest_assets.runtime.fanout import DEFAULT_CHILD_CONCURRENCY, fan_out, read_ahead
@@ -67,6 +68,11 @@ def compile_source(
     install_log_redaction()
     client = resolve_secrets(spec.name, spec.client)
     base_url = str(resolve_setting(spec.name, "base_url", client["base_url"]))
+    if urlsplit(base_url).scheme not in ("http", "https") or not urlsplit(base_url).hostname:
+        raise MissingSettingError(
+            f"source '{spec.name}': the base URL is not an http(s) URL with a host; set SOURCES__{spec.name.upper()}__BASE_URL "
+            "(or the spec's client.base_url) to one, e.g. https://api.example.com"
+        )
     auth_config = client.get("auth") or {}
     token_url = _token_url(spec.name, auth_config)
     session = _build_session(spec, base_url, [token_url, *_endpoint_token_urls(spec)], sleep)

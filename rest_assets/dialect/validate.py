@@ -193,9 +193,11 @@ def _check_client(check: _Checker, client: Any) -> dict[str, Any]:
     check.keys(client, vocab.CLIENT_KEYS, ("client",))
     base_url = client.get("base_url")
     if not isinstance(base_url, (str, SecretRef, ConfigRef)) or (
-        isinstance(base_url, str) and not re.match(r"^https?://", base_url)
+        isinstance(base_url, str) and not re.match(r"^(https?://|\{config\.)", base_url)
     ):
-        raise check.fail(("client", "base_url"), "is required: an http(s) URL such as https://api.example.com")
+        raise check.fail(
+            ("client", "base_url"), "is required: an http(s) URL such as https://api.example.com (or a {config.KEY} setting)"
+        )
     if "auth" in client:
         _check_auth(check, client["auth"], ("client", "auth"), None)
     if "paginator" in client:

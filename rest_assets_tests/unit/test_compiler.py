@@ -20,7 +20,7 @@ from responses import matchers
 from rest_assets.compile.source import compile_source
 from rest_assets.dialect import load_spec_dirs, load_spec_file
 from rest_assets.dialect.loader import BUNDLED_SOURCES_DIR
-from rest_assets.errors import MissingSecretError, ResponseFormatError
+from rest_assets.errors import MissingSecretError, MissingSettingError, ResponseFormatError
 from rest_assets.runtime.retry import RetryPolicy
 
 HOST = "127.0.0.1:8765"
@@ -236,6 +236,14 @@ PLAIN_TOKEN = "plain-bearer-tok-123"
 
 
 @pytest.fixture()
+def plain_spec_file(tmp_path, monkeypatch):
+    path = tmp_path / "shop.yaml"
+    path.write_text(PLAIN_DLT_SPEC, encoding="utf-8")
+    monkeypatch.setenv("SOURCES__SHOP__TOKEN", PLAIN_TOKEN)
+    return path
+
+
+@pytest.fixture()
 def plain(tmp_path, monkeypatch):
     path = tmp_path / "shop.yaml"
     path.write_text(PLAIN_DLT_SPEC, encoding="utf-8")
@@ -443,3 +451,20 @@ resources:
     assert parse_qs(urlsplit(call.request.url).query) == {"q": [f"query_key-{value}"]}
     assert call.request.headers["X-Key"] == f"header_key-{value}"
     assert json.loads(call.request.body) == {"token": f"body_key-{value}", "note": f"account-{value}"}
+
+
+@pytest.mark.parametrize("override", ["127.0.0.1:18765", "ftp://files.example.com", "https:///v1"])
+def test_a_base_url_that_is_no_http_url_names_what_to_set(plain_spec_file, monkeypatch, override):
+    monkeypatch.setenv("SOURCES__SHOP__BASE_URL", override)
+    with pytest.raises(MissingSettingError, match="SOURCES__SHOP__BASE_URL") as info:
+        compile_source(load_spec_file(plain_spec_file), sleep=Sleeps())
+    assert override not in str(info.value)
+
+
+def test_a_base_url_that_is_one_setting_is_read_at_run_time(tmp_path, monkeypatch, http):
+    (tmp_path / "shop.yaml").write_text(
+        "client: {base_url: '{config.url}', paginator: single_page}\nresources:\n  - {name: items, endpoint: {path: items}}\n"
+    )
+    monkeypatch.setenv("SOURCES__SHOP__URL", "https://shop.example.net/v2")
+    http.get("https://shop.example.net/v2/items", json=[{"id": 1}])
+    assert extract(compile_source(load_spec_file(tmp_path / "shop.yaml"), sleep=Sleeps()), "items") == [{"id": 1}]

@@ -48,3 +48,15 @@ def test_the_command_reports_an_invalid_spec_in_one_line_without_a_traceback(tmp
     assert result.returncode == 2
     assert "Traceback" not in result.stderr
     assert f"{tmp_path / 'shop.yaml'}:4 - resource 'a' - key 'endpont'" in result.stderr
+
+
+def test_the_command_ends_quietly_when_its_reader_goes_away():
+    listing = subprocess.Popen(
+        [sys.executable, "-m", "rest_assets.cli", "list"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env={"PATH": "/usr/bin:/bin"},
+    )
+    listing.stdout.close()  # as `rest-assets list | head -1` does once it has its line
+    _, errors = listing.communicate(timeout=120)
+    assert listing.returncode == 0 and b"BrokenPipeError" not in errors and b"Traceback" not in errors, errors.decode()
