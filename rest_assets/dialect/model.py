@@ -112,6 +112,11 @@ class ResourceSpec:
         return bool(disposition == "merge")
 
     @property
+    def is_asset(self) -> bool:
+        """Whether the resource loads a table of its own (dlt's `selected: false` only feeds its children)."""
+        return self.config.get("selected") is not False
+
+    @property
     def description(self) -> str:
         return self.config.get("description") or f"GET {self.display_path}"
 
@@ -157,6 +162,19 @@ class SourceSpec:
                 link = self.resource(name).parent
                 name = link.parent if link else None
         return [r for r in self.resources if r.name in needed]
+
+    @property
+    def asset_resources(self) -> list[ResourceSpec]:
+        """The resources that are assets: each loads a table (see `ResourceSpec.is_asset`)."""
+        return [r for r in self.resources if r.is_asset]
+
+    def asset_parent(self, resource: ResourceSpec) -> ResourceSpec | None:
+        """`resource`'s nearest ancestor that is an asset (a `selected: false` parent only feeds its children)."""
+        while resource.parent:
+            resource = self.resource(resource.parent.parent)
+            if resource.is_asset:
+                return resource
+        return None
 
     def children_of(self, name: str) -> list[ResourceSpec]:
         """Resources requested once per record of resource `name`."""

@@ -28,7 +28,7 @@ from rest_assets.warehouse.destination import destination_name
 
 def skeleton_source(spec: SourceSpec) -> DltSource:
     """A dlt source with one empty resource per spec resource (no config, no secrets)."""
-    resources = [dlt.resource([], name=r.name) for r in spec.resources]
+    resources = [dlt.resource([], name=r.name) for r in spec.asset_resources]
     return DltSource.from_data(Schema(spec.name), spec.name, resources)
 
 

@@ -46,7 +46,7 @@ def primary_key_sql(table: str, columns: list[str]) -> str:
 
 def build_primary_key_checks(spec: SourceSpec) -> AssetChecksDefinition | None:
     """One multi-check per source covering every resource merged by its primary key (not scd2)."""
-    resources = [r for r in spec.resources if _primary_key(r) and r.keeps_one_row_per_key]
+    resources = [r for r in spec.asset_resources if _primary_key(r) and r.keeps_one_row_per_key]
     if not resources:
         return None
     specs = [
@@ -103,7 +103,7 @@ def build_freshness_checks(specs: list[SourceSpec], default: Freshness | None) -
     """Last-update freshness checks, one group per distinct fail window."""
     by_window: dict[timedelta, list[AssetKey]] = defaultdict(list)
     for spec in specs:
-        for resource in spec.resources:
+        for resource in spec.asset_resources:
             freshness = resource.freshness or default
             if freshness:
                 by_window[freshness.fail_window].append(asset_key(spec.name, resource.name))

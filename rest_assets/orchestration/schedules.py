@@ -24,8 +24,8 @@ def build_schedule(spec: SourceSpec) -> ScheduleDefinition | None:
     """
     if not spec.schedule:
         return None
-    keys = [asset_key(spec.name, r.name) for r in spec.resources]
-    resources = [r.name for r in spec.resources]
+    keys = [asset_key(spec.name, r.name) for r in spec.asset_resources]
+    resources = [r.name for r in spec.asset_resources]
     tags = {"rest_assets/source": spec.name, "rest_assets/trigger": "schedule"}
 
     @schedule(

@@ -69,7 +69,7 @@ def watched_assets(specs: list[SourceSpec], default: Freshness | None) -> list[W
     """Every asset with a freshness window (its own, else the project default)."""
     watched = []
     for spec in specs:
-        for resource in spec.resources:
+        for resource in spec.asset_resources:
             freshness = resource.freshness or default
             if freshness:
                 watched.append(WatchedAsset(asset_key(spec.name, resource.name), spec.name, freshness.fail_window))
@@ -233,7 +233,7 @@ def build_parent_child_sensors(specs: list[SourceSpec]) -> list[AutomationCondit
     """Sensors evaluating the children's automation condition (start running): one, or one per
     CHILDREN_PER_SENSOR children (`<name>_2`, ...): Dagster evaluates at most 500 assets per sensor
     in the code location, where RunCanStart needs the runs' environment."""
-    children = [asset_key(s.name, r.name) for s in specs for r in s.resources if r.parent]
+    children = [asset_key(s.name, r.name) for s in specs for r in s.asset_resources if s.asset_parent(r)]
     chunks = [children[i : i + CHILDREN_PER_SENSOR] for i in range(0, len(children), CHILDREN_PER_SENSOR)]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", BetaWarning)  # use_user_code_server: chosen, see readiness_condition

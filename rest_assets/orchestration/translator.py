@@ -30,9 +30,10 @@ class RestAssetsTranslator(DagsterDltTranslator):
     def get_asset_spec(self, data: DltResourceTranslatorData) -> AssetSpec:
         resource = self.spec.resource(data.resource.name)
         freshness = resource.freshness or self.default_freshness
+        parent = self.spec.asset_parent(resource)  # a `selected: false` parent is no asset: its own parent, if any
         return AssetSpec(
             key=asset_key(self.spec.name, resource.name),
-            deps=[asset_key(self.spec.name, resource.parent.parent)] if resource.parent else [],
+            deps=[asset_key(self.spec.name, parent.name)] if parent else [],
             group_name=self.spec.name,
             description=resource.description,
             kinds={"dlt", self.destination},
@@ -44,9 +45,7 @@ class RestAssetsTranslator(DagsterDltTranslator):
             ),
             tags={"rest_assets/source": self.spec.name},
             # a child is refreshed whenever its parent was materialized without it, where its run could start
-            automation_condition=(
-                AutomationCondition.eager() & RunCanStart(self.spec, resource.name) if resource.parent else None
-            ),
+            automation_condition=(AutomationCondition.eager() & RunCanStart(self.spec, resource.name) if parent else None),
         )
 
 
