@@ -23,13 +23,14 @@ from dlt.sources.rest_api import rest_api_source
 from rest_assets.compile.parent_streams import ParentLink, link_children, reading_parent
 from rest_assets.dialect.model import ResourceSpec, SecretRef, SourceSpec
 from rest_assets.dlt_internals import direct_transformer_call, replace_generator
-from rest_assets.errors import MissingSettingError
+from rest_assets.errors import MissingSecretError, MissingSettingError
 from rest_assets.runtime.arrow_pages import use_arrow_pages
 from rest_assets.runtime.auth import build_auth
 from rest_assets.runtime.fanout import DEFAULT_CHILD_CONCURRENCY, fan_out, read_ahead
 from rest_assets.runtime.http import DEFAULT_TIMEOUT_SECONDS, GuardedSession
 from rest_assets.runtime.paginators import build_paginator
 from rest_assets.runtime.parent_records import ParentRecords
+from rest_assets.runtime.readiness import unset_values
 from rest_assets.runtime.redaction import install_log_redaction
 from rest_assets.runtime.responses import response_validator
 from rest_assets.runtime.retry import EndpointRoute, RetryPolicy
@@ -66,6 +67,12 @@ def compile_source(
     """
     spec = _narrowed(spec, extracted)
     install_log_redaction()
+    unset = unset_values(spec)
+    if len(unset) > 1:  # one alone is named as it is resolved; several at once, not one run per missing value
+        raise MissingSecretError(
+            f"source '{spec.name}' needs {len(unset)} secrets or settings that are not set: {', '.join(unset)} "
+            f"(the environment, or [sources.{spec.name}] in .dlt/secrets.toml or .dlt/config.toml)"
+        )
     client = resolve_secrets(spec.name, spec.client)
     base_url = str(resolve_setting(spec.name, "base_url", client["base_url"]))
     if urlsplit(base_url).scheme not in ("http", "https") or not urlsplit(base_url).hostname:

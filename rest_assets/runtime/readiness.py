@@ -33,14 +33,20 @@ def missing_to_run(spec: SourceSpec, resources: Collection[str] | None = None) -
     does not do); no item holds a secret's value.
     """
     selected = replace(spec, resources=spec.with_ancestors(resources)) if resources else spec
-    missing = [_hint(spec.name, key) for key in selected.secret_keys if not secret_is_set(spec.name, key)]
-    missing += [_hint(spec.name, key) for key in selected.config_keys if find_setting(spec.name, key) is None]
-    missing += [_hint(spec.name, key) for key in _implicit_credentials(selected) if not secret_is_set(spec.name, key)]
+    missing = unset_values(selected)
     missing += _url_problems(spec.name, "base_url", spec.client.get("base_url"), "base URL")
     auth = spec.client.get("auth") or {}
     token_url = (auth.get("token_url") or auth.get("access_token_url")) if isinstance(auth, dict) else None
     if token_url:
         missing += _url_problems(spec.name, "token_url", token_url, "token URL")
+    return missing
+
+
+def unset_values(spec: SourceSpec) -> list[str]:
+    """Every secret and setting of `spec` that is not set, named as where to set it; [] when none."""
+    missing = [_hint(spec.name, key) for key in spec.secret_keys if not secret_is_set(spec.name, key)]
+    missing += [_hint(spec.name, key) for key in spec.config_keys if find_setting(spec.name, key) is None]
+    missing += [_hint(spec.name, key) for key in _implicit_credentials(spec) if not secret_is_set(spec.name, key)]
     return missing
 
 

@@ -468,3 +468,18 @@ def test_a_base_url_that_is_one_setting_is_read_at_run_time(tmp_path, monkeypatc
     monkeypatch.setenv("SOURCES__SHOP__URL", "https://shop.example.net/v2")
     http.get("https://shop.example.net/v2/items", json=[{"id": 1}])
     assert extract(compile_source(load_spec_file(tmp_path / "shop.yaml"), sleep=Sleeps()), "items") == [{"id": 1}]
+
+
+def test_every_unset_secret_and_setting_is_named_at_once(tmp_path, monkeypatch):
+    for name in [n for n in os.environ if n.startswith("SOURCES__SHOP__") or n in ("TOKEN", "QUERY_KEY", "ACCOUNT")]:
+        monkeypatch.delenv(name)
+    (tmp_path / "shop.yaml").write_text(
+        "client: {base_url: 'https://api.example.com/v1', auth: {type: bearer, token: {secret: token}}}\n"
+        "resources:\n"
+        "  - {name: items, endpoint: {path: 'accounts/{config.account}/items', params: {q: {secret: query_key}}}}\n"
+    )
+    with pytest.raises(MissingSecretError) as info:
+        compile_source(load_spec_file(tmp_path / "shop.yaml"), sleep=Sleeps())
+    message = str(info.value)
+    assert "needs 3 secrets or settings" in message
+    assert all(f"SOURCES__SHOP__{key}" in message for key in ("TOKEN", "QUERY_KEY", "ACCOUNT"))
