@@ -121,8 +121,17 @@ def _check_builds(build: Callable[[], Any], path: tuple[Any, ...], resource: str
 def _graph_error(message: str, resources: list[ResourceSpec], fail: Fail) -> Exception:
     resource = _resource_named_in(message, resources)
     index = [r.name for r in resources].index(resource) if resource else None
-    path = ("resources", index, "endpoint") if index is not None else ("resources",)
+    path: tuple[Any, ...] = ("resources", index, "endpoint") if index is not None else ("resources",)
+    expression = _EXPRESSION_IN.search(message)
+    if resource is None and expression:  # dlt names the expression and the part, not the resource
+        for index, candidate in enumerate(resources):
+            if "{" + expression.group(1) in str(candidate.endpoint.get(expression.group(2), "")):
+                resource, path = candidate.name, ("resources", index, "endpoint", expression.group(2))
+                break
     return fail(path, f"dlt rejects this: {message}", resource)
+
+
+_EXPRESSION_IN = re.compile(r"Expression `([^`]+)` defined in `(\w+)`")
 
 
 def _innermost(exc: DictValidationException) -> DictValidationException:

@@ -784,6 +784,14 @@ BAD_SPECS = {
         "y",
         "endpoint.path",
     ),
+    "unknown-expression-in-second-resource": Bad(
+        BASE + "resources:\n  - name: orders\n  - name: items\n    endpoint: {path: items, params: {q: '{foo}'}}\n",
+        SpecError,
+        r"dlt rejects this: Expression `foo` defined in `params` is not valid",
+        5,
+        "items",
+        "endpoint.params",
+    ),
     # ---- names and texts that the destination or Dagster would take otherwise ----
     "source-name-dlt-rewrites": Bad(
         "name: my__api\n" + BASE + "resources: [x]\n",
