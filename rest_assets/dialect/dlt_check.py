@@ -13,7 +13,9 @@ validator has already checked) stand in as objects dlt accepts as they are.
 from __future__ import annotations
 
 import difflib
+import functools
 import re
+import typing
 from collections.abc import Callable
 from typing import Any
 
@@ -55,7 +57,7 @@ def check_with_dlt(client: dict[str, Any], resources: list[ResourceSpec], fail: 
     except DictValidationException as exc:
         innermost = _innermost(exc)
         path, resource = _spec_path(innermost.path, innermost.field, resources)
-        raise fail(path, f"dlt rejects this: {_dlt_message(innermost)}", resource) from None
+        raise fail(path, f"dlt rejects this: {_dlt_message(innermost)}{_did_you_mean(innermost)}", resource) from None
     if isinstance(client_view.get("paginator"), dict):
         _check_builds(lambda: create_paginator(client_view["paginator"]), ("client", "paginator"), None, fail)
     for index, (spec, resource_view) in enumerate(zip(resources, resource_views, strict=True)):
@@ -193,6 +195,35 @@ def _paginator_view(paginator: Any) -> Any:
     if native is None or set(paginator) - native:
         return SinglePagePaginator()
     return paginator
+
+
+def _did_you_mean(exc: DictValidationException) -> str:
+    """For a key dlt does not know, the closest key its rest_api config has anywhere ("; did you mean ...?")."""
+    unknown = re.search(r"unexpected fields `\{'([^']+)'", exc.msg)
+    close = difflib.get_close_matches(unknown.group(1), _dlt_keys(), n=1) if unknown else []
+    return f"; did you mean '{close[0]}'?" if close else ""
+
+
+@functools.cache
+def _dlt_keys() -> list[str]:
+    """Every key of dlt's rest_api config types (RESTAPIConfig and the TypedDicts under it)."""
+    keys: set[str] = set()
+    seen: set[int] = set()
+
+    def walk(hint: Any) -> None:
+        if id(hint) in seen:
+            return
+        seen.add(id(hint))
+        if isinstance(hint, type) and hasattr(hint, "__required_keys__"):  # a TypedDict
+            hints = typing.get_type_hints(hint)
+            keys.update(hints)
+            for value in hints.values():
+                walk(value)
+        for argument in typing.get_args(hint):
+            walk(argument)
+
+    walk(RESTAPIConfig)
+    return sorted(keys)
 
 
 def _dlt_message(exc: DictValidationException) -> str:

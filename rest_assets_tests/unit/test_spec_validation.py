@@ -792,6 +792,15 @@ BAD_SPECS = {
         "items",
         "endpoint.params",
     ),
+    "response-action-key-misspelt": Bad(
+        BASE
+        + "resources:\n  - name: x\n    endpoint:\n      path: x\n      response_actions: [{status_code: 404, actoin: ignore}]\n",
+        SpecError,
+        r"dlt rejects this: received unexpected fields `\{'actoin'\}`; did you mean 'action'\?",
+        6,
+        "x",
+        "endpoint.response_actions.0",
+    ),
     # ---- names and texts that the destination or Dagster would take otherwise ----
     "source-name-dlt-rewrites": Bad(
         "name: my__api\n" + BASE + "resources: [x]\n",
