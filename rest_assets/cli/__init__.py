@@ -6,6 +6,8 @@ import argparse
 import os
 import sys
 
+from rest_assets.emulator.cli import non_negative
+
 
 def build_parser() -> argparse.ArgumentParser:
     """Arguments of the `rest-assets` command."""
@@ -13,7 +15,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
     demo = commands.add_parser("demo", help="load every bundled source from the local emulator into DuckDB")
     demo.add_argument("--ui", action="store_true", help="start `dagster dev` against the emulator instead")
-    demo.add_argument("--size", type=int, default=120, help="records per top-level resource (default 120)")
+    demo.add_argument("--size", type=non_negative, default=120, help="records per top-level resource (default 120)")
     demo.add_argument("--port", type=int, default=3000, help="dagster dev port for --ui (default 3000)")
     commands.add_parser("selftest", help="run a compact fault matrix against the emulator and print a reliability report")
     commands.add_parser("list", help="print every asset with its parents, freshness and checks, plus schedules and sensors")

@@ -28,6 +28,8 @@ from typing import Any
 from .auth import TokenAuthority
 from .messages import Response, json_response
 
+CHURN_SOURCES = ("client_portal", "help_desk")  # the emulated APIs whose access tokens can be revoked
+
 
 @dataclass(frozen=True)
 class ChurnSettings:
@@ -43,6 +45,8 @@ class ChurnSettings:
     retry_after: float = 0
 
     def __post_init__(self) -> None:
+        if self.source not in CHURN_SOURCES:
+            raise ValueError(f"source must be one of {', '.join(CHURN_SOURCES)} (the OAuth2 ones), not {self.source!r}")
         if not 0 <= self.invalidate_probability <= 1:
             raise ValueError("invalidate_probability must be between 0 and 1")
         for name in ("invalidate_every", "error_every", "throttle_at"):

@@ -4,18 +4,35 @@ from __future__ import annotations
 
 import argparse
 import signal
+import sys
 import threading
 
+from .churn import CHURN_SOURCES
 from .config import EmulatorConfig
+
+
+def non_negative(text: str) -> int:
+    """An argparse type: a whole number, 0 or more."""
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{value} is negative")
+    return value
+
+
+def _port(text: str) -> int:
+    value = non_negative(text)
+    if value > 65535:
+        raise argparse.ArgumentTypeError(f"{value} is no TCP port (0 to 65535)")
+    return value
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the emulator command."""
     p = argparse.ArgumentParser(prog="rest-assets emulator", description="Local REST API emulator.")
     p.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1)")
-    p.add_argument("--port", type=int, default=0, help="port (0 = pick a free port)")
+    p.add_argument("--port", type=_port, default=0, help="port (0 = pick a free port)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--size", type=int, default=120, help="default rows per top-level resource")
+    p.add_argument("--size", type=non_negative, default=120, help="default rows per top-level resource")
     p.add_argument("--latency-ms", type=float, default=0)
     p.add_argument("--rate-limit-every", type=int, default=None, help="answer every Nth request with 429")
     p.add_argument("--retry-after", type=float, default=1, help="Retry-After seconds for --rate-limit-every")
@@ -25,6 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--churn",
         metavar="SOURCE",
+        choices=CHURN_SOURCES,
         default=None,
         help="token churn for an OAuth2 source (client_portal or help_desk): revoke its access token "
         "at random (--churn-probability, seeded by --seed) and every --churn-every requests, "
@@ -70,7 +88,11 @@ def main(argv: list[str] | None = None) -> int:
         emu.add_fault("status", status=500, count=None, every=args.error_every)
     done = threading.Event()
     previous = {sig: signal.signal(sig, lambda *_: done.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
-    url = emu.start(host=args.host, port=args.port)
+    try:
+        url = emu.start(host=args.host, port=args.port)
+    except OSError as exc:  # the port is taken, or the address is not this machine's
+        print(f"rest-assets emulator: cannot listen on {args.host}:{args.port}: {exc.strerror or exc}", file=sys.stderr)
+        return 2
     print(f"emulator listening on {url}", flush=True)
     try:
         while not done.wait(0.5):
