@@ -33,6 +33,7 @@ try:
 except ImportError:  # not POSIX: no cross-process lock, no sweep
     fcntl = None  # type: ignore[assignment]
 
+from rest_assets.errors import LoadError
 from rest_assets.warehouse.destination import state_root
 
 LOCK_FILE = ".run.lock"
@@ -48,6 +49,13 @@ def run_folder(name: str, report: str | None = None) -> Iterator[Path]:
     left with anything else keeps its (free) lock file: the next run sweeps it.
     """
     root = state_root()
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:  # a file in the way, no such disk, no permission
+        raise LoadError(
+            f"cannot make dlt's working folder {root}: {exc.strerror or exc}; set DLT_DATA_DIR to a folder this "
+            "process can write (default: .rest_assets/dlt under the working directory)"
+        ) from None
     sweep_dead_folders(root, report)
     folder = root / name
     if fcntl is None:

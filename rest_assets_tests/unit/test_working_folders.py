@@ -95,3 +95,15 @@ def test_a_folder_its_run_left_empty_is_removed_and_a_report_keeps_no_lock_file(
     assert sweep_dead_folders(root, REPORT) == []
     assert names(root) == {"failed-run", "killed-after-its-report"}
     assert names(root / "failed-run") == names(root / "killed-after-its-report") == {REPORT}
+
+
+@pytest.mark.parametrize("where", ["a-file", "under-a-file"])
+def test_a_data_dir_that_cannot_be_a_folder_names_dlt_data_dir(tmp_path, monkeypatch, where):
+    from rest_assets.errors import LoadError
+
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    monkeypatch.setenv("DLT_DATA_DIR", str(blocker if where == "a-file" else blocker / "dlt"))
+    with pytest.raises(LoadError, match="set DLT_DATA_DIR to a folder this process can write"):
+        with run_folder("some-run"):
+            pass
