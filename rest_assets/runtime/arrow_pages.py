@@ -163,6 +163,8 @@ class ColumnCaster(ItemTransform[Any, dict[str, Any]]):
         self.required = [
             name for name, hints in (columns or {}).items() if isinstance(hints, dict) and hints.get("nullable") is False
         ]
+        # dlt puts a resource's columns hinted with a data type first, then the data's (in their order)
+        self.hinted = [name for name, hints in (columns or {}).items() if isinstance(hints, dict) and hints.get("data_type")]
 
     def __call__(self, item: Any, meta: Any = None) -> Any:
         if not isinstance(item, pa.Table):
@@ -188,7 +190,15 @@ class ColumnCaster(ItemTransform[Any, dict[str, Any]]):
                     "(a key is never null; plain dlt refuses them too)"
                 )
 
+    def _hinted_first(self, table: pa.Table) -> pa.Table:
+        """`table` with the hinted columns first, in hint order, as dlt orders a table's columns from rows."""
+        first = [name for name in self.hinted if name in table.column_names]
+        if not first or table.column_names[: len(first)] == first:
+            return table
+        return table.select(first + [name for name in table.column_names if name not in first])
+
     def _cast(self, item: pa.Table) -> Any:
+        item = self._hinted_first(item)
         for name, arrow_type in self.casts.items():
             index = item.schema.get_field_index(name)
             if index >= 0 and item.schema.field(index).type != arrow_type:

@@ -1051,7 +1051,7 @@ def _load(source: Any, folder: Path, fmt: str | None) -> Path:
 
 
 def _tables(database: Path) -> dict[str, list[tuple[Any, ...]]]:
-    """Every data table of the dataset: its sorted column names, then its rows sorted (dlt's own columns left out)."""
+    """Every data table of the dataset: its column names in table order, then its rows sorted (dlt's own columns left out)."""
     with duckdb.connect(str(database), read_only=True) as connection:
         names = [
             row[0]
@@ -1066,7 +1066,7 @@ def _tables(database: Path) -> dict[str, list[tuple[Any, ...]]]:
                 row[0]
                 for row in connection.execute(
                     "select column_name from information_schema.columns where table_schema = 'parity' and table_name = ? "
-                    "order by 1",
+                    "order by ordinal_position",
                     [name],
                 ).fetchall()
                 if row[0] not in DLT_COLUMNS
