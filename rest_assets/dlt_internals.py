@@ -55,6 +55,7 @@ __all__ = [
     "extraction_thread_prefix",
     "mark_resolved",
     "replace_generator",
+    "response_actions_of",
     "row_id_column",
     "row_id_length_bytes",
     "set_config_default",
@@ -275,6 +276,24 @@ def _link_job_files(source: str, destination: str) -> None:
         except OSError:  # a file system without hard links: copied
             pass
     shutil.copy2(source, destination)
+
+
+def response_actions_of(hooks: Any) -> list[Any]:
+    """The response actions behind a prepared request's response hooks (dlt's `create_response_hooks`).
+
+    Why: dlt wraps each of an endpoint's `response_actions` in a closure of its
+    own and hands the request only those; the action (our per-resource
+    response validator) is the one thing on a request that says which
+    resource sent it, where two resources share a path.
+    """
+    actions: list[Any] = []
+    for hook in (hooks or {}).get("response", []):
+        for cell in getattr(hook, "__closure__", None) or ():
+            try:
+                actions.append(cell.cell_contents)
+            except ValueError:  # an empty cell
+                continue
+    return actions
 
 
 def postgres_client_class() -> Any:

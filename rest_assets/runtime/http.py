@@ -25,12 +25,13 @@ import requests
 from requests.adapters import HTTPAdapter
 from requests.exceptions import ChunkedEncodingError, ConnectionError, ContentDecodingError, HTTPError, Timeout
 
-from rest_assets.dlt_internals import SharedOnDeepCopy
+from rest_assets.dlt_internals import SharedOnDeepCopy, response_actions_of
 from rest_assets.errors import HttpError, ResponseFormatError
 from rest_assets.runtime.auth import authenticator_of, plain_copy, retarget
 from rest_assets.runtime.credential_scope import CredentialScope
 from rest_assets.runtime.host_gate import HostGate
 from rest_assets.runtime.redaction import redact
+from rest_assets.runtime.responses import RESOURCE_ATTRIBUTE
 from rest_assets.runtime.retry import EndpointRoute, RetryPolicy, parse_retry_after
 from rest_assets.runtime.transport_stats import TransportStats
 
@@ -82,6 +83,16 @@ class GuardedSession(SharedOnDeepCopy, requests.Session):
     def sends_credentials(self) -> bool:
         return self.scope.sends_credentials
 
+    def route_request(self, request: requests.PreparedRequest) -> tuple[str, RetryPolicy]:
+        """The resource name and retry policy of a request: the resource whose response validator it
+        carries (two resources on one path are told apart), else by its URL (see `route`)."""
+        for action in response_actions_of(request.hooks):
+            resource = getattr(action, RESOURCE_ATTRIBUTE, None)
+            for route in self.routes:
+                if route.resource == resource:
+                    return route.resource, route.policy
+        return self.route(request.url or "")
+
     def route(self, url: str) -> tuple[str, RetryPolicy]:
         """The resource name and retry policy for a request URL."""
         path = urlsplit(url).path
@@ -95,7 +106,7 @@ class GuardedSession(SharedOnDeepCopy, requests.Session):
         self.scope.check(request.url or "")
         kwargs["timeout"] = kwargs.get("timeout") or self.timeout
         kwargs["allow_redirects"] = False
-        resource, policy = self.route(request.url or "")
+        resource, policy = self.route_request(request)
         host = urlsplit(request.url or "").netloc.lower()
         auth = authenticator_of(request)
         attempt = redirects = 0

@@ -95,6 +95,9 @@ def _may_hide_secret(response: Response, content: bytes, body: Any) -> bool:
         return True
 
 
+RESOURCE_ATTRIBUTE = "rest_assets_resource"  # the resource a response validator is for
+
+
 def response_validator(
     source: str, resource: str, data_selector: str | None, on_masked: Callable[[int], None] | None = None
 ) -> Callable[..., None]:
@@ -128,4 +131,5 @@ def response_validator(
         if masked and on_masked is not None:
             on_masked(masked)
 
+    setattr(validate, RESOURCE_ATTRIBUTE, resource)  # tells the session whose request carries it
     return validate

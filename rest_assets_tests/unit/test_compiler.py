@@ -485,12 +485,6 @@ def test_every_unset_secret_and_setting_is_named_at_once(tmp_path, monkeypatch):
     assert all(f"SOURCES__SHOP__{key}" in message for key in ("TOKEN", "QUERY_KEY", "ACCOUNT"))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="requests are attributed to a resource by their URL path (GuardedSession.route): two resources on one "
-    "path, told apart by their params, count every request (and take the retry policy) of the first; attributing "
-    "by the resource being extracted, across read-ahead and fan-out threads, is the fix still to do",
-)
 def test_two_resources_on_one_path_each_count_their_own_requests(tmp_path, monkeypatch, http):
     (tmp_path / "shop.yaml").write_text(
         "client: {base_url: 'https://api.example.com/v1', paginator: single_page}\n"

@@ -162,6 +162,16 @@ def test_a_package_put_back_after_a_failed_load_loads_again_from_the_start(tmp_p
     assert not (tmp_path / "dlt" / "kept" / "packages_before_load").exists()
 
 
+def test_a_request_carries_its_endpoints_response_actions_in_its_hooks():
+    from dlt.sources.rest_api.config_setup import create_response_hooks
+
+    def action(response, *args, **kwargs):
+        return None
+
+    response_hooks = create_response_hooks([{"status_code": 404, "action": "ignore"}, action])
+    assert action in hooks.response_actions_of(response_hooks), "dlt's response hooks no longer hold the endpoint's actions"
+
+
 def test_postgres_client_opens_connections_through_open_connection():
     client_class = hooks.postgres_client_class()
     assert callable(getattr(client_class, "open_connection", None)), "Psycopg2SqlClient.open_connection is gone"
