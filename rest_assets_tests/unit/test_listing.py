@@ -3,6 +3,8 @@
 import subprocess
 import sys
 
+import pytest
+
 from rest_assets.cli.listing import describe_definitions
 from rest_assets.definitions import build_definitions
 
@@ -60,3 +62,19 @@ def test_the_command_ends_quietly_when_its_reader_goes_away():
     listing.stdout.close()  # as `rest-assets list | head -1` does once it has its line
     _, errors = listing.communicate(timeout=120)
     assert listing.returncode == 0 and b"BrokenPipeError" not in errors and b"Traceback" not in errors, errors.decode()
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="dlt reads its config providers (.dlt/secrets.toml included) when the definitions build a dlt Schema "
+    "and the placeholder pipeline; a malformed secrets.toml then stops the code location from loading (with dlt's "
+    "clear message naming the file) although loading needs no secret; building them without dlt's providers is the "
+    "fix still to do",
+)
+def test_a_malformed_secrets_file_does_not_stop_the_definitions_from_loading(tmp_path):
+    (tmp_path / ".dlt").mkdir()
+    (tmp_path / ".dlt" / "secrets.toml").write_text('[sources.shop]\ntoken = "unterminated\n')
+    run = subprocess.run(
+        [sys.executable, "-c", "import rest_assets.definitions"], cwd=tmp_path, capture_output=True, text=True, timeout=300
+    )
+    assert run.returncode == 0, run.stderr[-2000:]
