@@ -67,15 +67,25 @@ def compile_source(
     """
     spec = _narrowed(spec, extracted)
     install_log_redaction()
-    unset = unset_values(spec)
-    if len(unset) > 1:  # one alone is named as it is resolved; several at once, not one run per missing value
-        raise MissingSecretError(
-            f"source '{spec.name}' needs {len(unset)} secrets or settings that are not set: {', '.join(unset)} "
-            f"(the environment, or [sources.{spec.name}] in .dlt/secrets.toml or .dlt/config.toml)"
-        )
+    try:
+        return _compile(spec, sleep, arrow_pages, extracted)
+    except (MissingSecretError, MissingSettingError):
+        unset = unset_values(spec)  # looked up only when a run cannot start: name every missing value at once
+        if len(unset) > 1:
+            raise MissingSecretError(
+                f"source '{spec.name}' needs {len(unset)} secrets or settings that are not set: {', '.join(unset)} "
+                f"(the environment, or [sources.{spec.name}] in .dlt/secrets.toml or .dlt/config.toml)"
+            ) from None
+        raise
+
+
+def _compile(
+    spec: SourceSpec, sleep: Callable[[float], None], arrow_pages: bool, extracted: Collection[str] | None
+) -> CompiledSource:
     client = resolve_secrets(spec.name, spec.client)
     base_url = str(resolve_setting(spec.name, "base_url", client["base_url"]))
-    if urlsplit(base_url).scheme not in ("http", "https") or not urlsplit(base_url).hostname:
+    url = urlsplit(base_url)
+    if url.scheme not in ("http", "https") or not url.hostname:
         raise MissingSettingError(
             f"source '{spec.name}': the base URL is not an http(s) URL with a host; set SOURCES__{spec.name.upper()}__BASE_URL "
             "(or the spec's client.base_url) to one, e.g. https://api.example.com"

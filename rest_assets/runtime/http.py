@@ -63,6 +63,9 @@ class GuardedSession(SharedOnDeepCopy, requests.Session):
         self.source = source
         self.scope = CredentialScope(source, set(allowed_hosts), allow_insecure_http, sends_credentials)
         self.routes = routes
+        self._policies: dict[str, RetryPolicy] = {}
+        for route in reversed(routes):  # a resource's first route wins, as in `route`
+            self._policies[route.resource] = route.policy
         self.default_policy = default_policy
         self.timeout = timeout
         self.stats = TransportStats()
@@ -88,9 +91,8 @@ class GuardedSession(SharedOnDeepCopy, requests.Session):
         carries (two resources on one path are told apart), else by its URL (see `route`)."""
         for action in response_actions_of(request.hooks):
             resource = getattr(action, RESOURCE_ATTRIBUTE, None)
-            for route in self.routes:
-                if route.resource == resource:
-                    return route.resource, route.policy
+            if resource in self._policies:
+                return resource, self._policies[resource]
         return self.route(request.url or "")
 
     def route(self, url: str) -> tuple[str, RetryPolicy]:
