@@ -35,7 +35,12 @@ from typing import Any
 import dlt
 from dlt.common import validation
 from dlt.common.configuration.container import Container
+from dlt.common.configuration.providers.provider import ConfigProvider
+from dlt.common.configuration.resolve import resolve_configuration
+from dlt.common.configuration.specs import RuntimeConfiguration
+from dlt.common.configuration.specs.pluggable_run_context import PluggableRunContext
 from dlt.common.normalizers.utils import DLT_ID_LENGTH_BYTES
+from dlt.common.runtime.run_context import RunContext
 from dlt.common.schema.utils import dlt_id_column
 from dlt.extract.items_transform import ItemTransform
 from dlt.extract.utils import ensure_table_schema_columns
@@ -54,6 +59,7 @@ __all__ = [
     "direct_transformer_call",
     "extraction_thread_prefix",
     "mark_resolved",
+    "no_config_providers",
     "replace_generator",
     "response_actions_of",
     "row_id_column",
@@ -306,3 +312,34 @@ def postgres_client_class() -> Any:
     from dlt.destinations.impl.postgres.sql_client import Psycopg2SqlClient
 
     return Psycopg2SqlClient
+
+
+@contextmanager
+def no_config_providers() -> Iterator[None]:
+    """Within the block, dlt reads no config provider: every setting is its default or the value passed.
+
+    Why: building the definitions makes dlt objects (a skeleton source's
+    `Schema`, the placeholder pipeline), and dlt resolves their configuration
+    through the providers of the process's run context, which it creates on
+    first use by reading `.dlt/secrets.toml` and `.dlt/config.toml`; a
+    malformed file then stops the code location from loading, although loading
+    needs no setting and no secret. dlt has no public way to resolve without
+    providers: a run context with none (`PluggableRunContext`) is put in dlt's
+    `Container` for the block (`injectable_context`) and the one before it,
+    or none, is back afterwards, so a run still reads the files (and fails
+    on a malformed one with dlt's message naming it). The block leaves dlt's
+    runtime (logger, telemetry, requests defaults) as it was: that is set up
+    from the real settings, by the real run context.
+    """
+    with Container().injectable_context(PluggableRunContext(_NoProvidersRunContext(None))):
+        yield
+
+
+class _NoProvidersRunContext(RunContext):
+    """dlt's default run context, without providers and without initializing dlt's runtime."""
+
+    def initial_providers(self) -> list[ConfigProvider]:
+        return []
+
+    def initialize_runtime(self, runtime_config: RuntimeConfiguration | None = None) -> None:
+        self._runtime_config = runtime_config or resolve_configuration(RuntimeConfiguration())

@@ -8,6 +8,7 @@ from dagster_dlt import DagsterDltResource
 
 from rest_assets.dialect import load_spec_dirs, spec_dirs_from_env
 from rest_assets.dialect.model import Freshness
+from rest_assets.dlt_internals import no_config_providers
 from rest_assets.orchestration.assets import build_source_assets
 from rest_assets.orchestration.checks import build_freshness_checks, build_primary_key_checks
 from rest_assets.orchestration.schedules import build_schedule
@@ -25,7 +26,10 @@ def build_definitions(spec_dirs: list[Path] | None = None, executor: ExecutorDef
     `executor` replaces the default one (e.g. dagster-k8s's `k8s_job_executor` in deploy/k8s_definitions.py).
     """
     specs = load_spec_dirs(spec_dirs if spec_dirs is not None else spec_dirs_from_env())
-    assets = [build_source_assets(spec, DEFAULT_FRESHNESS) for spec in specs]
+    # The assets' skeleton dlt objects need no setting and no secret: dlt reads no provider while they are made,
+    # so a malformed .dlt/secrets.toml fails the run that reads it, not the loading of the code location.
+    with no_config_providers():
+        assets = [build_source_assets(spec, DEFAULT_FRESHNESS) for spec in specs]
     checks = [c for c in (build_primary_key_checks(spec) for spec in specs) if c is not None]
     checks += build_freshness_checks(specs, DEFAULT_FRESHNESS)
     schedules = [s for s in (build_schedule(spec) for spec in specs) if s is not None]

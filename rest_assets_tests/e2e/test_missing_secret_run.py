@@ -6,10 +6,15 @@ What is read back is what a user sees: the run's event log in that instance.
 The step failure must name the environment variable `SOURCES__<SOURCE>__<KEY>`
 and the secrets.toml section, carry no chained library error and no stack
 frame from inside dlt or requests, and no other secret of the source.
+A malformed .dlt/secrets.toml does not stop the definitions from loading,
+but the run that needs it fails with dlt's message naming the file.
 """
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from typing import Any
 
 import pytest
@@ -79,3 +84,33 @@ def test_a_run_with_a_missing_secret_fails_naming_what_to_set(workdir, instance,
 
 def emulator_calls(emulator: Any, source: str) -> list[dict[str, Any]]:
     return [e for e in emulator.requests() if e["source"] == source]
+
+
+# A fresh process: dlt reads .dlt/secrets.toml when it first makes its run context, once per process.
+RUN_IN_A_FRESH_PROCESS = """
+from dagster import DagsterInstance, materialize
+from rest_assets.definitions import defs
+assets = [a for a in defs.assets if a.node_def.name == "contact_book"]
+print("definitions loaded")
+with DagsterInstance.ephemeral() as instance:
+    result = materialize(assets, instance=instance, resources=defs.resources, raise_on_error=False)
+print("run succeeded" if result.success else "run failed")
+for event in result.all_events:
+    error = event.step_failure_data.error if event.is_step_failure else None
+    while error is not None:
+        print(error.message)
+        error = error.cause
+"""
+
+
+def test_a_run_with_a_malformed_secrets_file_fails_naming_the_file(tmp_path):
+    (tmp_path / ".dlt").mkdir()
+    (tmp_path / ".dlt" / "secrets.toml").write_text('[sources.contact_book]\napi_key = "unterminated\n')
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)}
+    if "PYTHONPATH" in os.environ:  # the checkout under test, where it is not the installed one
+        env["PYTHONPATH"] = os.environ["PYTHONPATH"]
+    run = subprocess.run(
+        [sys.executable, "-c", RUN_IN_A_FRESH_PROCESS], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300
+    )
+    assert "definitions loaded" in run.stdout and "run failed" in run.stdout, run.stdout[-2000:] + run.stderr[-2000:]
+    assert "TomlProviderReadException" in run.stdout and "./.dlt/secrets.toml" in run.stdout, run.stdout[-2000:]

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import base64
 import copy
+import subprocess
+import sys
 import threading
 from pathlib import Path
 
@@ -16,7 +18,10 @@ import duckdb
 import pyarrow as pa
 import pytest
 import responses
+from dlt.common.configuration.container import Container
+from dlt.common.configuration.specs.pluggable_run_context import PluggableRunContext
 from dlt.common.normalizers.utils import generate_dlt_id
+from dlt.common.schema import Schema
 from dlt.pipeline.exceptions import PipelineStepFailed
 from dlt.sources.rest_api import rest_api_source
 
@@ -237,3 +242,38 @@ def test_row_ids_are_as_long_as_dlts_and_declared_as_dlt_declares_them():
     column = hooks.row_id_column()
     assert (column["name"], column["data_type"], column["nullable"]) == ("_dlt_id", "text", False)
     assert column["row_key"] and column["unique"], "dlt's _dlt_id column is no longer the unique row key"
+
+
+def test_no_config_providers_hides_every_provider_for_the_block_only(monkeypatch, tmp_path):
+    monkeypatch.setenv("REST_ASSETS_CANARY_SETTING", "from the environment")
+    before = Container()[PluggableRunContext]
+    assert dlt.config.get("rest_assets_canary_setting") == "from the environment"
+    with hooks.no_config_providers():
+        assert dlt.config.get("rest_assets_canary_setting") is None, "a provider is still read within no_config_providers"
+        assert Schema("canary").name == "canary"
+        assert dlt.pipeline("canary_no_providers", pipelines_dir=str(tmp_path)).pipeline_name == "canary_no_providers"
+    assert Container()[PluggableRunContext] is before, "dlt's run context before the block is not back after it"
+    assert dlt.config.get("rest_assets_canary_setting") == "from the environment"
+
+
+# In a fresh process (no run context yet), dlt reads .dlt/secrets.toml when it makes its run context.
+FRESH_PROCESS = """
+import dlt
+from dlt.common.schema import Schema
+from rest_assets.dlt_internals import no_config_providers
+with no_config_providers():
+    Schema("canary")
+    dlt.pipeline("canary", pipelines_dir="pipelines")
+print("built")
+dlt.secrets.get("sources.shop.token")
+"""
+
+
+def test_no_config_providers_reads_no_settings_file_and_leaves_dlt_to_read_them_after_it(tmp_path):
+    (tmp_path / ".dlt").mkdir()
+    (tmp_path / ".dlt" / "secrets.toml").write_text('[sources.shop]\ntoken = "unterminated\n')
+    run = subprocess.run([sys.executable, "-c", FRESH_PROCESS], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert "built" in run.stdout, f"dlt read its providers within no_config_providers: {run.stderr[-1500:]}"
+    assert "TomlProviderReadException" in run.stderr and ".dlt/secrets.toml" in run.stderr, (
+        "after the block dlt no longer makes its run context afresh and reads .dlt/secrets.toml: " + run.stderr[-1500:]
+    )

@@ -16,7 +16,7 @@ PACKAGE = ROOT / "rest_assets"
 ALLOWED: dict[str, tuple[tuple[str, ...], str]] = {
     "definitions": (("orchestration",), "the code location's entry point: `defs`"),
     "orchestration": (
-        ("compile", "dialect", "runtime", "warehouse", "errors"),
+        ("compile", "dialect", "runtime", "warehouse", "dlt_internals", "errors"),
         "Dagster: assets, checks, schedules, sensors, a run's execution",
     ),
     "compile": (("dialect", "runtime", "dlt_internals", "errors"), "a spec into a working dlt rest_api source"),
