@@ -260,6 +260,13 @@ class PageGuard(BasePaginator):
         self.inner, self.max_pages, self.pages = inner, max_pages, 0
         self._last_page: tuple[bytes, Any] | None = None  # the last page's body and first/last record
 
+    def __deepcopy__(self, memo: dict[int, Any]) -> PageGuard:
+        # dlt copies the paginator for every parent record of a child resource. The page count and the last
+        # page are immutable values, shared as they are; only the inner paginator's state needs a copy.
+        clone = copy.copy(self)
+        clone.inner = copy.deepcopy(self.inner, memo)
+        return clone
+
     @property
     def has_next_page(self) -> bool:
         return self.inner.has_next_page

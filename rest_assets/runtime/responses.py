@@ -107,23 +107,27 @@ def response_validator(
     """
     selector = jsonpath.compile_path(data_selector) if data_selector else None
 
+    def _where(response: Response) -> str:  # only for an error: redacting the URL costs on every page
+        return f"source '{source}', resource '{resource}': {redact(response.url)}"
+
     def validate(response: Response, *args: Any, **kwargs: Any) -> None:
         if response.status_code == 204:  # No Content: a page without records, which ends the paging
             response.json = lambda **_: []  # type: ignore[method-assign]
             return
         if not 200 <= response.status_code < 300:
             return
-        where = f"source '{source}', resource '{resource}': {redact(response.url)}"
         try:
             body = json_body_once(response)
         except ValueError:
             kind = response.headers.get("Content-Type", "unknown content type")
             snippet = redacted_excerpt(response.text, 80).replace("\n", " ")
-            raise ResponseFormatError(f"{where} returned a body that is not valid JSON ({kind}): {snippet!r}") from None
+            raise ResponseFormatError(
+                f"{_where(response)} returned a body that is not valid JSON ({kind}): {snippet!r}"
+            ) from None
         if selector is not None and not jsonpath.find_values(selector, body):
             keys = sorted(body)[:10] if isinstance(body, dict) else type(body).__name__
             raise ResponseFormatError(
-                f"{where} has no '{data_selector}' in the body (top-level keys: {keys}); if the API answers "
+                f"{_where(response)} has no '{data_selector}' in the body (top-level keys: {keys}); if the API answers "
                 "so where there is nothing to load, say so with dlt's `response_actions` (e.g. "
                 "`[{content: 'no results', action: ignore}]`)"
             )

@@ -8,6 +8,7 @@ fetched until the server gives up. Unit tests drive dlt's RESTClient against
 
 from __future__ import annotations
 
+import copy
 import json
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,7 @@ import pytest
 import responses
 from conftest import failure_errors, table_names
 from dlt.sources.helpers.rest_client import RESTClient
+from requests import Request
 from reliability_support import Recorded, RecordingServer, Reply, json_reply, run_source
 
 from rest_assets.errors import PaginationError
@@ -191,3 +193,18 @@ def test_pages_of_one_entitys_versions_are_not_a_repeat(http):
     pages = fetch(build_paginator({"type": "page_number", "base_page": 1, "limit": 2, "page_param": "page"}))
 
     assert [row["version"] for page in pages for row in page] == [1, 2, 3, 4, 5, 6]
+
+
+def test_a_copy_of_a_guard_holds_its_state_and_pages_on_its_own(http):
+    # dlt deep-copies a child's paginator for every parent record; a copy must not share the inner paginator
+    serve(http, lambda n: {"data": rows(2 * n - 1, 2 * n) if n <= 2 else []})
+    guard = build_paginator({"type": "offset", "limit": 2, "maximum_offset": 4})
+    assert [len(page) for page in fetch(guard)] == [2, 2]
+
+    clone = copy.deepcopy(guard)
+
+    assert (clone.pages, clone._last_page, clone.max_pages) == (guard.pages, guard._last_page, guard.max_pages) != (0, None)
+    assert clone.inner is not guard.inner and clone.inner.current_value == guard.inner.current_value == 4
+    clone.init_request(Request("GET", ITEMS))
+    assert (clone.pages, clone.inner.current_value) == (0, 0)
+    assert (guard.pages, guard.inner.current_value) == (2, 4)
