@@ -27,6 +27,7 @@ import functools
 import inspect
 import os
 import shutil
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -42,6 +43,8 @@ from dlt.common.configuration.specs.pluggable_run_context import PluggableRunCon
 from dlt.common.normalizers.utils import DLT_ID_LENGTH_BYTES
 from dlt.common.runtime.run_context import RunContext
 from dlt.common.schema.utils import dlt_id_column
+from dlt.common.typing import is_optional_type
+from dlt.extract.incremental import Incremental, IncrementalResourceWrapper
 from dlt.extract.items_transform import ItemTransform
 from dlt.extract.utils import ensure_table_schema_columns
 from dlt.sources.rest_api.config_setup import build_resource_dependency_graph, create_paginator, setup_incremental_object
@@ -50,6 +53,7 @@ __all__ = [
     "ItemTransform",
     "SharedOnDeepCopy",
     "build_resource_dependency_graph",
+    "cached_capabilities",
     "cached_type_hints_in_validation",
     "create_paginator",
     "setup_incremental_object",
@@ -90,8 +94,9 @@ def direct_transformer_call(transformer: Callable[..., Any]) -> Callable[..., An
     explicitly, and explicit values win over config, so that resolution can
     only hand back what was passed. Where that holds (every parameter after the
     item is bound), the function is called directly with those arguments;
-    anything else (an incremental wrapper in between, a `meta` argument, a new
-    dlt shape) keeps dlt's own call.
+    anything else (a `meta` argument, a new dlt shape) keeps dlt's own call.
+    dlt's incremental wrapper in between is skipped as well while it would
+    only pass the `None` given (see `_past_unused_incremental`).
     """
     try:
         captured = inspect.getclosurevars(transformer).nonlocals
@@ -104,11 +109,41 @@ def direct_transformer_call(transformer: Callable[..., Any]) -> Callable[..., An
     if not isinstance(args, tuple) or "meta" in kwargs or not _binds_every_parameter(function, args, kwargs):
         return transformer
 
+    call = _past_unused_incremental(function, kwargs)
+
     @functools.wraps(transformer)
     def direct(item: Any, meta: Any = None) -> Any:
-        return function(item, *args, **kwargs)
+        return call(item, *args, **kwargs)
 
     return direct
+
+
+def _past_unused_incremental(function: Callable[..., Any], kwargs: dict[str, Any]) -> Callable[..., Any]:
+    """`function`, or, when it is dlt's incremental wrapper given `None`, a call past it while it has no incremental.
+
+    Why: dlt wraps every function with an `Incremental` parameter (rest_api's
+    page functions all have one) and binds its signature on every call: for a
+    child, once per parent. Given an explicit `None`, no incremental in the
+    parameter's default and none set on the wrapper (by hints), it calls the
+    function with `None` unchanged; that is checked on every call, so an
+    incremental set later still goes through dlt.
+    """
+    try:
+        captured = inspect.getclosurevars(function).nonlocals
+    except TypeError:
+        return function
+    wrapper, inner, param = captured.get("self"), captured.get("func"), captured.get("incremental_param")
+    if not isinstance(wrapper, IncrementalResourceWrapper) or not callable(inner) or not isinstance(param, inspect.Parameter):
+        return function
+    if kwargs.get(param.name, Incremental.EMPTY) is not None or isinstance(param.default, Incremental):
+        return function
+    if not is_optional_type(param.annotation):
+        return function
+
+    def call(*args: Any, **kwargs: Any) -> Any:
+        return inner(*args, **kwargs) if wrapper.incremental is None else function(*args, **kwargs)
+
+    return call
 
 
 def _binds_every_parameter(function: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> bool:
@@ -343,3 +378,33 @@ class _NoProvidersRunContext(RunContext):
 
     def initialize_runtime(self, runtime_config: RuntimeConfiguration | None = None) -> None:
         self._runtime_config = runtime_config or resolve_configuration(RuntimeConfiguration())
+
+
+def cached_capabilities(destination: Any) -> Any:
+    """`destination` (a dlt destination factory) with its config-less `capabilities()` computed once per naming.
+
+    Why: dlt asks the factory for its capabilities some 30 times in one run
+    (each pipeline step, the load's storage, every job client), and each call
+    without a config resolves the destination's whole configuration against
+    every config provider: 9 ms for DuckDB, 0.3 s of a run. Within a run the
+    answer cannot change (the same factory, settings and naming). Callers
+    change the object they get (the pipeline sets its file formats on it), so
+    each call gets its own copy (`BaseConfiguration.copy`). A call with a
+    config is dlt's own.
+    """
+    compute = destination.capabilities
+    computed: list[tuple[Any, Any]] = []  # (naming, capabilities): a few namings a run, held so identity stays valid
+    lock = threading.Lock()
+
+    def capabilities(config: Any = None, naming: Any = None) -> Any:
+        if config is not None:
+            return compute(config, naming)
+        with lock:
+            caps = next((caps for known, caps in computed if known is naming), None)
+            if caps is None:
+                caps = compute(None, naming)
+                computed.append((naming, caps))
+        return caps.copy()
+
+    destination.capabilities = capabilities
+    return destination

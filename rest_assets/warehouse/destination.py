@@ -15,8 +15,9 @@ except ImportError:  # not POSIX: no cross-process lock
     fcntl = None  # type: ignore[assignment]
 
 import dlt
+from dlt.common.destination import Destination
 
-from rest_assets.dlt_internals import set_config_default
+from rest_assets.dlt_internals import cached_capabilities, set_config_default
 from rest_assets.warehouse.duckdb_transaction import RunConnection, duckdb_destination, load_in_one_transaction
 
 DESTINATION_ENV = "REST_ASSETS_DESTINATION"
@@ -87,7 +88,7 @@ def held_destination(log: Callable[[str], None] | None = None) -> Iterator[tuple
     """
     with destination_lock(log):
         if destination_name() != "duckdb":
-            yield make_destination(), None
+            yield cached_capabilities(Destination.from_reference(make_destination())), None
             return
         import duckdb
 
@@ -95,7 +96,7 @@ def held_destination(log: Callable[[str], None] | None = None) -> Iterator[tuple
         path.parent.mkdir(parents=True, exist_ok=True)
         connection = RunConnection(duckdb.connect(str(path), config=duckdb_settings()))
         try:
-            yield duckdb_destination(connection), connection
+            yield cached_capabilities(duckdb_destination(connection)), connection
         finally:
             connection.connection.close()
 

@@ -7,11 +7,13 @@ upgrade that breaks one is caught here first, not as a wrong load.
 from __future__ import annotations
 
 import base64
+import inspect
 import copy
 import subprocess
 import sys
 import threading
 from pathlib import Path
+from typing import Any
 
 import dlt
 import duckdb
@@ -277,3 +279,72 @@ def test_no_config_providers_reads_no_settings_file_and_leaves_dlt_to_read_them_
     assert "TomlProviderReadException" in run.stderr and ".dlt/secrets.toml" in run.stderr, (
         "after the block dlt no longer makes its run context afresh and reads .dlt/secrets.toml: " + run.stderr[-1500:]
     )
+
+
+def _comments_source() -> Any:
+    return rest_api_source(
+        {
+            "client": {"base_url": "https://api.example.com", "paginator": "single_page"},
+            "resources": ["posts", {"name": "comments", "endpoint": {"path": "posts/{resources.posts.id}/comments"}}],
+        }
+    )
+
+
+def _binds_on_call(monkeypatch: pytest.MonkeyPatch, incremental: Any) -> tuple[list[str], Any]:
+    """The signature binds of calling the comments' call for one post (dlt's incremental wrapper binds then), and its pages."""
+    bound: list[str] = []
+    original_bind = inspect.Signature.bind
+    monkeypatch.setattr(inspect.Signature, "bind", lambda sig, *a, **k: bound.append("bind") or original_bind(sig, *a, **k))
+    source = _comments_source()
+    direct = hooks.direct_transformer_call(source.resources["comments"]._pipe.gen)
+    if incremental is not None:  # set after the call was made, as hints may be
+        source.resources["comments"].apply_hints(incremental=incremental)
+    bound.clear()
+    pages = direct([{"id": 7}])
+    return bound, pages
+
+
+def test_a_rest_api_childs_call_goes_past_dlts_incremental_wrapper_while_it_has_no_incremental(monkeypatch):
+    bound, pages = _binds_on_call(monkeypatch, None)
+    assert bound == [], (
+        "dlt's incremental wrapper (IncrementalResourceWrapper.wrap's `_wrap`: self, func, incremental_param) "
+        "is no longer found: it binds the signature again for every parent"
+    )
+    with responses.RequestsMock() as api:
+        api.get("https://api.example.com/posts/7/comments", json=[{"id": 70}])
+        assert [row["id"] for page in pages for row in page] == [70]
+
+
+def test_an_incremental_set_on_a_child_after_its_call_was_made_still_goes_through_dlts_wrapper(monkeypatch):
+    bound, _ = _binds_on_call(monkeypatch, dlt.sources.incremental("id", initial_value=1))
+    assert bound, "the child's call went past dlt's incremental wrapper although the resource has an incremental"
+
+
+def test_cached_capabilities_are_dlts_computed_once_per_naming_and_a_copy_per_call():
+    destination = dlt.destinations.duckdb(credentials=":memory:")
+    computed: list[object] = []
+    original = destination.capabilities
+    destination.capabilities = lambda config=None, naming=None: computed.append(naming) or original(config, naming)
+    cached = hooks.cached_capabilities(destination)
+    naming = Schema("canary").naming
+
+    first, second, named = cached.capabilities(), cached.capabilities(), cached.capabilities(naming=naming)
+    cached.capabilities(naming=naming)
+
+    assert computed == [None, naming], "computed once per naming"
+    fresh = dlt.destinations.duckdb(credentials=":memory:").capabilities()
+    assert dict(first) == dict(fresh), "the cached capabilities differ from dlt's"
+    first.preferred_loader_file_format = "jsonl"  # the pipeline sets its file formats on what it gets
+    assert second is not first and cached.capabilities().preferred_loader_file_format == fresh.preferred_loader_file_format
+    assert named.naming_convention == first.naming_convention
+    config = destination.spec(credentials=None)
+    cached.capabilities(config)
+    assert computed[-1] is None and len(computed) == 3, "a call with a config is dlt's own"
+
+
+def test_a_pipeline_loads_through_a_destination_with_cached_capabilities(tmp_path):
+    destination = hooks.cached_capabilities(dlt.destinations.duckdb(credentials=str(tmp_path / "canary.duckdb")))
+    pipeline = dlt.pipeline("canary_cached_caps", pipelines_dir=str(tmp_path / "pipelines"), destination=destination)
+    pipeline.run([{"id": 1}, {"id": 2}], table_name="items", loader_file_format="parquet")
+    with duckdb.connect(str(tmp_path / "canary.duckdb")) as connection:
+        assert connection.execute("select count(*) from canary_cached_caps_dataset.items").fetchone() == (2,)
