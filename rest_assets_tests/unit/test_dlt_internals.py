@@ -7,8 +7,8 @@ upgrade that breaks one is caught here first, not as a wrong load.
 from __future__ import annotations
 
 import base64
-import inspect
 import copy
+import inspect
 import subprocess
 import sys
 import threading

@@ -18,8 +18,8 @@ import pytest
 import responses
 from conftest import failure_errors, table_names
 from dlt.sources.helpers.rest_client import RESTClient
-from requests import Request
 from reliability_support import Recorded, RecordingServer, Reply, json_reply, run_source
+from requests import Request
 
 from rest_assets.errors import PaginationError
 from rest_assets.runtime.http import GuardedSession
