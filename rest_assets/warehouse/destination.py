@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -16,12 +16,15 @@ except ImportError:  # not POSIX: no cross-process lock
 
 import dlt
 from dlt.common.destination import Destination
+from dlt.destinations.impl.duckdb.configuration import DuckDbCredentials
 
 from rest_assets.dlt_internals import cached_capabilities, set_config_default
+from rest_assets.errors import LoadError
 from rest_assets.warehouse.duckdb_transaction import RunConnection, duckdb_destination, load_in_one_transaction
 
 DESTINATION_ENV = "REST_ASSETS_DESTINATION"
 DUCKDB_CREDENTIALS_ENV = "DESTINATION__DUCKDB__CREDENTIALS"
+DUCKDB_CREDENTIALS_KEY = "destination.duckdb.credentials"
 DEFAULT_DUCKDB_PATH = Path("data") / "rest_assets.duckdb"
 TRUNCATE_STAGING = "load.truncate_staging_dataset"
 
@@ -43,9 +46,28 @@ def destination_name() -> str:
 
 
 def duckdb_path() -> Path:
-    """The DuckDB file: `DESTINATION__DUCKDB__CREDENTIALS` or data/rest_assets.duckdb under the cwd."""
-    configured = os.environ.get(DUCKDB_CREDENTIALS_ENV, "").strip()
-    return Path(configured).expanduser().resolve() if configured else (Path.cwd() / DEFAULT_DUCKDB_PATH).resolve()
+    """The DuckDB file, from the duckdb credentials as dlt reads them, else data/rest_assets.duckdb under the cwd.
+
+    dlt's forms are accepted wherever dlt takes them (`DESTINATION__DUCKDB__CREDENTIALS`,
+    `[destination.duckdb] credentials` in .dlt/secrets.toml or config.toml, a table with `database`):
+    a path or a `duckdb:///` URL. A database that is not a file (`:memory:`, `:pipeline:`) is refused:
+    a source's tables and its incremental state live in one file across runs.
+    """
+    configured: Any = dlt.config.get(DUCKDB_CREDENTIALS_KEY)
+    if isinstance(configured, Mapping):
+        configured = configured.get("database")
+    if configured is None or not str(configured).strip():
+        return (Path.cwd() / DEFAULT_DUCKDB_PATH).resolve()
+    credentials = DuckDbCredentials()
+    credentials.parse_native_representation(str(configured).strip())
+    database = str(credentials.database)
+    if database.startswith(":"):
+        raise LoadError(
+            f"the duckdb credentials ({DUCKDB_CREDENTIALS_ENV} or [destination.duckdb] credentials) name "
+            f"{database!r}, which is not a file: rest_assets keeps a source's tables and incremental state in one "
+            "DuckDB file across runs; give a file path"
+        )
+    return Path(database).expanduser().resolve()
 
 
 def duckdb_settings() -> dict[str, Any]:
