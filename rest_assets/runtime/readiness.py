@@ -18,8 +18,11 @@ from dataclasses import replace
 from typing import Any
 from urllib.parse import urlsplit
 
+from dlt.common.configuration.exceptions import ConfigProviderException
+
 from rest_assets.dialect.model import SourceSpec
 from rest_assets.errors import MissingSettingError
+from rest_assets.runtime.redaction import redact
 from rest_assets.runtime.secrets import resolve_setting, secret_env_names, secret_is_set
 from rest_assets.runtime.settings import find_setting, resolve_settings_in
 
@@ -33,6 +36,13 @@ def missing_to_run(spec: SourceSpec, resources: Collection[str] | None = None) -
     does not do); no item holds a secret's value.
     """
     selected = replace(spec, resources=spec.with_ancestors(resources)) if resources else spec
+    try:
+        return _missing(spec, selected)
+    except ConfigProviderException as error:  # a malformed .dlt/secrets.toml or config.toml: every run would fail on it
+        return [f"settings files that dlt can read ({' '.join(redact(error).split())})"]
+
+
+def _missing(spec: SourceSpec, selected: SourceSpec) -> list[str]:
     missing = unset_values(selected)
     missing += _url_problems(spec.name, "base_url", spec.client.get("base_url"), "base URL")
     auth = spec.client.get("auth") or {}

@@ -10,6 +10,8 @@ from __future__ import annotations
 import json
 import os
 import re
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -480,3 +482,29 @@ def test_children_beyond_what_one_code_location_sensor_evaluates_get_further_sen
     with DagsterInstance.ephemeral() as instance:
         context = build_sensor_context(instance=instance, repository_def=defs.get_repository_def())
         assert tick_automation_sensor(defs.get_sensor_def(PARENT_CHILD_SENSOR), context).run_requests == []
+
+
+MISSING_IN_A_FRESH_PROCESS = """
+import json
+from rest_assets.dialect import load_spec_dirs
+from rest_assets.runtime.readiness import missing_to_run
+from conftest import BUNDLED_SOURCES_DIR
+(spec,) = [s for s in load_spec_dirs([BUNDLED_SOURCES_DIR]) if s.name == "contact_book"]
+print(json.dumps(missing_to_run(spec)))
+"""
+
+
+def test_a_malformed_secrets_file_is_named_as_what_to_fix_never_its_values(tmp_path):
+    """dlt reads .dlt/ once per process: a fresh one, whose secrets.toml holds a secret and a syntax error."""
+    (tmp_path / ".dlt").mkdir()
+    (tmp_path / ".dlt" / "secrets.toml").write_text('[sources.contact_book]\napi_key = "s3cr3t-value-XYZ\nbroken = [\n')
+    tests_dir = str(Path(__file__).resolve().parents[1])
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [tests_dir, os.environ.get("PYTHONPATH")]))}
+    env = {k: v for k, v in env.items() if not k.startswith("SOURCES__")}
+    run = subprocess.run(
+        [sys.executable, "-c", MISSING_IN_A_FRESH_PROCESS], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300
+    )
+    assert run.returncode == 0, run.stderr[-2000:]
+    (item,) = json.loads(run.stdout.strip().splitlines()[-1])
+    assert item.startswith("settings files that dlt can read") and "./.dlt/secrets.toml" in item, item
+    assert "s3cr3t" not in run.stdout + run.stderr
