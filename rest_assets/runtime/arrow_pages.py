@@ -79,6 +79,7 @@ def batch_pages(
     rows_per_batch: int | None = None,
     *,
     resource: str = "resource",
+    table: str | None = None,
     hints: dict[str, str] | None = None,
     max_nesting: int | None = None,
     on_rows_batch: Callable[[], None] | None = None,
@@ -102,7 +103,7 @@ def batch_pages(
 
     @functools.wraps(generator_function)
     def batched(*args: Any, **kwargs: Any) -> Iterator[Any]:
-        shape = BatchShape(_current_schema(), resource, hints or {}, max_nesting)
+        shape = BatchShape(_current_schema(), resource, hints or {}, max_nesting, table)
 
         def finish(rows: list[dict[str, Any]]) -> list[Any]:
             table, odd_rows = shape.split(rows)
@@ -292,6 +293,7 @@ def use_arrow_pages(
             gen,
             rows_per_batch,
             resource=resource.name,
+            table=config["table_name"] if isinstance(config.get("table_name"), str) else None,
             hints=hints,
             max_nesting=config.get("max_table_nesting"),
             on_rows_batch=on_rows_batch,

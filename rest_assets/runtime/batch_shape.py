@@ -51,9 +51,11 @@ class _Unclean(Exception):
 class BatchShape:
     """Per resource and run: turns clean batches into Arrow tables and remembers each column's type."""
 
-    def __init__(self, schema: Schema, resource: str, hinted: dict[str, str], max_nesting: int | None) -> None:
+    def __init__(
+        self, schema: Schema, resource: str, hinted: dict[str, str], max_nesting: int | None, table: str | None = None
+    ) -> None:
         self.schema, self.naming, self.resource = schema, schema.naming, resource
-        self.table = self.naming.normalize_table_identifier(resource)
+        self.table = self.naming.normalize_table_identifier(table or resource)  # its `table_name`, where it has one
         stored = schema.tables.get(self.table, {})
         nesting = (stored.get("x-normalizer") or {}).get("max_nesting")
         self.max_nesting = nesting if nesting is not None else (max_nesting if max_nesting is not None else 1000)

@@ -250,6 +250,16 @@ def test_a_type_change_across_runs_makes_the_variant_column_dlt_makes(tmp_path):
     assert_same(plain, ours)
 
 
+def test_a_type_change_across_runs_of_a_resource_with_a_table_name_makes_the_variant_columns_dlt_makes(tmp_path):
+    """The types a batch must keep are the stored table's: the resource's `table_name`, not its own name."""
+    loads = Loads(tmp_path, extra="    table_name: stored_items\n")
+    assert_same(*loads.run([[{"id": 1, "v": 1}]]))
+    plain, ours = loads.run([[{"id": 2, "v": 5.5}]])  # not rounded into the integer column
+    assert ("v__v_double", "DOUBLE") in ours["stored_items"]["columns"]
+    assert_same(plain, ours)
+    assert_same(*loads.run([[{"id": 3, "v": "abc"}]]))  # not a failed cast
+
+
 def test_schema_contract_freeze_refuses_a_new_column_as_dlt_does(tmp_path):
     loads = Loads(tmp_path, "    schema_contract: {columns: freeze}\n")
     assert_same(*loads.run([[{"id": 1}]]))
