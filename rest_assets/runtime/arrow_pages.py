@@ -193,7 +193,8 @@ class ColumnCaster(ItemTransform[Any, dict[str, Any]]):
 
     def _hinted_first(self, table: pa.Table) -> pa.Table:
         """`table` with the hinted columns first, in hint order, as dlt orders a table's columns from rows."""
-        first = [name for name in self.hinted if name in table.column_names]
+        indices = [_column_index(table, name) for name in self.hinted]
+        first = list(dict.fromkeys(table.column_names[i] for i in indices if i >= 0))
         if not first or table.column_names[: len(first)] == first:
             return table
         return table.select(first + [name for name in table.column_names if name not in first])
@@ -201,10 +202,10 @@ class ColumnCaster(ItemTransform[Any, dict[str, Any]]):
     def _cast(self, item: pa.Table) -> Any:
         item = self._hinted_first(item)
         for name, arrow_type in self.casts.items():
-            index = item.schema.get_field_index(name)
+            index = _column_index(item, name)
             if index >= 0 and item.schema.field(index).type != arrow_type:
                 try:
-                    item = item.set_column(index, name, pc.cast(item.column(index), arrow_type))
+                    item = item.set_column(index, item.schema.field(index).name, pc.cast(item.column(index), arrow_type))
                 except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
                     return item.to_pylist()  # dlt's row path coerces what it can and keeps the rest in a variant
         return _mark_required(item, self.required)
@@ -252,11 +253,21 @@ def row_ids_at_extract() -> bool:
     return True
 
 
+def _column_index(table: pa.Table, name: str) -> int:
+    """The index of the column a `columns` hint `name` is for: the same name, or the same once dlt normalizes
+    both (a hint `amount_due` is for the API's `amountDue`: batches keep the API's names); -1 when none."""
+    index: int = table.schema.get_field_index(name)
+    if index >= 0:
+        return index
+    wanted = normalized_identifier(name)
+    return next((i for i, column in enumerate(table.column_names) if normalized_identifier(column) == wanted), -1)
+
+
 def _mark_required(table: pa.Table, names: list[str]) -> pa.Table:
     """`table` with the fields of `names` that hold no nulls marked non-nullable (no data copied)."""
     schema, changed = table.schema, False
     for name in names:
-        index = schema.get_field_index(name)
+        index = _column_index(table, name)
         if index >= 0 and schema.field(index).nullable and table.column(index).null_count == 0:
             schema, changed = schema.set(index, schema.field(index).with_nullable(False)), True
     return pa.Table.from_arrays(table.columns, schema=schema) if changed else table

@@ -260,6 +260,14 @@ def test_a_type_change_across_runs_of_a_resource_with_a_table_name_makes_the_var
     assert_same(*loads.run([[{"id": 3, "v": "abc"}]]))  # not a failed cast
 
 
+@pytest.mark.parametrize("amounts", [["12", "7"], ["12", "x"]], ids=["castable", "not castable"])
+def test_a_column_hint_in_dlts_spelling_applies_to_the_apis_camel_case_field(tmp_path, amounts):
+    loads = Loads(tmp_path, extra="    columns: {amount_due: {data_type: bigint}}\n")
+    plain, ours = loads.run([[{"id": i, "amountDue": amount} for i, amount in enumerate(amounts)]])
+    assert ("amount_due", "BIGINT") in ours["items"]["columns"]
+    assert_same(plain, ours)
+
+
 def test_schema_contract_freeze_refuses_a_new_column_as_dlt_does(tmp_path):
     loads = Loads(tmp_path, "    schema_contract: {columns: freeze}\n")
     assert_same(*loads.run([[{"id": 1}]]))
