@@ -22,7 +22,7 @@ it (its first value's), and a later Arrow batch must agree with that too.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from typing import Any
 
 import pyarrow as pa
@@ -52,8 +52,16 @@ class BatchShape:
     """Per resource and run: turns clean batches into Arrow tables and remembers each column's type."""
 
     def __init__(
-        self, schema: Schema, resource: str, hinted: dict[str, str], max_nesting: int | None, table: str | None = None
+        self,
+        schema: Schema,
+        resource: str,
+        hinted: dict[str, str],
+        max_nesting: int | None,
+        table: str | None = None,
+        cast_from_text: Collection[str] = (),
     ) -> None:
+        """`hinted`: the spec's column data types; strings in those of a type in `cast_from_text` stay
+        Arrow (cast after the incremental step), in any other (json, decimal, ...) they go to dlt's rows."""
         self.schema, self.naming, self.resource = schema, schema.naming, resource
         self.table = self.naming.normalize_table_identifier(table or resource)  # its `table_name`, where it has one
         stored = schema.tables.get(self.table, {})
@@ -68,6 +76,7 @@ class BatchShape:
         self._preferred: dict[str, str | None] = {}
         self.hinted = {self._ident(name): data_type for name, data_type in hinted.items()}
         self.types.update(self.hinted)
+        self.castable = {name for name, data_type in self.hinted.items() if data_type in cast_from_text}
 
     def _ident(self, key: str) -> str:
         ident = self._idents.get(key)
@@ -153,7 +162,7 @@ class BatchShape:
         data_type = _PY_TYPES.get(next(iter(kinds))) if len(kinds) == 1 else None
         if data_type is not None:
             expected = self._expected(name) or self._inferred(name, next(v for v in values if v is not None))
-            if expected == data_type or (name in self.hinted and data_type == "text"):
+            if expected == data_type or (name in self.castable and data_type == "text"):
                 if odd:
                     return  # the table is built again from the clean rows
                 try:
@@ -173,7 +182,7 @@ class BatchShape:
         """
         established = self._expected(name)
         accepted = {python for python, data_type in _PY_TYPES.items() if data_type == established}
-        if name in self.hinted:
+        if name in self.castable:
             accepted.add(str)  # cast to the hinted type after the incremental step
         if odd is None or not accepted:
             raise _Unclean

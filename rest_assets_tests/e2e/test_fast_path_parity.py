@@ -268,6 +268,12 @@ def test_a_column_hint_in_dlts_spelling_applies_to_the_apis_camel_case_field(tmp
     assert_same(plain, ours)
 
 
+@pytest.mark.parametrize("values", [["plain", "[1, 2]"], ["plain", {"a": 1}, None]], ids=["strings", "strings and an object"])
+def test_strings_in_a_column_hinted_json_load_as_dlt_loads_them(tmp_path, values):
+    loads = Loads(tmp_path, extra="    columns: {j: {data_type: json}}\n")
+    assert_same(*loads.run([[{"id": i, "j": value} for i, value in enumerate(values)]]))
+
+
 def test_schema_contract_freeze_refuses_a_new_column_as_dlt_does(tmp_path):
     loads = Loads(tmp_path, "    schema_contract: {columns: freeze}\n")
     assert_same(*loads.run([[{"id": 1}]]))
