@@ -274,6 +274,46 @@ def test_strings_in_a_column_hinted_json_load_as_dlt_loads_them(tmp_path, values
     assert_same(*loads.run([[{"id": i, "j": value} for i, value in enumerate(values)]]))
 
 
+def _column_order(database: Path, table: str) -> list[str]:
+    with duckdb.connect(str(database), read_only=True) as connection:
+        rows = connection.execute(
+            "select column_name from information_schema.columns where table_schema = 'parity' and table_name = ? "
+            "order by ordinal_position",
+            [table],
+        ).fetchall()
+    return [name for (name,) in rows]
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="column order differs from plain dlt's: the Arrow path writes a flattened object's columns where the "
+    "object was and _dlt_id before _dlt_load_id; a batch on dlt's row path puts _dlt_id first (the run declares it "
+    "with apply_hints so dlt keeps the Arrow path's ids). Values and types are equal; not fixed yet",
+)
+def test_columns_are_in_plain_dlts_order(tmp_path):
+    loads = Loads(tmp_path)
+    loads.run([[{"id": 1, "a": {"x": 1}, "b": "q"}]])
+    assert _column_order(tmp_path / "ours.duckdb", "items") == _column_order(tmp_path / "plain.duckdb", "items")
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="dlt's parquet writer refuses a float with more decimal places than a decimal hint's scale "
+    "('Rescaling Decimal value would cause data loss'); plain dlt's default insert_values rounds it. rest_assets "
+    "loads through parquet; not fixed yet",
+)
+def test_a_float_with_more_decimals_than_a_decimal_hints_scale_loads_rounded_as_in_plain_dlt(tmp_path):
+    loads = Loads(tmp_path, extra="    columns: {p: {data_type: decimal, precision: 10, scale: 2}}\n")
+    assert_same(*loads.run([[{"id": 1, "p": 1.005}]]))
+
+
+@pytest.mark.xfail(
+    strict=True, reason="plain dlt drops a NUL character from a string (its insert_values path); rest_assets keeps it"
+)
+def test_a_nul_character_in_a_string_loads_as_in_plain_dlt(tmp_path):
+    assert_same(*Loads(tmp_path).run([[{"id": 1, "s": "x\u0000y"}]]))
+
+
 def test_schema_contract_freeze_refuses_a_new_column_as_dlt_does(tmp_path):
     loads = Loads(tmp_path, "    schema_contract: {columns: freeze}\n")
     assert_same(*loads.run([[{"id": 1}]]))
