@@ -103,7 +103,7 @@ def batch_pages(
 
     @functools.wraps(generator_function)
     def batched(*args: Any, **kwargs: Any) -> Iterator[Any]:
-        shape = BatchShape(_current_schema(), resource, hints or {}, max_nesting, table, cast_from_text=_ARROW_TYPES)
+        shape = BatchShape(_current_schema(), resource, hints or {}, max_nesting, table)
 
         def finish(rows: list[dict[str, Any]]) -> list[Any]:
             table, odd_rows = shape.split(rows)

@@ -58,10 +58,11 @@ class BatchShape:
         hinted: dict[str, str],
         max_nesting: int | None,
         table: str | None = None,
-        cast_from_text: Collection[str] = (),
+        text_as_rows: Collection[str] = ("json",),
     ) -> None:
-        """`hinted`: the spec's column data types; strings in those of a type in `cast_from_text` stay
-        Arrow (cast after the incremental step), in any other (json, decimal, ...) they go to dlt's rows."""
+        """`hinted`: the spec's column data types. Strings in a hinted column stay Arrow (cast after the
+        incremental step, or by the destination on load), except in one of a type in `text_as_rows`: dlt
+        parses a string in a json column (or keeps it in a variant), which no cast does, so they go to its rows."""
         self.schema, self.naming, self.resource = schema, schema.naming, resource
         self.table = self.naming.normalize_table_identifier(table or resource)  # its `table_name`, where it has one
         stored = schema.tables.get(self.table, {})
@@ -76,7 +77,7 @@ class BatchShape:
         self._preferred: dict[str, str | None] = {}
         self.hinted = {self._ident(name): data_type for name, data_type in hinted.items()}
         self.types.update(self.hinted)
-        self.castable = {name for name, data_type in self.hinted.items() if data_type in cast_from_text}
+        self.castable = {name for name, data_type in self.hinted.items() if data_type not in text_as_rows}
 
     def _ident(self, key: str) -> str:
         ident = self._idents.get(key)

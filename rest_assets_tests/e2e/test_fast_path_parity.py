@@ -274,6 +274,13 @@ def test_strings_in_a_column_hinted_json_load_as_dlt_loads_them(tmp_path, values
     assert_same(*loads.run([[{"id": i, "j": value} for i, value in enumerate(values)]]))
 
 
+@pytest.mark.parametrize("hint", ["{data_type: decimal, precision: 10, scale: 2}", "{data_type: decimal}"])
+def test_strings_in_a_column_hinted_decimal_load_rounded_as_in_plain_dlt(tmp_path, hint):
+    """More decimal places than the scale: the destination's cast rounds them, as plain dlt's insert does."""
+    loads = Loads(tmp_path, extra=f"    columns: {{p: {hint}}}\n")
+    assert_same(*loads.run([[{"id": 0, "p": "1.005"}, {"id": 1, "p": "12.345678901234"}, {"id": 2, "p": "2"}]]))
+
+
 def _column_order(database: Path, table: str) -> list[str]:
     with duckdb.connect(str(database), read_only=True) as connection:
         rows = connection.execute(
