@@ -15,6 +15,8 @@ from __future__ import annotations
 import gc
 import os
 import re
+import subprocess
+import sys
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -147,6 +149,34 @@ def materialize_source(name: str, instance: Any = None) -> Any:
         return materialize(
             matching, instance=ephemeral, resources=defs.resources, run_config=QUIET_RUN_CONFIG, raise_on_error=False
         )
+
+
+# dlt reads .dlt/ once per process (when it first makes its run context): a test of what it reads there runs
+# the source in a fresh process, with the working directory and environment it is given and nothing else.
+RUN_CONTACT_BOOK = """
+from dagster import DagsterInstance, materialize
+from rest_assets.definitions import defs
+assets = [a for a in defs.assets if a.node_def.name == "contact_book"]
+print("definitions loaded")
+with DagsterInstance.ephemeral() as instance:
+    result = materialize(assets, instance=instance, resources=defs.resources, raise_on_error=False)
+print("run succeeded" if result.success else "run failed")
+for event in result.all_events:
+    error = event.step_failure_data.error if event.is_step_failure else None
+    while error is not None:
+        print(error.message)
+        error = error.cause
+"""
+
+
+def run_contact_book_in_a_fresh_process(cwd: Path, **env: str) -> subprocess.CompletedProcess[str]:
+    """Materialize contact_book in a new Python process in `cwd`, with only PATH, HOME=cwd and `env` set."""
+    environment = {"PATH": "/usr/bin:/bin", "HOME": str(cwd), **env}
+    if "PYTHONPATH" in os.environ:  # the checkout under test, where it is not the installed one
+        environment["PYTHONPATH"] = os.environ["PYTHONPATH"]
+    return subprocess.run(
+        [sys.executable, "-c", RUN_CONTACT_BOOK], cwd=cwd, env=environment, capture_output=True, text=True, timeout=300
+    )
 
 
 def _duckdb_file() -> str:

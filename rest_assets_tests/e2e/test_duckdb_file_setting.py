@@ -9,38 +9,21 @@ neither the default data/rest_assets.duckdb nor a folder named after a URL
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import duckdb
 import pytest
+from conftest import run_contact_book_in_a_fresh_process
 
 from rest_assets.cli.demo import emulator_environment
 
 pytestmark = pytest.mark.e2e
 
-RUN = """
-from dagster import DagsterInstance, materialize
-from rest_assets.definitions import defs
-assets = [a for a in defs.assets if a.node_def.name == "contact_book"]
-with DagsterInstance.ephemeral() as instance:
-    result = materialize(assets, instance=instance, resources=defs.resources, raise_on_error=False)
-print("run succeeded" if result.success else "run failed")
-for event in result.all_events:
-    if event.is_step_failure:
-        print(event.step_failure_data.error.cause.message if event.step_failure_data.error.cause else "")
-        print(event.step_failure_data.error.message)
-"""
-
 
 def _run(cwd: Path, emulator: Any, **extra: str) -> subprocess.CompletedProcess[str]:
-    env = {"PATH": "/usr/bin:/bin", "HOME": str(cwd), "DLT_DATA_DIR": str(cwd / "dlt"), **emulator_environment(emulator.url)}
-    if "PYTHONPATH" in os.environ:  # the checkout under test, where it is not the installed one
-        env["PYTHONPATH"] = os.environ["PYTHONPATH"]
-    return subprocess.run([sys.executable, "-c", RUN], cwd=cwd, env={**env, **extra}, capture_output=True, text=True, timeout=300)
+    return run_contact_book_in_a_fresh_process(cwd, DLT_DATA_DIR=str(cwd / "dlt"), **emulator_environment(emulator.url), **extra)
 
 
 def _settings(cwd: Path, file: str, text: str) -> None:

@@ -12,13 +12,10 @@ but the run that needs it fails with dlt's message naming the file.
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from typing import Any
 
 import pytest
-from conftest import materialize_source
+from conftest import materialize_source, run_contact_book_in_a_fresh_process
 from dagster import DagsterEventType, DagsterInstance
 from dagster._core.instance.ref import InstanceRef
 
@@ -86,31 +83,9 @@ def emulator_calls(emulator: Any, source: str) -> list[dict[str, Any]]:
     return [e for e in emulator.requests() if e["source"] == source]
 
 
-# A fresh process: dlt reads .dlt/secrets.toml when it first makes its run context, once per process.
-RUN_IN_A_FRESH_PROCESS = """
-from dagster import DagsterInstance, materialize
-from rest_assets.definitions import defs
-assets = [a for a in defs.assets if a.node_def.name == "contact_book"]
-print("definitions loaded")
-with DagsterInstance.ephemeral() as instance:
-    result = materialize(assets, instance=instance, resources=defs.resources, raise_on_error=False)
-print("run succeeded" if result.success else "run failed")
-for event in result.all_events:
-    error = event.step_failure_data.error if event.is_step_failure else None
-    while error is not None:
-        print(error.message)
-        error = error.cause
-"""
-
-
 def test_a_run_with_a_malformed_secrets_file_fails_naming_the_file(tmp_path):
     (tmp_path / ".dlt").mkdir()
     (tmp_path / ".dlt" / "secrets.toml").write_text('[sources.contact_book]\napi_key = "unterminated\n')
-    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)}
-    if "PYTHONPATH" in os.environ:  # the checkout under test, where it is not the installed one
-        env["PYTHONPATH"] = os.environ["PYTHONPATH"]
-    run = subprocess.run(
-        [sys.executable, "-c", RUN_IN_A_FRESH_PROCESS], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300
-    )
+    run = run_contact_book_in_a_fresh_process(tmp_path)
     assert "definitions loaded" in run.stdout and "run failed" in run.stdout, run.stdout[-2000:] + run.stderr[-2000:]
     assert "TomlProviderReadException" in run.stdout and "./.dlt/secrets.toml" in run.stdout, run.stdout[-2000:]
