@@ -42,7 +42,8 @@ from dlt.common.configuration.specs import RuntimeConfiguration
 from dlt.common.configuration.specs.pluggable_run_context import PluggableRunContext
 from dlt.common.normalizers.utils import DLT_ID_LENGTH_BYTES
 from dlt.common.runtime.run_context import RunContext
-from dlt.common.schema.utils import dlt_id_column
+from dlt.common.schema.typing import TColumnSchema
+from dlt.common.schema.utils import dlt_id_column, dlt_load_id_column
 from dlt.common.typing import is_optional_type
 from dlt.extract.incremental import Incremental, IncrementalResourceWrapper
 from dlt.extract.items_transform import ItemTransform
@@ -237,13 +238,22 @@ def row_id_length_bytes() -> int:
     return int(DLT_ID_LENGTH_BYTES)
 
 
-def row_id_column() -> dict[str, Any]:
+def row_id_column() -> TColumnSchema:
     """dlt's column schema of `_dlt_id` (`dlt_id_column`): text, not null, unique, the row key.
 
     Why: dlt's normalizer sets it on a table when it adds the ids; where
     they come with the Arrow batch, the resource declares it.
     """
-    return dict(dlt_id_column())
+    return dlt_id_column()
+
+
+def load_id_column() -> TColumnSchema:
+    """dlt's column schema of `_dlt_load_id` (`dlt_load_id_column`): text, not null, 64 characters.
+
+    Why: as `row_id_column`, declared where the column comes with an Arrow
+    batch (dlt fills in its values where it is).
+    """
+    return dlt_load_id_column()
 
 
 def extraction_thread_prefix() -> str:

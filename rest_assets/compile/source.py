@@ -26,6 +26,7 @@ from rest_assets.dlt_internals import direct_transformer_call, replace_generator
 from rest_assets.errors import MissingSecretError, MissingSettingError
 from rest_assets.runtime.arrow_pages import use_arrow_pages
 from rest_assets.runtime.auth import build_auth
+from rest_assets.runtime.decimals import DecimalRounder, decimal_scales
 from rest_assets.runtime.fanout import DEFAULT_CHILD_CONCURRENCY, fan_out, read_ahead
 from rest_assets.runtime.http import DEFAULT_TIMEOUT_SECONDS, GuardedSession
 from rest_assets.runtime.paginators import build_paginator
@@ -116,6 +117,9 @@ def _compile(
         replace_generator(source.resources[name], reading_parent(link, records.get(link.reads)))
     if arrow_pages:
         for resource in spec.resources:
+            scales = decimal_scales(resources[resource.name].get("columns") or {})
+            if scales:
+                source.resources[resource.name].add_step(DecimalRounder(scales))
             if resource.config.get("processing_steps"):
                 continue  # dlt applies processing steps to whatever an item is: they need records, not Arrow batches
             use_arrow_pages(

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import base64
 import functools
+import json
 import os
 import re
 import secrets
@@ -41,12 +42,13 @@ from rest_assets.dialect.validate import normalized_identifier
 from rest_assets.dlt_internals import (
     ItemTransform,
     current_source_schema,
+    load_id_column,
     replace_generator,
     row_id_column,
     row_id_length_bytes,
 )
 from rest_assets.errors import LoadError
-from rest_assets.runtime.batch_shape import BatchShape
+from rest_assets.runtime.batch_shape import LATE_COLUMNS, BatchShape
 from rest_assets.runtime.page_batches import join_pages
 from rest_assets.runtime.parent_records import ParentRecords
 
@@ -65,6 +67,8 @@ ADD_ROW_ID_SETTING = "NORMALIZE__PARQUET_NORMALIZER__ADD_DLT_ID"
 _ADD_ROW_ID_KEY = "normalize.parquet_normalizer.add_dlt_id"
 _ROW_IDS_HERE = "REST_ASSETS_ROW_IDS_AT_EXTRACT"  # set with ADD_ROW_ID_SETTING: the `false` there is ours
 ROW_ID = "_dlt_id"
+LOAD_ID = "_dlt_load_id"
+_ADD_LOAD_ID_KEY = "normalize.parquet_normalizer.add_dlt_load_id"
 _PLAIN_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
@@ -149,10 +153,13 @@ class ColumnCaster(ItemTransform[Any, dict[str, Any]]):
         row_ids: bool = False,
         resource: str = "",
         primary_key: list[str] | None = None,
+        load_ids: bool = False,
     ) -> None:
         super().__init__(lambda item: item)
         self.parent_records = parent_records
         self.row_ids = row_ids
+        self.load_ids = load_ids
+        self.dlt_columns = [column() for column, wanted in ((load_id_column, load_ids), (row_id_column, row_ids)) if wanted]
         self.resource = resource
         # as the API names them (batches keep the API's names until dlt normalizes them) and as dlt does
         self.primary_key = sorted({*(primary_key or []), *(normalized_identifier(name) for name in primary_key or [])})
@@ -172,12 +179,18 @@ class ColumnCaster(ItemTransform[Any, dict[str, Any]]):
             return item
         self._refuse_null_keys(item)
         cast = self._cast(item)
-        if self.row_ids and isinstance(cast, pa.Table):
-            cast = _with_row_ids(cast)
+        if isinstance(cast, pa.Table):
+            cast = _with_dlt_columns(cast, self.row_ids, self.load_ids)
         if self.parent_records is not None:
             if not isinstance(cast, pa.Table):  # the records themselves load as plain dlt loads them
                 return self.parent_records.records_of(item) or cast
             self.parent_records.carry(item, cast)
+        if isinstance(cast, pa.Table) and self.dlt_columns and meta is None:
+            # dlt's normalizer gives its columns their hints (`_dlt_id`: unique, row key) where it adds them;
+            # those that come with an Arrow batch need them declared. Declared with the first Arrow batch, not
+            # up front: a resource's declared columns come first in its table, and rows keep dlt's order
+            columns, self.dlt_columns = self.dlt_columns, []
+            return dlt.mark.with_hints(cast, dlt.mark.make_hints(columns=columns))
         return cast
 
     def _refuse_null_keys(self, table: pa.Table) -> None:
@@ -211,11 +224,34 @@ class ColumnCaster(ItemTransform[Any, dict[str, Any]]):
         return _mark_required(item, self.required)
 
 
-def _with_row_ids(table: pa.Table) -> pa.Table:
-    """`table` with a `_dlt_id` column of fresh random ids, unless it has one."""
-    if ROW_ID in table.column_names:
+def _with_dlt_columns(table: pa.Table, row_ids: bool, load_ids: bool) -> pa.Table:
+    """`table` with dlt's `_dlt_load_id` and (with `row_ids`) `_dlt_id`, where dlt's normalizer puts them.
+
+    That is after the columns of a batch's first row, before those first met
+    in later rows (BatchShape's `LATE_COLUMNS`). The `_dlt_load_id` values
+    are blank: dlt fills in the load id where the column is (`load_ids` says
+    dlt will, per its `add_dlt_load_id`).
+    """
+    metadata = table.schema.metadata
+    late = json.loads(metadata[LATE_COLUMNS.encode()]) if metadata and LATE_COLUMNS.encode() in metadata else []
+    if metadata:
+        table = table.replace_schema_metadata(None)
+    added = []
+    if load_ids and LOAD_ID not in table.column_names:
+        added.append(LOAD_ID)
+        table = table.append_column(pa.field(LOAD_ID, pa.string(), nullable=False), _blanks(table.num_rows))
+    if row_ids and ROW_ID not in table.column_names:
+        added.append(ROW_ID)
+        table = table.append_column(pa.field(ROW_ID, pa.string(), nullable=False), random_row_ids(table.num_rows))
+    if not (late and added):
         return table
-    return table.append_column(pa.field(ROW_ID, pa.string(), nullable=False), random_row_ids(table.num_rows))
+    late = [name for name in late if name in table.column_names]
+    return table.select([name for name in table.column_names if name not in late and name not in added] + added + late)
+
+
+def _blanks(count: int) -> pa.Array:
+    """`count` empty strings, made without a Python loop."""
+    return pa.StringArray.from_buffers(count, pa.py_buffer(bytes(4 * (count + 1))), pa.py_buffer(b""))
 
 
 def random_row_ids(count: int) -> pa.Array:
@@ -295,8 +331,6 @@ def use_arrow_pages(
         return
     os.environ.setdefault(ADD_LOAD_ID_SETTING, "true")
     row_ids = row_ids_at_extract()
-    if row_ids:
-        resource.apply_hints(columns={ROW_ID: row_id_column()})
     hints = {name: str(h["data_type"]) for name, h in columns.items() if isinstance(h, dict) and h.get("data_type")}
     replace_generator(
         resource,
@@ -314,7 +348,8 @@ def use_arrow_pages(
     )
     key = config.get("primary_key")
     primary_key = [key] if isinstance(key, str) else [str(k) for k in key or []]
-    resource.add_step(ColumnCaster(columns, parent_records, row_ids, resource.name, primary_key))
+    load_ids = bool(dlt.config.get(_ADD_LOAD_ID_KEY, bool))
+    resource.add_step(ColumnCaster(columns, parent_records, row_ids, resource.name, primary_key, load_ids))
 
 
 def _columns(columns: Any) -> dict[str, Any]:

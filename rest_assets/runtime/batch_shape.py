@@ -22,6 +22,7 @@ it (its first value's), and a later Arrow batch must agree with that too.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Collection, Iterable
 from typing import Any
 
@@ -36,6 +37,8 @@ MAX_DEPTH = 255
 # objects nested deeper than this are left to dlt's normalizer (rare; keeps this cheap)
 MAX_FLAT_DEPTH = 16
 EMPTY_KEY = "_empty"  # dlt's name for an empty or blank key
+# schema metadata of a batch: the columns dlt first meets after its first row (JSON list of names)
+LATE_COLUMNS = "rest_assets.late_columns"
 _PY_TYPES: dict[type, str] = {str: "text", int: "bigint", float: "double", bool: "bool"}
 _ARROW: dict[str, pa.DataType] = {"text": pa.string(), "bigint": pa.int64(), "double": pa.float64(), "bool": pa.bool_()}
 
@@ -129,9 +132,46 @@ class BatchShape:
             self._add(columns, key, (self._ident(key),), [row.get(key) for row in rows], self.max_nesting, odd)
         if odd:
             return pa.table({})
+        new = any(name not in self.types for name in columns)
         for name, (_, array) in columns.items():
             self.types.setdefault(name, _arrow_type_name(array.type))
-        return pa.Table.from_arrays([array for _, array in columns.values()], names=[label for label, _ in columns.values()])
+        table = pa.Table.from_arrays([array for _, array in columns.values()], names=[label for label, _ in columns.values()])
+        return self._in_dlts_order(table, columns, rows) if new else table
+
+    def _in_dlts_order(self, table: pa.Table, columns: dict[str, tuple[str, pa.Array]], rows: list[dict[str, Any]]) -> pa.Table:
+        """`table` with its columns in the order dlt's normalizer first meets them, row by row.
+
+        That order is the new columns' order in the table: dlt flattens a row's
+        own fields first, then its objects, last met first (a stack), and
+        adds its `_dlt_load_id` and `_dlt_id` after the first row's fields. The
+        columns first met after the first row are named in the table's metadata
+        (`LATE_COLUMNS`), for the step that adds dlt's columns.
+        """
+        order: dict[str, None] = {}
+        first_row_columns = 0
+        for index, row in enumerate(rows):
+            self._flattened_names(row, order)
+            if index == 0:
+                first_row_columns = len(order)
+            if len(order) == len(columns):
+                break
+        labels = [columns[name][0] for name in order]
+        if labels != table.column_names:
+            table = table.select(labels)
+        late = labels[first_row_columns:]
+        return table.replace_schema_metadata({LATE_COLUMNS: json.dumps(late)}) if late else table
+
+    def _flattened_names(self, row: dict[str, Any], order: dict[str, None]) -> None:
+        """Add to `order` the column names of `row`'s values in dlt's flattening order (see `_in_dlts_order`)."""
+        stack: list[tuple[dict[str, Any], tuple[str, ...]]] = [(row, ())]
+        while stack:
+            current, path = stack.pop()
+            for key, value in current.items():
+                here = (*path, self._ident(key))
+                if type(value) is dict:
+                    stack.append((value, here))
+                elif value is not None:
+                    order.setdefault(self._name(here))
 
     def _add(
         self,

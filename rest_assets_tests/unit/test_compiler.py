@@ -145,11 +145,16 @@ def test_bare_key_secret_is_a_fallback(monkeypatch):
 def extract(compiled, *names, resource=None):
     """The records extracted, whether dlt hands them over as dicts or as Arrow batches.
 
-    Arrow batches carry their `_dlt_id` from extraction on (rows get theirs when dlt normalizes them): left out.
+    Arrow batches carry their `_dlt_id` (and a blank `_dlt_load_id`, filled in when dlt writes them) from
+    extraction on; rows get theirs when dlt normalizes them: left out.
     """
     source = compiled.source.with_resources(*names)
     items = list(source.resources[resource]) if resource else list(source)
-    batches = [item.drop_columns(["_dlt_id"]).to_pylist() if isinstance(item, pa.Table) else [item] for item in items]
+    dlts = ["_dlt_id", "_dlt_load_id"]
+    batches = [
+        item.drop_columns([c for c in dlts if c in item.column_names]).to_pylist() if isinstance(item, pa.Table) else [item]
+        for item in items
+    ]
     return [row for rows in batches for row in rows]
 
 
