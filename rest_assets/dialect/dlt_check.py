@@ -46,11 +46,16 @@ class _CheckedAuth(AuthConfigBase):
     """Stands in for an auth of our dialect (already checked by our validator)."""
 
 
-def check_with_dlt(client: dict[str, Any], resources: list[ResourceSpec], fail: Fail) -> None:
-    """Raise `fail(...)` where dlt's own validation rejects the dlt part of the spec."""
+def check_with_dlt(client: dict[str, Any], defaults: dict[str, Any], resources: list[ResourceSpec], fail: Fail) -> None:
+    """Raise `fail(...)` where dlt's own validation rejects the dlt part of the spec.
+
+    `resource_defaults` are checked as they are too, as dlt does, whether or not a resource overrides them.
+    """
     resource_views: list[Any] = [_resource_view(r.config) for r in resources]
     client_view = _client_view(client)
     view = {"client": client_view, "resources": resource_views}
+    if defaults:  # their declarative processing steps are checked as each resource's, once built
+        view["resource_defaults"] = _resource_view({k: v for k, v in defaults.items() if k != "processing_steps"})
     try:
         with cached_type_hints_in_validation():
             validate_dict(RESTAPIConfig, view, path=".")
@@ -125,15 +130,24 @@ def _graph_error(message: str, resources: list[ResourceSpec], fail: Fail) -> Exc
     index = [r.name for r in resources].index(resource) if resource else None
     path: tuple[Any, ...] = ("resources", index, "endpoint") if index is not None else ("resources",)
     expression = _EXPRESSION_IN.search(message)
-    if resource is None and expression:  # dlt names the expression and the part, not the resource
-        for index, candidate in enumerate(resources):
-            if "{" + expression.group(1) in str(candidate.endpoint.get(expression.group(2), "")):
-                resource, path = candidate.name, ("resources", index, "endpoint", expression.group(2))
-                break
+    if resource is None and expression:  # dlt names the expression (and the part), not the resource
+        parts = [expression.group(2)] if expression.group(2) else ["path", "params", "json", "data", "headers"]
+        found = next(
+            (
+                (index, candidate, part)
+                for index, candidate in enumerate(resources)
+                for part in parts
+                if "{" + expression.group(1) in str(candidate.endpoint.get(part, ""))
+            ),
+            None,
+        )
+        if found:
+            index, candidate, part = found
+            resource, path = candidate.name, ("resources", index, "endpoint", part)
     return fail(path, f"dlt rejects this: {message}", resource)
 
 
-_EXPRESSION_IN = re.compile(r"Expression `([^`]+)` defined in `(\w+)`")
+_EXPRESSION_IN = re.compile(r"(?:Expression|Invalid definition of) `([^`]+)`(?: defined in `(\w+)`)?")
 
 
 def _innermost(exc: DictValidationException) -> DictValidationException:
@@ -154,6 +168,8 @@ def _client_view(client: dict[str, Any]) -> dict[str, Any]:
 
 def _resource_view(config: dict[str, Any]) -> dict[str, Any]:
     view = {k: _stand_ins(v) for k, v in config.items() if k not in vocab.RESOURCE_EXTENSION_KEYS}
+    if "endpoint" not in view:  # resource defaults without one
+        return view
     endpoint = {k: v for k, v in view["endpoint"].items() if k not in vocab.ENDPOINT_EXTENSION_KEYS}
     if endpoint.get("auth") is not None:
         endpoint["auth"] = _auth_view(endpoint["auth"])

@@ -63,6 +63,16 @@ def _request_texts(endpoint: dict[str, Any]) -> list[str]:
     return texts
 
 
+def _key_naming(endpoint: dict[str, Any], parent: str) -> str:
+    """The endpoint key that refers to `parent` (a placeholder, or a `resolve` param), where an error points."""
+    for key in ("path", *_PARENT_FIELD_KEYS):
+        texts: list[str] = []
+        _strings_in(endpoint.get(key), texts)
+        if any(m.group(1) == parent for text in texts for m in DLT_RESOURCE_PLACEHOLDER.finditer(text)):
+            return key
+    return "params"  # a `resolve` param
+
+
 def _strings_in(value: Any, found: list[str]) -> None:
     if isinstance(value, str):
         found.append(value)
@@ -169,7 +179,9 @@ def _native_parent(check: Checker, resource: ResourceSpec, names: list[str], pat
     parent, field = sorted(links)[0]
     if parent not in names:
         raise check.fail(
-            (*path, "path"), f"refers to resource '{parent}', which does not exist; resources: {', '.join(names)}", resource.name
+            (*path, _key_naming(endpoint, parent)),
+            f"refers to resource '{parent}', which does not exist; resources: {', '.join(names)}",
+            resource.name,
         )
     return ParentLink(parent, field)
 

@@ -100,6 +100,8 @@ def build_source_spec(doc: YamlDocument, default_name: str) -> SourceSpec:
     defaults = _check_resource_body(
         check, data.get("resource_defaults", {}), ("resource_defaults",), None, vocab.RESOURCE_DEFAULT_KEYS
     )
+    if isinstance(check.mapping(data.get("resource_defaults", {}), ("resource_defaults",)).get("endpoint"), str):
+        raise check.fail(("resource_defaults", "endpoint"), "must be a mapping (dlt takes a path alone only in a resource)")
     raw_resources = data.get("resources")
     if not isinstance(raw_resources, list) or not raw_resources:
         raise check.fail(("resources",), "must be a non-empty list of resources")
@@ -107,7 +109,7 @@ def build_source_spec(doc: YamlDocument, default_name: str) -> SourceSpec:
     _check_unique_names(check, resources)
     bind_parents(check, resources)
     check_no_cycles(check, resources)
-    check_with_dlt(client, resources, check.fail)
+    check_with_dlt(client, defaults, resources, check.fail)
     schedule = data.get("schedule")
     if schedule is not None and (not isinstance(schedule, str) or not is_valid_cron(schedule)):
         raise check.fail(
@@ -242,6 +244,7 @@ def _check_auth(check: _Checker, auth: Any, path: Path, resource: str | None) ->
     auth, auth_type = _typed_mapping(check, auth, path, resource, "auth", vocab.AUTH_KEYS, default="bearer")
     required = {
         "oauth2": ("client_id", "client_secret", "token_url"),
+        "oauth2_client_credentials": ("access_token_url",),
         "api_key": ("api_key",),
         "http_basic": ("username", "password"),
     }.get(auth_type, ())
@@ -392,13 +395,14 @@ def _build_resource(check: _Checker, raw: Any, index: int, defaults: dict[str, A
             (*path, "name"), f"each resource needs a 'name' that is an identifier (letters, digits, underscores), got {name!r}"
         )
     body = _check_resource_body(check, raw, path, name, vocab.RESOURCE_KEYS)
+    if "path" not in body.get("endpoint", {}):  # as dlt does, before the defaults: a default path never applies
+        body = {**body, "endpoint": {**body.get("endpoint", {}), "path": name}}
     merged = _merge_defaults(defaults, body)
     _check_names_are_written_out(check, merged, path, name)
     if isinstance(merged.get("columns"), list):  # dlt's list form, as the mapping dlt makes of it
         merged["columns"] = ensure_table_schema_columns(merged["columns"])
     if "processing_steps" in merged:
         merged["processing_steps"] = _processing_steps(check, merged["processing_steps"], path, name)
-    merged.setdefault("endpoint", {}).setdefault("path", name)
     freshness = None
     if "freshness" in merged:
         f = merged["freshness"]

@@ -125,11 +125,17 @@ class _ShortPageMixin:
         return count > 0 and self.current_value >= total + self.base_index
 
 
+# the strings dlt reads as a has-more flag (its `str2bool`), case aside
+_FLAG_STRINGS = {"yes": True, "true": True, "t": True, "y": True, "1": True}
+_FLAG_STRINGS.update({"no": False, "false": False, "f": False, "n": False, "0": False})
+
+
 def _has_more(path: Any, body: Any) -> bool:
-    """The body's has-more flag at `path` (a missing or unreadable flag is an error, as in dlt)."""
+    """The body's has-more flag at `path`: a boolean or a string dlt reads as one (`"yes"`, `"0"`, ...);
+    a missing or unreadable flag is an error, as in dlt."""
     value = _first_value(path, body)
-    if isinstance(value, str) and value.lower() in ("true", "false"):
-        return value.lower() == "true"
+    if isinstance(value, str) and value.lower() in _FLAG_STRINGS:
+        return _FLAG_STRINGS[value.lower()]
     if not isinstance(value, bool):
         what = "not in the response" if value is None else f"not a boolean ({redact(repr(value))[:40]})"
         raise PaginationError(f"the has-more flag at '{path}' is {what}; check the paginator's `has_more_path`")
@@ -201,7 +207,7 @@ class CursorPaginator(BasePaginator):
     def update_state(self, response: Response, data: list[Any] | None = None) -> None:
         body = response.json()
         self._cursor = _first_value(self.cursor_path, body)
-        no_cursor = self._cursor in (None, "", {}, [])
+        no_cursor = not self._cursor  # as in dlt: a cursor of 0 or false ends the paging too
         stopped = (
             (self.stop is not None and self.stop.should_stop(body))
             or (self.stop_after_empty_page and _page_length(data) == 0)

@@ -21,6 +21,7 @@ follow a broken URL.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -96,6 +97,20 @@ def _may_hide_secret(response: Response, content: bytes, body: Any) -> bool:
 
 
 RESOURCE_ATTRIBUTE = "rest_assets_resource"  # the resource a response validator is for
+_TRAILING_WILDCARDS = re.compile(r"(\[\*\]|\.\*)+$")
+
+
+def _container_of(data_selector: str | None) -> Any:
+    """For a selector ending in wildcards (`$.data[*]`), the compiled path of what they iterate (`$.data`):
+    an empty list or object there is a page without records, as in dlt, not a missing selector."""
+    if not data_selector or not _TRAILING_WILDCARDS.search(data_selector):
+        return None
+    return jsonpath.compile_path(_TRAILING_WILDCARDS.sub("", data_selector) or "$")
+
+
+def _holds(container: Any, body: Any) -> bool:
+    """Whether `body` has the (empty) collection a wildcard selector iterates."""
+    return container is not None and any(isinstance(v, (list, dict)) for v in jsonpath.find_values(container, body))
 
 
 def response_validator(
@@ -106,6 +121,7 @@ def response_validator(
     `on_masked(n)` is told of each page where `n` record values held a secret (masked to `***`).
     """
     selector = jsonpath.compile_path(data_selector) if data_selector else None
+    container = _container_of(data_selector)
 
     def _where(response: Response) -> str:  # only for an error: redacting the URL costs on every page
         return f"source '{source}', resource '{resource}': {redact(response.url)}"
@@ -124,7 +140,7 @@ def response_validator(
             raise ResponseFormatError(
                 f"{_where(response)} returned a body that is not valid JSON ({kind}): {snippet!r}"
             ) from None
-        if selector is not None and not jsonpath.find_values(selector, body):
+        if selector is not None and not jsonpath.find_values(selector, body) and not _holds(container, body):
             keys = sorted(body)[:10] if isinstance(body, dict) else type(body).__name__
             raise ResponseFormatError(
                 f"{_where(response)} has no '{data_selector}' in the body (top-level keys: {keys}); if the API answers "

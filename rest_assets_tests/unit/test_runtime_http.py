@@ -239,6 +239,22 @@ def test_cursor_stop_condition_ends_paging_even_with_a_cursor(http, sleeps):
     assert len(http.calls) == 2
 
 
+@pytest.mark.parametrize("last_cursor", [0, False, ""], ids=["zero", "false", "empty"])
+def test_a_falsy_cursor_ends_the_paging_as_in_dlt(http, sleeps, last_cursor):
+    add_pages(http, ORDERS, [{"data": rows(1), "next": 7}, {"data": rows(2), "next": last_cursor}], [{}, {"cursor": "7"}])
+    paginator = build_paginator({"type": "cursor", "cursor_path": "next", "cursor_param": "cursor"})
+    assert fetch(make_session(sleeps), paginator) == [rows(1), rows(2)]
+    assert len(http.calls) == 2
+
+
+@pytest.mark.parametrize(("more", "done"), [("yes", "no"), ("Y", "N"), ("1", "0"), ("t", "f"), (True, "false")])
+def test_a_has_more_flag_is_read_as_dlt_reads_it(http, sleeps, more, done):
+    add_pages(http, ORDERS, [{"data": rows(1, 2), "more": more}, {"data": rows(3, 4), "more": done}])
+    paginator = build_paginator({"type": "offset", "limit": 2, "total_path": None, "has_more_path": "more"})
+    assert fetch(make_session(sleeps), paginator) == [rows(1, 2), rows(3, 4)]
+    assert len(http.calls) == 2
+
+
 def test_repeated_cursor_is_a_pagination_error(http, sleeps):
     add_pages(http, ORDERS, [{"data": rows(1), "next": "same"}] * 3)
     paginator = build_paginator({"type": "cursor", "cursor_path": "next"})
@@ -507,6 +523,7 @@ def test_a_redirect_gets_the_credentials_once_not_twice(http, sleeps):
         ({"type": "offset", "limit": 2}, {"data": rows(1, 2), "total": {"value": 9}}, "total at 'total' is not an integer"),
         ({"type": "offset", "limit": 2, "has_more_path": "more"}, {"data": rows(1, 2)}, "has-more flag at 'more' is not in"),
         ({"type": "offset", "limit": 2, "has_more_path": "more"}, {"data": rows(1, 2), "more": 1}, "not a boolean"),
+        ({"type": "offset", "limit": 2, "has_more_path": "more"}, {"data": rows(1, 2), "more": "maybe"}, "not a boolean"),
     ],
 )
 def test_an_unreadable_total_or_has_more_flag_is_a_pagination_error(http, sleeps, config, body, message):

@@ -474,6 +474,65 @@ BAD_SPECS = {
         None,
         "client.auth.type",
     ),
+    "bad-default-overridden-by-every-resource": Bad(
+        BASE + "resource_defaults: {max_table_nesting: deep}\nresources: [{name: x, max_table_nesting: 1}]\n",
+        SpecError,
+        r"dlt rejects this: field `max_table_nesting=deep` has invalid type",
+        2,
+        None,
+        "resource_defaults.max_table_nesting",
+    ),
+    "default-endpoint-as-a-path": Bad(
+        BASE + "resource_defaults: {endpoint: users}\nresources: [x]\n",
+        SpecError,
+        r"must be a mapping \(dlt takes a path alone only in a resource\)",
+        2,
+        None,
+        "resource_defaults.endpoint",
+    ),
+    "unknown-parent-in-headers": Bad(
+        BASE
+        + """
+        resources:
+          - name: kids
+            endpoint:
+              path: kids
+              headers: {X-P: '{resources.nobody.id}'}
+        """,
+        SpecError,
+        r"refers to resource 'nobody', which does not exist",
+        6,
+        "kids",
+        "endpoint.headers",
+    ),
+    "parent-reference-without-a-field": Bad(
+        BASE
+        + """
+        resources:
+          - name: users
+          - name: kids
+            endpoint:
+              path: 'users/{resources.users}/kids'
+        """,
+        SpecError,
+        r"Invalid definition of `resources.users`",
+        6,
+        "kids",
+        "endpoint.path",
+    ),
+    "client-credentials-without-token-url": Bad(
+        """
+        client:
+          base_url: https://api.example.com
+          auth: {type: oauth2_client_credentials, client_id: cid, client_secret: {secret: cs}}
+        resources: [x]
+        """,
+        SpecError,
+        r"auth type 'oauth2_client_credentials' needs 'access_token_url'",
+        3,
+        None,
+        "client.auth",
+    ),
     # ---- cron and durations ----
     "cron-out-of-range": Bad(
         'schedule: "61 * * * *"\n' + BASE + "resources: [x]\n",
@@ -1205,6 +1264,12 @@ def test_resource_defaults_merge_as_dlt_merges_them(tmp_path):
     expected = _merge_resource_endpoints(document["resource_defaults"], document["resources"][0])
     expected["endpoint"].setdefault("path", "orders")  # dlt too requests the resource name when no path is given
     assert orders == expected
+
+
+def test_a_default_endpoint_path_never_applies_as_in_dlt(tmp_path):
+    """dlt gives a resource without a path its name before it merges the defaults (`_make_endpoint_resource`)."""
+    spec = load(tmp_path, BASE + "resource_defaults: {endpoint: {path: users, params: {a: 1}}}\nresources: [{name: auth}]\n")
+    assert spec.resource("auth").config["endpoint"] == {"path": "auth", "params": {"a": 1}}
 
 
 def test_a_spec_built_in_python_keeps_its_processing_step_callables():
