@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 import os
 from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -178,17 +178,20 @@ def pipeline_with_held_destination(
     active pipeline in a process-wide context, where it would keep DuckDB's
     objects alive to the end. On DuckDB and PostgreSQL the pipeline's load
     step is one transaction (duckdb_transaction.py, postgres_transaction.py): a
-    failed run changes no table.
+    failed run changes no table. Runs of one source take turns: DuckDB's file
+    lock, PostgreSQL's advisory lock on the source (postgres_lock.py).
     """
     _empty_staging_after_loads()
     pipeline = make_pipeline(source, working_folder, with_destination=False)
     try:
-        with held_destination(log) as (destination, connection):
+        with held_destination(log) as (destination, connection), ExitStack() as held:
             if connection is not None:
                 load_in_one_transaction(pipeline, connection, memory_floor=_memory_floor(), log=log)
             elif destination_name() == "postgres":
+                from rest_assets.warehouse.postgres_lock import source_lock
                 from rest_assets.warehouse.postgres_transaction import load_in_one_pg_transaction
 
+                held.enter_context(source_lock(pipeline.dataset_name, log))
                 load_in_one_pg_transaction(pipeline)
             yield pipeline, destination
     finally:

@@ -12,9 +12,10 @@ served once.
 
 The load case runs on PostgreSQL too.
 
-The concurrency case starts three runs of one source on one DuckDB file at
-once; each waits, inside its run, until all three are there, so their runs
-overlap (their run records prove it), and each must succeed.
+The concurrency case starts three runs of one source on one DuckDB file (and
+on PostgreSQL) at once; each waits, inside its run, until all three are
+there, so their runs overlap (their run records prove it), and each must
+succeed, appending the API's records once.
 """
 
 from __future__ import annotations
@@ -197,6 +198,22 @@ def test_runs_of_one_duckdb_file_at_once_overlap_and_all_succeed(slow_source, wo
         "three runs of an unchanged API append the API's records once"
     )
     assert _working_folders(tmp_path / "dlt") == set(), "every run's working folder is removed after success"
+
+
+def test_runs_of_one_source_on_postgres_at_once_overlap_and_append_once(pg_destination, slow_source, workdir, tmp_path):
+    """Without a lock, each run extracts from the same stored cursor and the append table gets every record thrice."""
+    emulator, pg = slow_source, pg_destination
+    runs = [start_run("chat_analytics", tmp_path, "together", str(tmp_path / "barrier"), "3") for _ in range(3)]
+    results = [outcome(r) for r in runs]
+
+    assert all(r["success"] for r in results), [r["errors"] for r in results]
+    assert max(r["start"] for r in results) < min(r["end"] for r in results), "the runs never overlapped"
+    assert sorted(_versions(pg.rows("chat_analytics", "contacts"))) == sorted(
+        _versions(emulator.truth("chat_analytics", "contacts"))
+    )
+    assert sorted(_versions(pg.rows("chat_analytics", APPEND))) == sorted(_versions(emulator.truth("chat_analytics", APPEND))), (
+        "three runs of an unchanged API append the API's records once"
+    )
 
 
 def test_on_postgres_killed_in_load_then_rerun_loses_nothing_and_doubles_nothing(pg_destination, slow_source, workdir, tmp_path):
