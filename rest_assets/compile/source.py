@@ -21,7 +21,7 @@ from dlt.extract.source import DltSource
 from dlt.sources.rest_api import rest_api_source
 
 from rest_assets.compile.parent_streams import ParentLink, link_children, reading_parent
-from rest_assets.dialect.model import ResourceSpec, SecretRef, SourceSpec
+from rest_assets.dialect.model import ResourceSpec, SecretRef, SourceSpec, primary_key_fields
 from rest_assets.dlt_internals import direct_transformer_call, replace_generator
 from rest_assets.errors import MissingSecretError, MissingSettingError
 from rest_assets.runtime.arrow_pages import use_arrow_pages
@@ -104,7 +104,7 @@ def _compile(
         dlt_client["headers"] = client["headers"]
     if client.get("paginator"):
         dlt_client["paginator"] = build_paginator(client["paginator"], max_pages)
-    resources = {r.name: _compile_resource(spec, r, session, max_pages) for r in spec.resources}
+    resources = {r.name: _compile_resource(spec, r, session, max_pages, client.get("paginator")) for r in spec.resources}
     records = {name: ParentRecords(name) for name in _parents_read_directly(spec, extracted)}
     resource_configs, links = link_children(spec, resources, records)
     config: Any = {"client": dlt_client, "resources": resource_configs}  # dlt's RESTAPIConfig
@@ -250,7 +250,9 @@ def _percent_encode_braces(value: str) -> str:
     return value.replace("{", "%7B").replace("}", "%7D")
 
 
-def _compile_resource(spec: SourceSpec, resource: ResourceSpec, session: GuardedSession, max_pages: int | None) -> dict[str, Any]:
+def _compile_resource(
+    spec: SourceSpec, resource: ResourceSpec, session: GuardedSession, max_pages: int | None, client_paginator: Any
+) -> dict[str, Any]:
     config = copy.deepcopy(resource.config)
     endpoint = config["endpoint"]
     # dlt formats these strings ({resources...}, {incremental...}): a resolved value's braces are escaped,
@@ -266,8 +268,11 @@ def _compile_resource(spec: SourceSpec, resource: ResourceSpec, session: Guarded
         config.pop(key, None)
     for key in _ENDPOINT_EXTENSIONS:
         endpoint.pop(key, None)
+    record_key = primary_key_fields(config)
     if endpoint.get("paginator") is not None:
-        endpoint["paginator"] = build_paginator(endpoint["paginator"], max_pages)
+        endpoint["paginator"] = build_paginator(endpoint["paginator"], max_pages, record_key)
+    elif record_key and client_paginator:  # the client's, as dlt would copy it, knowing this resource's key
+        endpoint["paginator"] = build_paginator(client_paginator, max_pages, record_key)
     if "auth" in endpoint:
         # its own token_url: the client's (and its TOKEN_URL override) never receives this auth's credentials
         endpoint["auth"] = build_auth(

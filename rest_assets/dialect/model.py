@@ -191,6 +191,12 @@ class SourceSpec:
         return _collect_keys([self.client, *[r.config for r in self.resources]], _config_keys_of)
 
 
+def primary_key_fields(config: dict[str, Any]) -> list[str]:
+    """A resource config's `primary_key` as a list of field names (empty where it has none)."""
+    key = config.get("primary_key")
+    return [key] if isinstance(key, str) else [str(k) for k in key or []]
+
+
 def endpoint_incrementals(endpoint: dict[str, Any]) -> list[dict[str, Any]]:
     """An endpoint's incrementals: its `incremental` and any param of `type: incremental` (dlt allows one)."""
     params = [p for p in (endpoint.get("params") or {}).values() if isinstance(p, dict) and p.get("type") == "incremental"]

@@ -168,7 +168,8 @@ def _clean_error(source: str, exc: BaseException) -> LoadError:
     """The first rest_assets error in the chain, else the outer one, redacted, with no chain.
 
     An error raised where the resource is unknown (a paginator's) is prefixed
-    with the source and the resource dlt was extracting when it happened.
+    with the source and the resource dlt was extracting when it happened; one
+    that names its resource but not the source, with the source.
     """
     current: BaseException | None = exc
     resource: str | None = None
@@ -178,6 +179,8 @@ def _clean_error(source: str, exc: BaseException) -> LoadError:
             message = redact(current)
             if resource and "resource '" not in message:
                 message = f"source '{source}', resource '{resource}': {message}"
+            elif not message.startswith("source '"):
+                message = f"source '{source}', {message}" if message.startswith("resource '") else f"source '{source}': {message}"
             return LoadError(message)
         current = current.__cause__ or current.__context__
     return LoadError(f"source '{source}' failed: {type(exc).__name__}: {redact(exc)}")

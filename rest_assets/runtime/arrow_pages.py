@@ -37,7 +37,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from dlt.common.schema import Schema
 
-from rest_assets.dialect.model import endpoint_incrementals
+from rest_assets.dialect.model import endpoint_incrementals, primary_key_fields
 from rest_assets.dialect.validate import normalized_identifier
 from rest_assets.dlt_internals import (
     ItemTransform,
@@ -346,8 +346,7 @@ def use_arrow_pages(
             parent_records=parent_records,
         ),
     )
-    key = config.get("primary_key")
-    primary_key = [key] if isinstance(key, str) else [str(k) for k in key or []]
+    primary_key = primary_key_fields(config)
     load_ids = bool(dlt.config.get(_ADD_LOAD_ID_KEY, bool))
     resource.add_step(ColumnCaster(columns, parent_records, row_ids, resource.name, primary_key, load_ids))
 

@@ -27,6 +27,7 @@ from collections.abc import Collection, Iterable
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 from dlt.common.schema import Schema, utils
 
 from rest_assets.errors import RestAssetsError
@@ -210,6 +211,8 @@ class BatchShape:
                     array = pa.array(values, type=_ARROW[data_type])
                 except (pa.ArrowInvalid, OverflowError):
                     raise _Unclean from None
+                if data_type == "double":
+                    array = _finite_or_null(array)
                 columns[name] = (label if len(path) == 1 and label.strip() else name, array)
                 return
         self._note_odd_rows(name, values, odd)
@@ -284,6 +287,15 @@ class BatchShape:
             for item in value.values() if isinstance(value, dict) else value:
                 if isinstance(item, (list, dict, int)):
                     self._check_loadable(item, key, depth + 1)
+
+
+def _finite_or_null(array: pa.Array) -> pa.Array:
+    """`array` with infinities and NaN (a JSON number beyond a double, `NaN`) as nulls, as dlt writes them
+    (its extracted rows are JSON, where they are null)."""
+    finite = pc.is_finite(array)
+    if pc.all(finite).as_py() is not False:
+        return array
+    return pc.if_else(finite, array, pa.scalar(None, pa.float64()))
 
 
 def _arrow_type_name(arrow_type: pa.DataType) -> str:

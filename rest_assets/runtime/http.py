@@ -16,6 +16,7 @@ each job in its own module:
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable
 from typing import Any
@@ -71,7 +72,8 @@ class GuardedSession(SharedOnDeepCopy, requests.Session):
         self.stats = TransportStats()
         self.gate = HostGate(sleep)
         self._sleep = sleep
-        self.trust_env = False  # never pick up credentials from ~/.netrc
+        self.trust_env = False  # never pick up credentials from ~/.netrc; proxies and CA bundle: see `_environment`
+        self._proxies: dict[str, dict[str, str]] = {}  # per scheme and host, from the environment
 
     @property
     def allowed_hosts(self) -> set[str]:
@@ -85,6 +87,19 @@ class GuardedSession(SharedOnDeepCopy, requests.Session):
     @property
     def sends_credentials(self) -> bool:
         return self.scope.sends_credentials
+
+    def _environment(self, url: str, kwargs: dict[str, Any]) -> None:
+        """The proxies (`HTTPS_PROXY`, `NO_PROXY`, ...) and CA bundle (`REQUESTS_CA_BUNDLE`, `CURL_CA_BUNDLE`) the
+        environment sets, as requests reads them where it trusts the environment (this session does not, for
+        ~/.netrc's sake); only where the call sets none itself."""
+        if not kwargs.get("proxies"):
+            where = urlsplit(url)
+            key = f"{where.scheme}://{where.netloc}"
+            if key not in self._proxies:
+                self._proxies[key] = requests.utils.get_environ_proxies(url)
+            kwargs["proxies"] = self._proxies[key]
+        if kwargs.get("verify", True) is True:
+            kwargs["verify"] = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or True
 
     def route_request(self, request: requests.PreparedRequest) -> tuple[str, RetryPolicy]:
         """The resource name and retry policy of a request: the resource whose response validator it
@@ -108,6 +123,7 @@ class GuardedSession(SharedOnDeepCopy, requests.Session):
         self.scope.check(request.url or "")
         kwargs["timeout"] = kwargs.get("timeout") or self.timeout
         kwargs["allow_redirects"] = False
+        self._environment(request.url or "", kwargs)
         resource, policy = self.route_request(request)
         host = urlsplit(request.url or "").netloc.lower()
         auth = authenticator_of(request)

@@ -19,9 +19,9 @@ from __future__ import annotations
 
 import copy
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, cast
-from urllib.parse import urljoin
+from urllib.parse import parse_qsl, urljoin, urlsplit
 
 from dlt.common import jsonpath
 from dlt.sources.helpers.rest_client.paginators import (
@@ -251,20 +251,25 @@ def _is_next_url(cursor: Any) -> bool:
 
 
 class PageGuard(BasePaginator):
-    """Wraps a paginator: a page repeated on the next request, or more than `max_pages` pages, is an error.
+    """Wraps a paginator: a repeated page or request, or more than `max_pages` pages, is an error.
 
     A repeated page means the API ignores the paginator's parameter (an offset
     API that always returns its first page, a cursor that changes only a
     nonce), so paging would never end or load the same records again and
-    again. Consecutive pages are compared by a hash of their body bytes and by
-    their first and last records (their `id` when they have one, else the whole
-    record). Identical empty pages at the end of the paging are a normal stop.
+    again. Consecutive pages are compared by their body bytes and by their
+    first and last records: by the resource's primary key (`record_key`) where
+    it has one, else by their `id` when they have one, else whole. Identical
+    empty pages at the end of the paging are a normal stop. A next request
+    that repeats one already sent (next links that point back: page 2 links
+    to page 1) is an error too.
     """
 
-    def __init__(self, inner: BasePaginator, max_pages: int | None = None) -> None:
+    def __init__(self, inner: BasePaginator, max_pages: int | None = None, record_key: Sequence[str] = ()) -> None:
         super().__init__()
         self.inner, self.max_pages, self.pages = inner, max_pages, 0
+        self.record_key = tuple(record_key)
         self._last_page: tuple[bytes, Any] | None = None  # the last page's body and first/last record
+        self._requests: dict[str, int] = {}  # each request of this paging -> the page it fetched
 
     def __deepcopy__(self, memo: dict[int, Any]) -> PageGuard:
         # dlt copies the paginator for every parent record of a child resource. The page count and the last
@@ -278,8 +283,9 @@ class PageGuard(BasePaginator):
         return self.inner.has_next_page
 
     def init_request(self, request: Request) -> None:
-        self.pages, self._last_page = 0, None
+        self.pages, self._last_page, self._requests = 0, None, {}
         self.inner.init_request(request)
+        self._requests[_request_key(request)] = 1
 
     def update_state(self, response: Response, data: list[Any] | None = None) -> None:
         self.pages += 1
@@ -290,12 +296,21 @@ class PageGuard(BasePaginator):
 
     def update_request(self, request: Request) -> None:
         self.inner.update_request(request)
+        if not self.inner.has_next_page:  # dlt calls this after the last page too
+            return
+        key = _request_key(request)
+        earlier = self._requests.setdefault(key, self.pages + 1)
+        if earlier != self.pages + 1:
+            raise PaginationError(
+                f"page {self.pages + 1} would be requested exactly as page {earlier} was ({redact(str(request.url))}): "
+                "the API's next-page links go round in a circle, so paging would never end"
+            )
 
     def _refuse_repeated_page(self, response: Response, data: Any) -> None:
         records = data if isinstance(data, list) else ([data] if data else [])
         page = (  # the body itself, not a hash of it: bodies of different lengths compare unequal at once
             response.content or b"",
-            _page_identity(records[0], records[-1]) if records else None,
+            _page_identity(records[0], records[-1], self.record_key) if records else None,
         )
         previous, self._last_page = self._last_page, page
         if previous is None:
@@ -313,21 +328,35 @@ class PageGuard(BasePaginator):
         return str(self.inner)
 
 
-def _page_identity(first: Any, last: Any) -> tuple[str, str]:
-    """A page's first and last records as comparable text: their ids when both have one and they differ.
+def _page_identity(first: Any, last: Any, key: tuple[str, ...] = ()) -> tuple[str, str]:
+    """A page's first and last records as comparable text: their keys when both have one and they differ.
 
-    By id, a per-request field (a fetch time) does not hide a repeated page;
-    whole, a page of one entity's versions (an audit log, where every record
-    has the same id) is not taken for a repeat of the page before.
+    The key is the resource's primary key, else `id`. By key, a per-request
+    field (a fetch time) does not hide a repeated page; whole, a page of one
+    entity's versions (an audit log, where every record has the same id) is
+    not taken for a repeat of the page before; by the primary key, a page of
+    readings of the same sensors at another time neither.
     """
-    first_id, last_id = _record_id(first), _record_id(last)
+    first_id, last_id = _record_id(first, key or ("id",)), _record_id(last, key or ("id",))
     if first_id is not None and last_id is not None and first_id != last_id:
         first, last = first_id, last_id
     return json.dumps(first, sort_keys=True, default=str), json.dumps(last, sort_keys=True, default=str)
 
 
-def _record_id(record: Any) -> Any:
-    return record.get("id") if isinstance(record, dict) else None
+def _record_id(record: Any, key: tuple[str, ...]) -> Any:
+    """The record's values of the `key` fields (None where it lacks one)."""
+    if not isinstance(record, dict) or any(field not in record for field in key):
+        return None
+    return [record[field] for field in key]
+
+
+def _request_key(request: Request) -> str:
+    """What tells one page's request from another's: URL and query (in the URL or as params), JSON and form bodies."""
+    url = urlsplit(str(request.url))
+    params = cast(dict[str, Any], request.params or {})
+    query = sorted([*parse_qsl(url.query, keep_blank_values=True), *((str(k), str(v)) for k, v in params.items())])
+    where = url._replace(query="", fragment="").geturl()
+    return json.dumps([where, query, request.json or None, request.data or None], sort_keys=True, default=str)
 
 
 PaginatorBuilder = Callable[..., BasePaginator]
@@ -338,8 +367,9 @@ PAGINATORS: dict[str, PaginatorBuilder] = {
 }
 
 
-def build_paginator(config: Any, max_pages: int | None = None) -> Any:
-    """A paginator object for a spec `paginator` value (dlt's own types pass through)."""
+def build_paginator(config: Any, max_pages: int | None = None, record_key: Sequence[str] = ()) -> Any:
+    """A paginator object for a spec `paginator` value (dlt's own types pass through), guarded (see PageGuard;
+    `record_key`: the resource's primary key, by which its pages' records are told apart)."""
     if config is None:
         return None
     if isinstance(config, str):
@@ -350,4 +380,4 @@ def build_paginator(config: Any, max_pages: int | None = None) -> Any:
     paginator = builder(**params) if builder else create_paginator(config)
     if paginator is None or isinstance(paginator, SinglePagePaginator):
         return paginator
-    return PageGuard(paginator, max_pages or None)
+    return PageGuard(paginator, max_pages or None, record_key)

@@ -97,15 +97,17 @@ def _may_hide_secret(response: Response, content: bytes, body: Any) -> bool:
 
 
 RESOURCE_ATTRIBUTE = "rest_assets_resource"  # the resource a response validator is for
-_TRAILING_WILDCARDS = re.compile(r"(\[\*\]|\.\*)+$")
+_WILDCARD = re.compile(r"\[\*\]|\.\*|\.\.")
 
 
 def _container_of(data_selector: str | None) -> Any:
-    """For a selector ending in wildcards (`$.data[*]`), the compiled path of what they iterate (`$.data`):
-    an empty list or object there is a page without records, as in dlt, not a missing selector."""
-    if not data_selector or not _TRAILING_WILDCARDS.search(data_selector):
+    """For a selector with a wildcard (`$.data[*]`, `data[*].items`), the compiled path of what its first
+    wildcard iterates (`$.data`): an empty list or object there, or members without the rest of the path,
+    make a page without records, as in dlt, not a missing selector."""
+    wildcard = _WILDCARD.search(data_selector or "")
+    if wildcard is None:
         return None
-    return jsonpath.compile_path(_TRAILING_WILDCARDS.sub("", data_selector) or "$")
+    return jsonpath.compile_path(str(data_selector)[: wildcard.start()] or "$")
 
 
 def _holds(container: Any, body: Any) -> bool:

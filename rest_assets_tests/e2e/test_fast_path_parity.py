@@ -12,6 +12,7 @@ issue 13 that failed before.
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from pathlib import Path
 from typing import Any
@@ -328,6 +329,22 @@ def test_a_nul_character_in_a_string_is_kept_as_plain_dlt_keeps_it_loading_parqu
         ours = loads._load(compile_source(load_spec_file(loads.spec_file)).source, "ours", "parquet")
     assert_same(plain, ours)
     assert any("x\u0000y" in row for row in ours["items"]["rows"])
+
+
+def test_a_number_beyond_a_double_loads_as_null_as_in_plain_dlt(tmp_path):
+    """JSON allows 1e400; Python reads it as infinity, and dlt's extracted rows (JSON again) write it as null."""
+    loads = Loads(tmp_path)
+    page = '{"data": [{"id": 1, "v": 1e400}, {"id": 2, "v": -1e400}, {"id": 3, "v": 1.5}]}'
+
+    def serve(request: Any) -> tuple[int, dict[str, str], str]:
+        return 200, {"Content-Type": "application/json"}, page if "page=1" in request.url else '{"data": []}'
+
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as api:
+        api.add_callback(responses.GET, re.compile(f"{re.escape(BASE)}/items.*"), callback=serve)
+        plain = loads._load(rest_api_source(loads.config), "plain", None)
+        ours = loads._load(compile_source(load_spec_file(loads.spec_file)).source, "ours", "parquet")
+    assert_same(plain, ours)
+    assert sorted(row[-1] for row in ours["items"]["rows"] if row[-1] is not None) == [1.5]
 
 
 def test_schema_contract_freeze_refuses_a_new_column_as_dlt_does(tmp_path):

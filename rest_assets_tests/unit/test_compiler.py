@@ -306,18 +306,16 @@ def test_a_body_without_the_selector_that_response_actions_ignore_is_no_error(ht
     assert extract(compiled, "items") == [{"id": 1}]
 
 
-def test_an_empty_list_under_a_wildcard_selector_is_a_page_without_records_as_in_dlt(http, tmp_path, monkeypatch):
+@pytest.mark.parametrize("selector", ["$.data[*]", "data[*].item"])
+def test_an_empty_list_under_a_wildcard_selector_is_a_page_without_records_as_in_dlt(http, tmp_path, monkeypatch, selector):
+    endpoint = f"endpoint: {{path: items, data_selector: '{selector}'}}"
     spec_file = tmp_path / "shop.yaml"
-    spec_file.write_text(
-        PLAIN_DLT_SPEC.replace(
-            "endpoint: {path: items, data_selector: data}", "endpoint: {path: items, data_selector: '$.data[*]'}"
-        ),
-        encoding="utf-8",
-    )
+    spec_file.write_text(PLAIN_DLT_SPEC.replace("endpoint: {path: items, data_selector: data}", endpoint), encoding="utf-8")
     monkeypatch.setenv("SOURCES__SHOP__TOKEN", PLAIN_TOKEN)
     compiled = compile_source(load_spec_file(spec_file), sleep=Sleeps())
     items = "https://api.example.com/v1/items"
-    http.get(items, json={"data": [{"id": 1}], "links": {"next": f"{items}?page=2"}})
+    first = [{"id": 1}] if selector.endswith("[*]") else [{"item": {"id": 1}}]
+    http.get(items, json={"data": first, "links": {"next": f"{items}?page=2"}})
     http.get(f"{items}?page=2", json={"data": [], "links": {"next": None}})
     assert extract(compiled, "items") == [{"id": 1}]
     assert len(http.calls) == 2  # not retried as a bad body

@@ -198,3 +198,22 @@ def test_a_primary_key_check_covers_every_table_with_one_row_per_key_however_its
     assert checks is not None
     checked = {key.asset_key.path[-1] for key in checks.check_keys}
     assert checked == {"contacts", "companies", "conversations", "teams"}
+
+
+@pytest.mark.parametrize(
+    ("raised", "expected"),
+    [
+        ("resource 'items': field 'v' holds the integer 1", "source 'shop', resource 'items': field 'v' holds the integer 1"),
+        ("the has-more flag is missing", "source 'shop', resource 'items': the has-more flag is missing"),
+        ("source 'shop', resource 'items': page 2 repeats", "source 'shop', resource 'items': page 2 repeats"),
+    ],
+)
+def test_a_runs_error_names_its_source_and_resource_once(raised, expected):
+    from rest_assets.errors import PaginationError
+    from rest_assets.orchestration.execution import _clean_error
+
+    error = PaginationError(raised)
+    outer = RuntimeError("extraction failed")
+    outer.pipe_name = "items"  # as dlt's extraction errors carry the resource
+    outer.__cause__ = error
+    assert str(_clean_error("shop", outer)) == expected

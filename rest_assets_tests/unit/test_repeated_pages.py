@@ -208,3 +208,26 @@ def test_a_copy_of_a_guard_holds_its_state_and_pages_on_its_own(http):
     clone.init_request(Request("GET", ITEMS))
     assert (clone.pages, clone.inner.current_value) == (0, 0)
     assert (guard.pages, guard.inner.current_value) == (2, 4)
+
+
+def test_pages_with_the_same_ids_but_another_primary_key_are_no_repeat(http):
+    """Readings of the same sensors at another time: `id` repeats, the primary key [id, ts] does not."""
+    serve(http, lambda n: {"data": rows(1, 5, ts=n) if n <= 3 else []})
+
+    pages = fetch(build_paginator({"type": "page_number", "base_page": 1, "total_path": None}, record_key=["id", "ts"]))
+
+    assert [page[0]["ts"] for page in pages if page] == [1, 2, 3]
+
+
+def test_next_links_that_go_round_in_a_circle_fail_at_the_first_repeated_request(http):
+    """Page 2 links back to page 1: its body differs from page 2's, so only the request tells the cycle."""
+    bodies = {"1": {"data": rows(1), "next": f"{ITEMS}?page=2"}, "2": {"data": rows(2), "next": ITEMS}}
+
+    def answer(request: Any) -> tuple[int, dict[str, str], str]:
+        page = parse_qs(urlsplit(request.url).query).get("page", ["1"])[0]
+        return 200, {"Content-Type": "application/json"}, json.dumps(bodies[page] if len(http.calls) < 50 else {"data": []})
+
+    http.add_callback(responses.GET, ITEMS, callback=answer)
+    with pytest.raises(PaginationError, match=r"page 3 would be requested exactly as page 1 was"):
+        fetch(build_paginator({"type": "json_link", "next_url_path": "next"}))
+    assert len(http.calls) == 2

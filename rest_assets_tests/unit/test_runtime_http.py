@@ -541,3 +541,29 @@ def test_concurrent_waits_count_once_in_seconds_waited_sequential_ones_add_up():
     stats.add_wait("orders", 4.0, started=103.0)  # after it: counted whole
     stats.add_wait("customers", 3.0, started=100.0)  # another resource keeps its own figure
     assert stats.seconds_waited == {"orders": 7.0, "customers": 3.0}
+
+
+def test_proxies_and_the_ca_bundle_come_from_the_environment_credentials_from_netrc_never(monkeypatch, tmp_path, sleeps):
+    """As requests reads them where it trusts the environment, bar ~/.netrc (its credentials would go to any host)."""
+    (tmp_path / ".netrc").write_text("machine api.example.com login user password netrc-secret\n", encoding="utf-8")
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.internal:3128")
+    monkeypatch.setenv("NO_PROXY", "direct.example.com")
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(tmp_path / "corporate-ca.pem"))
+    sent = []
+
+    def send(adapter, request, **kwargs):
+        sent.append((request, kwargs))
+        response = requests.Response()
+        response.status_code, response._content, response.request, response.url = 200, b'{"data": []}', request, request.url
+        return response
+
+    monkeypatch.setattr(requests.adapters.HTTPAdapter, "send", send)
+    session = make_session(sleeps, hosts=("api.example.com", "direct.example.com"))
+    session.get(f"{API}/v1/orders")
+    session.get("https://direct.example.com/v1/orders")
+    (first, first_kwargs), (second, second_kwargs) = sent
+    assert first_kwargs["proxies"]["https"] == "http://proxy.internal:3128"
+    assert not second_kwargs["proxies"].get("https")  # NO_PROXY honoured
+    assert first_kwargs["verify"] == second_kwargs["verify"] == str(tmp_path / "corporate-ca.pem")
+    assert "Authorization" not in first.headers
