@@ -151,19 +151,22 @@ class BatchShape:
         order: dict[str, None] = {}
         first_row_columns = 0
         for index, row in enumerate(rows):
-            self._flattened_names(row, order)
+            self._flattened_names(row, columns, order)
             if index == 0:
                 first_row_columns = len(order)
             if len(order) == len(columns):
                 break
         labels = [columns[name][0] for name in order]
+        if len(labels) != table.num_columns:  # not all met the way dlt meets them: left as they are
+            return table
         if labels != table.column_names:
             table = table.select(labels)
         late = labels[first_row_columns:]
         return table.replace_schema_metadata({LATE_COLUMNS: json.dumps(late)}) if late else table
 
-    def _flattened_names(self, row: dict[str, Any], order: dict[str, None]) -> None:
-        """Add to `order` the column names of `row`'s values in dlt's flattening order (see `_in_dlts_order`)."""
+    def _flattened_names(self, row: dict[str, Any], columns: Collection[str], order: dict[str, None]) -> None:
+        """Add to `order` the names of `columns` that `row` has values of, in dlt's flattening order
+        (see `_in_dlts_order`)."""
         stack: list[tuple[dict[str, Any], tuple[str, ...]]] = [(row, ())]
         while stack:
             current, path = stack.pop()
@@ -171,8 +174,8 @@ class BatchShape:
                 here = (*path, self._ident(key))
                 if type(value) is dict:
                     stack.append((value, here))
-                elif value is not None:
-                    order.setdefault(self._name(here))
+                elif value is not None and (name := self._name(here)) in columns:
+                    order.setdefault(name)
 
     def _add(
         self,
