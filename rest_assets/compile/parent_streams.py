@@ -212,6 +212,8 @@ def _renamer(renames: dict[str, str], records: ParentRecords | None) -> Callable
         if not isinstance(item, pa.Table):
             return rename_record(item)
         renamed = item.rename_columns([renames.get(name, name) for name in item.column_names])
+        if item.schema.metadata:  # what the batch says of its columns' order (rename_columns drops it)
+            renamed = renamed.replace_schema_metadata(item.schema.metadata)
         kept = records.records_of(item) if records is not None else None
         if records is not None and kept is not None:
             records.keep(renamed, [rename_record(record) for record in kept])

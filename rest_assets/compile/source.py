@@ -26,7 +26,7 @@ from rest_assets.dlt_internals import direct_transformer_call, replace_generator
 from rest_assets.errors import MissingSecretError, MissingSettingError
 from rest_assets.runtime.arrow_pages import use_arrow_pages
 from rest_assets.runtime.auth import build_auth
-from rest_assets.runtime.decimals import DecimalRounder, decimal_scales
+from rest_assets.runtime.decimals import DecimalRounder, decimal_scales, with_decimal_defaults
 from rest_assets.runtime.fanout import DEFAULT_CHILD_CONCURRENCY, fan_out, read_ahead
 from rest_assets.runtime.http import DEFAULT_TIMEOUT_SECONDS, GuardedSession
 from rest_assets.runtime.paginators import build_paginator
@@ -105,6 +105,10 @@ def _compile(
     if client.get("paginator"):
         dlt_client["paginator"] = build_paginator(client["paginator"], max_pages)
     resources = {r.name: _compile_resource(spec, r, session, max_pages, client.get("paginator")) for r in spec.resources}
+    if arrow_pages:  # dlt's parquet writer, which these runs load through, reads a decimal hint its own way
+        for resource_config in resources.values():
+            if resource_config.get("columns"):
+                resource_config["columns"] = with_decimal_defaults(resource_config["columns"])
     records = {name: ParentRecords(name) for name in _parents_read_directly(spec, extracted)}
     resource_configs, links = link_children(spec, resources, records)
     config: Any = {"client": dlt_client, "resources": resource_configs}  # dlt's RESTAPIConfig

@@ -22,6 +22,30 @@ from rest_assets.dialect.validate import normalized_identifier
 from rest_assets.dlt_internals import ItemTransform
 
 
+def with_decimal_defaults(columns: dict[str, Any]) -> dict[str, Any]:
+    """`columns` with each `decimal` hint's missing precision or scale set to dlt's default (38, 9).
+
+    Where a hint gives one of them, dlt's parquet writer and its destination
+    types fill in the other differently (a precision alone: the writer takes
+    scale 0, refusing 1.5; DuckDB's column gets scale 9), so plain dlt's
+    default `insert_values` loads a value that a parquet load refuses.
+    Written out, both take the destination's type, as plain dlt makes it.
+    """
+    filled = dict(columns)
+    for name, hint in columns.items():
+        if (
+            isinstance(hint, dict)
+            and hint.get("data_type") == "decimal"
+            and (hint.get("precision") is None) != (hint.get("scale") is None)
+        ):
+            filled[name] = {
+                **hint,
+                "precision": hint.get("precision") or DEFAULT_NUMERIC_PRECISION,
+                "scale": hint["scale"] if hint.get("scale") is not None else DEFAULT_NUMERIC_SCALE,
+            }
+    return filled
+
+
 def decimal_scales(columns: dict[str, Any]) -> dict[str, tuple[int, int]]:
     """The (precision, scale) of each column hinted `decimal`, by dlt's normalized name (dlt's defaults
     where the hint leaves one out, as its type mapping does)."""

@@ -268,7 +268,7 @@ class PageGuard(BasePaginator):
         super().__init__()
         self.inner, self.max_pages, self.pages = inner, max_pages, 0
         self.record_key = tuple(record_key)
-        self._last_page: tuple[bytes, Any] | None = None  # the last page's body and first/last record
+        self._last_page: tuple[bytes, Any] | None = None  # the last page's body and records' identity
         self._requests: dict[str, int] = {}  # each request of this paging -> the page it fetched
 
     def __deepcopy__(self, memo: dict[int, Any]) -> PageGuard:
@@ -310,7 +310,7 @@ class PageGuard(BasePaginator):
         records = data if isinstance(data, list) else ([data] if data else [])
         page = (  # the body itself, not a hash of it: bodies of different lengths compare unequal at once
             response.content or b"",
-            _page_identity(records[0], records[-1], self.record_key) if records else None,
+            _page_identity(records, self.record_key) if records else None,
         )
         previous, self._last_page = self._last_page, page
         if previous is None:
@@ -318,7 +318,13 @@ class PageGuard(BasePaginator):
         same_body = page[0] == previous[0] and (records or self.inner.has_next_page)
         same_records = page[1] is not None and page[1] == previous[1]
         if same_body or same_records:
-            what = "the same body" if same_body else "the same first and last records"
+            what = (
+                "the same body"
+                if same_body
+                else "the same records"
+                if isinstance(page[1], list)
+                else "the same first and last records"
+            )
             raise PaginationError(
                 f"page {self.pages} ({redact(response.url)}) has {what} as page {self.pages - 1}: the API ignores "
                 f"the paginator's parameter, so paging would never end; check the endpoint's paginator settings"
@@ -328,19 +334,21 @@ class PageGuard(BasePaginator):
         return str(self.inner)
 
 
-def _page_identity(first: Any, last: Any, key: tuple[str, ...] = ()) -> tuple[str, str]:
-    """A page's first and last records as comparable text: their keys when both have one and they differ.
+def _page_identity(records: list[Any], key: tuple[str, ...] = ()) -> Any:
+    """What a page's records are compared by: the keys of its first and last records when both have one
+    and they differ, else all its records as they are.
 
     The key is the resource's primary key, else `id`. By key, a per-request
     field (a fetch time) does not hide a repeated page; whole, a page of one
-    entity's versions (an audit log, where every record has the same id) is
-    not taken for a repeat of the page before; by the primary key, a page of
-    readings of the same sensors at another time neither.
+    entity's versions (an audit log, where every record has the same id), or
+    of records without a key that begin and end alike (an event log's login
+    and logout), is not taken for a repeat of the page before; by the primary
+    key, a page of readings of the same sensors at another time neither.
     """
-    first_id, last_id = _record_id(first, key or ("id",)), _record_id(last, key or ("id",))
+    first_id, last_id = _record_id(records[0], key or ("id",)), _record_id(records[-1], key or ("id",))
     if first_id is not None and last_id is not None and first_id != last_id:
-        first, last = first_id, last_id
-    return json.dumps(first, sort_keys=True, default=str), json.dumps(last, sort_keys=True, default=str)
+        return json.dumps([first_id, last_id], default=str)
+    return records
 
 
 def _record_id(record: Any, key: tuple[str, ...]) -> Any:

@@ -231,3 +231,19 @@ def test_next_links_that_go_round_in_a_circle_fail_at_the_first_repeated_request
     with pytest.raises(PaginationError, match=r"page 3 would be requested exactly as page 1 was"):
         fetch(build_paginator({"type": "json_link", "next_url_path": "next"}))
     assert len(http.calls) == 2
+
+
+def test_pages_without_keys_that_begin_and_end_alike_are_no_repeat(http):
+    """An event log without ids: each page opens with a login and closes with a logout; the middle differs."""
+    serve(http, lambda n: {"data": [{"event": "login"}, {"event": "view", "item": n}, {"event": "logout"}] if n <= 3 else []})
+
+    pages = fetch(build_paginator({"type": "page_number", "base_page": 1, "total_path": None}))
+
+    assert [page[1]["item"] for page in pages if page] == [1, 2, 3]
+
+
+def test_pages_without_keys_whose_records_all_repeat_are_a_repeat(http):
+    serve(http, lambda n: {"data": [{"event": "login"}, {"event": "logout"}], "nonce": n})  # the body differs
+
+    with pytest.raises(PaginationError, match="page 2 .*has the same records as page 1"):
+        fetch(build_paginator({"type": "page_number", "base_page": 1, "total_path": None}))
