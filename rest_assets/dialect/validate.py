@@ -12,6 +12,7 @@ import copy
 import difflib
 import re
 from collections.abc import Iterable
+from datetime import timedelta
 from typing import Any
 
 from dlt.common.normalizers.naming.snake_case import NamingConvention
@@ -300,23 +301,32 @@ def _check_error_handler(check: _Checker, handler: Any, path: Path, resource: st
 
 
 def _check_freshness(check: _Checker, value: Any, path: Path, resource: str | None) -> None:
+    """Each window given is a duration of a minute or more (whether both are there is checked once
+    `resource_defaults` are merged: a resource may set one window and take the other from the defaults)."""
     value = check.mapping(value, path, resource)
     check.keys(value, vocab.FRESHNESS_KEYS, path, resource)
-    if "fail_window" not in value:
-        raise check.fail(path, "needs 'fail_window' (e.g. 6h)", resource)
-    windows = {}
     for key in ("fail_window", "warn_window"):
         if key in value:
             try:
-                windows[key] = parse_duration(value[key])
+                window = parse_duration(value[key])
             except ValueError as exc:
                 raise check.fail((*path, key), str(exc), resource) from None
-    if "warn_window" in windows and windows["warn_window"] >= windows["fail_window"]:
+            if window < timedelta(minutes=1):
+                raise check.fail((*path, key), f"'{value[key]}' is under a minute, the least Dagster's freshness takes", resource)
+
+
+def _merged_freshness(check: _Checker, value: dict[str, Any], path: Path, resource: str) -> Freshness:
+    """A resource's freshness once merged with the defaults' window by window: a fail window, and a shorter warn window."""
+    if "fail_window" not in value:
+        raise check.fail(path, "needs 'fail_window' (e.g. 6h), here or in resource_defaults", resource)
+    fail, warn = parse_duration(value["fail_window"]), parse_duration(value["warn_window"]) if "warn_window" in value else None
+    if warn is not None and warn >= fail:
         raise check.fail(
             (*path, "warn_window"),
             f"must be shorter than fail_window ({value['fail_window']}): an asset warns before it fails",
             resource,
         )
+    return Freshness(fail, warn)
 
 
 def _check_resource_body(check: _Checker, body: Any, path: Path, resource: str | None, allowed: Iterable[str]) -> dict[str, Any]:
@@ -403,10 +413,7 @@ def _build_resource(check: _Checker, raw: Any, index: int, defaults: dict[str, A
         merged["columns"] = ensure_table_schema_columns(merged["columns"])
     if "processing_steps" in merged:
         merged["processing_steps"] = _processing_steps(check, merged["processing_steps"], path, name)
-    freshness = None
-    if "freshness" in merged:
-        f = merged["freshness"]
-        freshness = Freshness(parse_duration(f["fail_window"]), parse_duration(f["warn_window"]) if "warn_window" in f else None)
+    freshness = _merged_freshness(check, merged["freshness"], (*path, "freshness"), name) if "freshness" in merged else None
     return ResourceSpec(name=name, config=merged, freshness=freshness, line=check.doc.line_of(path))
 
 
@@ -467,17 +474,39 @@ def _check_unique_names(check: _Checker, resources: list[ResourceSpec]) -> None:
     """
     seen: dict[str, tuple[int, str]] = {}
     for index, resource in enumerate(resources):
-        table = normalized_identifier(resource.name)
+        _check_name_is_kept(check, resource.name, index)
+        # an unselected resource loads no table: only its name must stay apart from the others'
+        table = normalized_identifier(resource.table_name if resource.is_asset else resource.name)
         if table in seen:
             first, first_name = seen[table]
-            same = (
-                "duplicate resource name"
-                if first_name == resource.name
-                else (f"resource name collides with '{first_name}' (resources[{first}]): both would load into table '{table}'")
-            )
+            if first_name == resource.name:
+                same = "duplicate resource name"
+            elif normalized_identifier(first_name) == normalized_identifier(resource.name):
+                same = f"resource name collides with '{first_name}' (resources[{first}]): both would load into table '{table}'"
+            else:
+                same = (
+                    f"resource '{resource.name}' would load into table '{table}', as '{first_name}' (resources[{first}]) "
+                    "does: each resource is an asset with a table of its own; give it another table_name"
+                )
             raise check.fail(("resources", index, "name"), f"{same} (first defined as resources[{first}])", resource.name)
         seen[table] = (index, resource.name)
         _check_unique_columns(check, resource, index)
+    if not any(resource.is_asset for resource in resources):
+        raise check.fail(
+            ("resources",), "every resource is `selected: false`: the source would have no asset (select one at least)"
+        )
+
+
+def _check_name_is_kept(check: _Checker, name: str, index: int) -> None:
+    """A resource name that dlt would not keep as its table's name (`a__b`: a nested table's separator;
+    `shops_`: table `shopsx`) is refused: the asset and its table would not match."""
+    if "__" in name or name.endswith("_"):
+        raise check.fail(
+            ("resources", index, "name"),
+            f"'{name}' is not a name dlt keeps for a table (it would be '{_NAMING.normalize_table_identifier(name)}'): "
+            "avoid '__' (dlt's separator of nested tables) and a trailing '_'",
+            name,
+        )
 
 
 def _check_unique_columns(check: _Checker, resource: ResourceSpec, index: int) -> None:

@@ -19,6 +19,28 @@ def non_negative(text: str) -> int:
     return value
 
 
+def _every(text: str) -> int:
+    """An argparse type: every Nth request, N 1 or more."""
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} is not 1 or more (every Nth request)")
+    return value
+
+
+def _probability(text: str) -> float:
+    value = float(text)
+    if not 0 <= value <= 1:
+        raise argparse.ArgumentTypeError(f"{value} is no probability (0 to 1)")
+    return value
+
+
+def _non_negative_number(text: str) -> float:
+    value = float(text)
+    if not value >= 0:  # NaN too
+        raise argparse.ArgumentTypeError(f"{value} is not 0 or more")
+    return value
+
+
 def _port(text: str) -> int:
     value = non_negative(text)
     if value > 65535:
@@ -33,11 +55,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=_port, default=0, help="port (0 = pick a free port)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--size", type=non_negative, default=120, help="default rows per top-level resource")
-    p.add_argument("--latency-ms", type=float, default=0)
-    p.add_argument("--rate-limit-every", type=int, default=None, help="answer every Nth request with 429")
-    p.add_argument("--retry-after", type=float, default=1, help="Retry-After seconds for --rate-limit-every")
-    p.add_argument("--error-every", type=int, default=None, help="answer every Nth request with 500")
-    p.add_argument("--token-expiry-requests", type=int, default=None)
+    p.add_argument("--latency-ms", type=_non_negative_number, default=0)
+    p.add_argument("--rate-limit-every", type=_every, default=None, help="answer every Nth request with 429")
+    p.add_argument("--retry-after", type=_non_negative_number, default=1, help="Retry-After seconds for --rate-limit-every")
+    p.add_argument("--error-every", type=_every, default=None, help="answer every Nth request with 500")
+    p.add_argument("--token-expiry-requests", type=_every, default=None)
     p.add_argument("--rotate-refresh-tokens", action="store_true")
     p.add_argument(
         "--churn",
@@ -49,11 +71,11 @@ def build_parser() -> argparse.ArgumentParser:
         "503 every --churn-error-every requests, a burst of --churn-burst 429s from request "
         "--churn-throttle-at with Retry-After --retry-after",
     )
-    p.add_argument("--churn-probability", type=float, default=0.05)
-    p.add_argument("--churn-every", type=int, default=None)
-    p.add_argument("--churn-error-every", type=int, default=None)
-    p.add_argument("--churn-throttle-at", type=int, default=None)
-    p.add_argument("--churn-burst", type=int, default=0)
+    p.add_argument("--churn-probability", type=_probability, default=0.05)
+    p.add_argument("--churn-every", type=_every, default=None)
+    p.add_argument("--churn-error-every", type=_every, default=None)
+    p.add_argument("--churn-throttle-at", type=_every, default=None)
+    p.add_argument("--churn-burst", type=non_negative, default=0)
     return p
 
 

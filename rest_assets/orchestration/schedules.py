@@ -11,8 +11,8 @@ from dagster import (
 )
 
 from rest_assets.dialect.model import SourceSpec
+from rest_assets.orchestration.readiness_condition import run_blockers
 from rest_assets.orchestration.translator import asset_key
-from rest_assets.runtime.readiness import missing_to_run
 
 
 def build_schedule(spec: SourceSpec) -> ScheduleDefinition | None:
@@ -37,7 +37,7 @@ def build_schedule(spec: SourceSpec) -> ScheduleDefinition | None:
         description=f"Incremental refresh of {spec.name} on '{spec.schedule}' (from {spec.file})",
     )
     def _refresh(context: ScheduleEvaluationContext) -> RunRequest | SkipReason:
-        unset = missing_to_run(spec, resources)
+        unset = run_blockers(spec, resources)
         if unset:
             return SkipReason(
                 f"{spec.name}: a run cannot start until these are set "

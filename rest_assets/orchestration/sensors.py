@@ -42,8 +42,8 @@ from dagster import (
 )
 
 from rest_assets.dialect.model import Freshness, SourceSpec
+from rest_assets.orchestration.readiness_condition import run_blockers
 from rest_assets.orchestration.translator import asset_key
-from rest_assets.runtime.readiness import missing_to_run
 
 FRESHNESS_SENSOR = "rest_assets_freshness_sensor"
 PARENT_CHILD_SENSOR = "rest_assets_parent_child_sensor"
@@ -103,7 +103,7 @@ def missing_check(specs: list[SourceSpec]) -> MissingCheck:
     by_name = {spec.name: spec for spec in specs}
 
     def missing(source: str, stale: list[WatchedAsset]) -> list[str]:
-        return missing_to_run(by_name[source], [w.key.path[-1] for w in stale])
+        return run_blockers(by_name[source], [w.key.path[-1] for w in stale])
 
     return missing
 

@@ -15,7 +15,9 @@ except ImportError:  # not POSIX: no cross-process lock
     fcntl = None  # type: ignore[assignment]
 
 import dlt
+from dlt.common.configuration.exceptions import ConfigFieldMissingException
 from dlt.common.destination import Destination
+from dlt.common.destination.exceptions import UnknownDestinationModule
 from dlt.destinations.impl.duckdb.configuration import DuckDbCredentials
 
 from rest_assets.dlt_internals import cached_capabilities, set_config_default
@@ -43,6 +45,31 @@ DUCKDB_SETTINGS_KEY = "destination.duckdb.credentials.global_config"
 def destination_name() -> str:
     """The dlt destination name (`REST_ASSETS_DESTINATION`, default duckdb)."""
     return os.environ.get(DESTINATION_ENV, "").strip() or "duckdb"
+
+
+def destination_problems() -> list[str]:
+    """What to set before any run can load into the destination its settings name; [] when they resolve.
+
+    An unknown destination name, a DuckDB database that is no file, credentials
+    dlt cannot find: every run would fail on them. Looked up as a run resolves
+    them (dlt's providers); no value is shown.
+    """
+    name = destination_name()
+    try:
+        if name == "duckdb":
+            duckdb_path()
+            return []
+        destination: Any = Destination.from_reference(make_destination())
+        initial = destination.spec()
+        initial.dataset_name = "rest_assets"  # any: only the credentials are looked up
+        destination.configuration(initial)
+    except ConfigFieldMissingException as error:
+        return [f"DESTINATION__{name.upper()}__{field.upper()} (destination '{name}' needs it)" for field in error.fields]
+    except (LoadError, UnknownDestinationModule) as error:  # their messages name settings, never a value
+        return [f"{DESTINATION_ENV} or the destination's settings ({' '.join(str(error).split())[:300]})"]
+    except Exception as error:  # whatever else dlt raises: its type only (a message might quote a credential)
+        return [f"the settings of destination '{name}' (dlt raised {type(error).__name__} on them)"]
+    return []
 
 
 def duckdb_path() -> Path:

@@ -27,6 +27,10 @@ def _run(*args: str) -> subprocess.CompletedProcess[str]:
         (("emulator", "--port", "99999"), "99999 is no TCP port"),
         (("emulator", "--size", "-3"), "-3 is negative"),
         (("emulator", "--churn", "nosuch"), "invalid choice: 'nosuch'"),
+        (("emulator", "--rate-limit-every", "-1"), "--rate-limit-every: -1 is not 1 or more"),
+        (("emulator", "--churn", "help_desk", "--churn-every", "0"), "--churn-every: 0 is not 1 or more"),
+        (("emulator", "--churn", "help_desk", "--churn-probability", "2"), "--churn-probability: 2.0 is no probability"),
+        (("emulator", "--latency-ms", "-5"), "--latency-ms: -5.0 is not 0 or more"),
         (("demo", "--size", "-1"), "-1 is negative"),
     ],
 )

@@ -508,3 +508,26 @@ def test_a_malformed_secrets_file_is_named_as_what_to_fix_never_its_values(tmp_p
     (item,) = json.loads(run.stdout.strip().splitlines()[-1])
     assert item.startswith("settings files that dlt can read") and "./.dlt/secrets.toml" in item, item
     assert "s3cr3t" not in run.stdout + run.stderr
+
+
+@pytest.mark.parametrize(
+    ("environment", "named"),
+    [
+        ({"REST_ASSETS_DESTINATION": "duckdbb"}, "REST_ASSETS_DESTINATION or the destination's settings"),
+        ({"DESTINATION__DUCKDB__CREDENTIALS": ":memory:"}, "which is not a file"),
+        ({"REST_ASSETS_DESTINATION": "postgres"}, "DESTINATION__POSTGRES__CREDENTIALS (destination 'postgres' needs it)"),
+    ],
+    ids=["unknown-destination", "duckdb-in-memory", "postgres-without-credentials"],
+)
+def test_a_destination_no_run_could_load_into_gets_no_run_and_is_named(
+    instance, specs_dir, settings, monkeypatch, environment, named
+):
+    settings.set_source("chat_analytics")
+    monkeypatch.delenv("DESTINATION__POSTGRES__CREDENTIALS", raising=False)
+    for name, value in environment.items():
+        monkeypatch.setenv(name, value)
+
+    result = _definitions_tick(instance)
+
+    assert isinstance(result, SkipReason), "a run that cannot load must not be requested"
+    assert named in result.skip_message

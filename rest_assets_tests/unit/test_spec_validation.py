@@ -520,6 +520,56 @@ BAD_SPECS = {
         "kids",
         "endpoint.path",
     ),
+    "freshness-under-a-minute": Bad(
+        BASE + "resources: [{name: x, freshness: {fail_window: 30s}}]\n",
+        SpecError,
+        r"'30s' is under a minute, the least Dagster's freshness takes",
+        2,
+        "x",
+        "freshness.fail_window",
+    ),
+    "merged-warn-window-not-shorter": Bad(
+        BASE
+        + "resource_defaults: {freshness: {fail_window: 1d, warn_window: 6h}}\n"
+        + "resources: [{name: x, freshness: {fail_window: 2h}}]\n",
+        SpecError,
+        r"must be shorter than fail_window \(2h\)",
+        3,
+        "x",
+        "freshness.warn_window",
+    ),
+    "two-resources-one-table": Bad(
+        BASE + "resources: [{name: shops}, {name: shops_copy, table_name: shops}]\n",
+        SpecError,
+        r"resource 'shops_copy' would load into table 'shops', as 'shops' \(resources\[0\]\) does",
+        2,
+        "shops_copy",
+        "name",
+    ),
+    "resource-name-with-dlts-separator": Bad(
+        BASE + "resources: [{name: a__b}]\n",
+        SpecError,
+        r"'a__b' is not a name dlt keeps for a table \(it would be 'a_b'\)",
+        2,
+        "a__b",
+        "name",
+    ),
+    "resource-name-with-a-trailing-underscore": Bad(
+        BASE + "resources: [{name: shops_}]\n",
+        SpecError,
+        r"'shops_' is not a name dlt keeps for a table \(it would be 'shopsx'\)",
+        2,
+        "shops_",
+        "name",
+    ),
+    "no-asset-at-all": Bad(
+        BASE + "resources: [{name: x, selected: false}]\n",
+        SpecError,
+        r"every resource is `selected: false`: the source would have no asset",
+        2,
+        None,
+        "resources",
+    ),
     "client-credentials-without-token-url": Bad(
         """
         client:
@@ -1015,7 +1065,7 @@ VALID = """
     resources:
       - companies
       - name: categories
-        freshness: {fail_window: 2h}
+        freshness: {fail_window: 12h}
         endpoint:
           params: {sort: desc}
           paginator: {type: page_number, limit: 5}
@@ -1075,7 +1125,7 @@ def test_paginator_and_auth_are_replaced_wholesale_and_params_merged(valid_spec)
     assert endpoint["params"] == {"per_page": 50, "sort": "desc"}
     assert endpoint["error_handler"] == {"retry_on_status_codes": [429], "max_retries": 2}
     freshness = valid_spec.resource("categories").freshness
-    assert freshness.fail_window.total_seconds() == 7200 and freshness.warn_window.total_seconds() == 6 * 3600
+    assert freshness.fail_window.total_seconds() == 12 * 3600 and freshness.warn_window.total_seconds() == 6 * 3600
 
 
 @pytest.mark.parametrize(
@@ -1264,6 +1314,17 @@ def test_resource_defaults_merge_as_dlt_merges_them(tmp_path):
     expected = _merge_resource_endpoints(document["resource_defaults"], document["resources"][0])
     expected["endpoint"].setdefault("path", "orders")  # dlt too requests the resource name when no path is given
     assert orders == expected
+
+
+def test_a_resource_may_set_one_freshness_window_and_take_the_other_from_the_defaults(tmp_path):
+    defaults = "resource_defaults: {freshness: {fail_window: 2h, warn_window: 30m}}\n"
+    spec = load(
+        tmp_path,
+        BASE + defaults + "resources: [{name: a, freshness: {warn_window: 1h}}, {name: b, freshness: {fail_window: 6h}}]\n",
+    )
+    a, b = spec.resource("a").freshness, spec.resource("b").freshness
+    assert (a.fail_window.total_seconds(), a.warn_window.total_seconds()) == (7200, 3600)
+    assert (b.fail_window.total_seconds(), b.warn_window.total_seconds()) == (6 * 3600, 1800)
 
 
 def test_a_default_endpoint_path_never_applies_as_in_dlt(tmp_path):
