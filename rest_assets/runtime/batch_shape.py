@@ -272,8 +272,20 @@ class BatchShape:
                         stack.append((value, here, level - 1, field_name))
                     elif value is not None:
                         self._check_loadable(value, field_name, len(here) + 1)
+                        if type(value) is float:
+                            self._check_fits_an_integer_column(value, name, field_name)
                         if not isinstance(value, (list, dict)) and name not in self.types:
                             self.types[name] = self._inferred(name, value) or "json"
+
+    def _check_fits_an_integer_column(self, value: float, name: str, key: str) -> None:
+        """A whole float beyond 64 bits in a bigint column: dlt makes an integer of it that no writer takes
+        (its parquet writer fails the run naming neither resource nor field; its SQL insert stores 0)."""
+        if value.is_integer() and not INT64_MIN <= value <= INT64_MAX and self._expected(name) == "bigint":
+            raise UnloadableRecordError(
+                f"resource '{self.resource}': field '{key}' holds {value!r} in an integer column, beyond 64 bits; "
+                "neither dlt nor a destination column can hold it (hint the column as double, or have the API "
+                "send it as a string)"
+            )
 
     def _check_loadable(self, value: Any, key: str, depth: int) -> None:
         if type(value) is int and not INT64_MIN <= value <= INT64_MAX:

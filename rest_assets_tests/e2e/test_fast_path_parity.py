@@ -12,6 +12,7 @@ issue 13 that failed before.
 from __future__ import annotations
 
 import json
+import math
 import re
 import shutil
 from pathlib import Path
@@ -337,16 +338,22 @@ def test_floats_with_more_decimals_than_a_decimal_hints_scale_load_rounded_as_in
     assert_same(*loads.run([[{"id": i, "p": v} for i, v in enumerate(values)], [{"id": 99, "p": 0.135}]]))
 
 
-def test_a_nul_character_in_a_string_is_kept_as_plain_dlt_keeps_it_loading_parquet(tmp_path):
-    """A deliberate difference from plain dlt's default: its insert_values drops a NUL (SQL escaping);
-    loading parquet, as rest_assets does on DuckDB, it keeps the API's string as it is."""
+@pytest.mark.parametrize(
+    ("value", "kept"),
+    [("x\u0000y", lambda v: v == "x\u0000y"), (-0.0, lambda v: v == 0 and math.copysign(1, v) < 0)],
+    ids=["nul-character", "negative-zero"],
+)
+def test_a_value_plain_dlts_sql_inserts_change_is_kept_as_plain_dlt_keeps_it_loading_parquet(tmp_path, value, kept):
+    """A deliberate difference from plain dlt's default: its insert_values drops a NUL (SQL escaping) and
+    the sign of -0.0; loading parquet, as rest_assets does on DuckDB, it keeps the API's value as it is."""
     loads = Loads(tmp_path)
     with responses.RequestsMock(assert_all_requests_are_fired=False) as api:
-        _mock(api, routes([[{"id": 1, "s": "x\u0000y"}]]))
+        _mock(api, routes([[{"id": 1, "s": value}]]))
         plain = loads._load(rest_api_source(loads.config), "plain", "parquet")
         ours = loads._load(compile_source(load_spec_file(loads.spec_file)).source, "ours", "parquet")
     assert_same(plain, ours)
-    assert any("x\u0000y" in row for row in ours["items"]["rows"])
+    assert [kept(row[-1]) for row in ours["items"]["rows"]] == [True]
+    assert [kept(row[-1]) for row in plain["items"]["rows"]] == [True]
 
 
 CHILD_OF_AN_INCREMENTAL_PARENT = f"""\
@@ -421,6 +428,17 @@ def test_an_integer_beyond_64_bits_is_a_clear_error_naming_resource_and_field(tm
             loads._load(compile_source(load_spec_file(loads.spec_file)).source, "ours", "parquet")
     assert "64-bit" in str(plain_error.value)  # plain dlt cannot load it either
     assert "resource 'items': field 'big'" in str(our_error.value) and words in str(our_error.value)
+
+
+def test_a_whole_float_beyond_64_bits_in_an_integer_column_is_a_clear_error_where_plain_dlt_stores_0(tmp_path):
+    loads = Loads(tmp_path)
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as api:
+        _mock(api, routes([[{"id": 1, "m": 1}, {"id": 2, "m": 1e308}]]))
+        plain = loads._load(rest_api_source(loads.config), "plain", None)
+        with pytest.raises(Exception) as our_error:
+            loads._load(compile_source(load_spec_file(loads.spec_file)).source, "ours", "parquet")
+    assert sorted(row[-1] for row in plain["items"]["rows"]) == [0, 1]  # plain dlt: silently 0
+    assert "resource 'items': field 'm' holds 1e+308 in an integer column, beyond 64 bits" in str(our_error.value)
 
 
 def test_an_object_nested_300_levels_is_a_clear_error_naming_resource_and_field(tmp_path):
