@@ -164,6 +164,18 @@ def _release_frames(exc: BaseException) -> None:
         current = current.__cause__ or current.__context__
 
 
+def _naming_source_and_resource(message: str, source: str, resource: str | None) -> str:
+    """`message` starting with its source and (where known) resource, each named once."""
+    named = f"source '{source}': "
+    if message.startswith(named):
+        message = message[len(named) :]  # named again below, with the resource
+    if message.startswith(f"source '{source}'"):  # `source 's', resource 'r': ...`
+        return message
+    if resource and not message.startswith("resource '"):
+        return f"source '{source}', resource '{resource}': {message}"
+    return f"source '{source}', {message}" if message.startswith("resource '") else f"source '{source}': {message}"
+
+
 def _clean_error(source: str, exc: BaseException) -> LoadError:
     """The first rest_assets error in the chain, else the outer one, redacted, with no chain.
 
@@ -176,11 +188,6 @@ def _clean_error(source: str, exc: BaseException) -> LoadError:
     while current is not None:
         resource = getattr(current, "pipe_name", None) or getattr(current, "resource_name", None) or resource
         if isinstance(current, RestAssetsError):
-            message = redact(current)
-            if resource and "resource '" not in message:
-                message = f"source '{source}', resource '{resource}': {message}"
-            elif not message.startswith("source '"):
-                message = f"source '{source}', {message}" if message.startswith("resource '") else f"source '{source}': {message}"
-            return LoadError(message)
+            return LoadError(_naming_source_and_resource(redact(current), source, resource))
         current = current.__cause__ or current.__context__
     return LoadError(f"source '{source}' failed: {type(exc).__name__}: {redact(exc)}")

@@ -5,18 +5,19 @@ dlt's URL sanitizer knows a fixed list of parameter names; a secret sent as
 obtained at run time (spec secrets, access and refresh tokens, HTTP Basic
 credentials) is registered, and text passing through :func:`redact` has each
 value replaced by `***`, in every form it travels in: plain, URL-encoded
-(`quote`, form-encoded `quote_plus`), JSON-escaped, and for HTTP Basic the
-base64 of `user:password` (see :func:`register_basic_credentials`). Forms
+(`quote`, form-encoded `quote_plus`, either case of hex), JSON-escaped, and
+for HTTP Basic the base64 of `user:password` (see :func:`register_basic_credentials`).
+In records (:func:`mask_in_value`) keys are masked too: a key becomes a column name. Forms
 with a scheme (`Bearer <token>`, `Basic <base64>`) are covered by the value
 itself and print as `Bearer ***`, keeping the scheme readable.
 
 Short values: a value of at least `SUBSTRING_MIN_LENGTH` characters is masked
 wherever it occurs, even inside a longer word. A shorter one (any length,
 down to one character) is masked only where it stands as a whole token: not
-preceded or followed by a letter, digit or one of `_-.~`. So the password
-`pw1` is masked in `?key=pw1&x=1`, `Authorization: pw1` or `"pw1"`, but a
-log line's `pw123` or `upw1` is left alone; masking every `a` inside words
-would make logs unreadable without protecting anything.
+preceded or followed by a letter, digit, `_` or `~`. So the password `pw1` is
+masked in `?key=pw1&x=1`, `Authorization: pw1`, `"pw1"`, `pw1.` or `pw1-old`,
+but a log line's `pw123` or `upw1` is left alone; masking every `a` inside
+words would make logs unreadable without protecting anything.
 
 Truncate only after redacting (:func:`redacted_excerpt`): a cut through a
 secret would leave a prefix no longer recognisable as the secret.
@@ -42,7 +43,7 @@ from urllib.parse import quote, quote_plus
 
 MASK = "***"
 SUBSTRING_MIN_LENGTH = 6
-_TOKEN_CHARS = r"A-Za-z0-9_\-.~"
+_TOKEN_CHARS = r"A-Za-z0-9_~"
 _lock = threading.Lock()
 _secrets: set[str] = set()
 _pattern: re.Pattern[str] | None = None
@@ -50,8 +51,13 @@ _long_cache: tuple[list[str], list[bytes], bool] | None = None
 
 
 def _derived_forms(value: str) -> set[str]:
-    """The forms a secret takes on the wire and in logs (URL-, form- and JSON-encoded)."""
-    return {value, quote(value, safe=""), quote(value), quote_plus(value), json.dumps(value)[1:-1]}
+    """The forms a secret takes on the wire and in logs (URL-, form- and JSON-encoded; percent-encoding
+    in upper- and lower-case hex, as .NET's UrlEncode writes it)."""
+    encoded = {quote(value, safe=""), quote(value), quote_plus(value)}
+    return {value, json.dumps(value)[1:-1], *encoded, *(_PERCENT_HEX.sub(lambda m: m.group(0).lower(), e) for e in encoded)}
+
+
+_PERCENT_HEX = re.compile(r"%[0-9A-F]{2}")
 
 
 def register_secret(value: object) -> None:
@@ -62,10 +68,11 @@ def register_secret(value: object) -> None:
 
 
 def register_basic_credentials(username: object, password: object) -> None:
-    """Register HTTP Basic credentials: the password and the base64 `user:password` of the header."""
+    """Register HTTP Basic credentials: the password and the base64 `user:password` of the header (with an
+    empty password too: an API key sent as the user name, `-u sk_live_...:`)."""
     register_secret(password)
-    if isinstance(password, str) and password:
-        token = b64encode(f"{username}:{password}".encode()).decode()
+    if username or password:
+        token = b64encode(f"{username or ''}:{password or ''}".encode()).decode()
         register_secret(token)  # `Basic <token>` is then logged as `Basic ***`
 
 
@@ -188,9 +195,13 @@ def mask_in_value(value: Any) -> tuple[Any, int]:
         return cleaned, int(cleaned != value)
     if isinstance(value, dict):
         count = 0
-        for key, item in value.items():
+        for key, item in list(value.items()):
             value[key], changed = mask_in_value(item)
             count += changed
+            masked_key = redact(key) if isinstance(key, str) else key
+            if masked_key != key:  # a key would become a column name: `{"<token>": "active"}`
+                value[masked_key] = value.pop(key)
+                count += 1
         return value, count
     if isinstance(value, list):
         count = 0

@@ -206,6 +206,7 @@ def test_a_primary_key_check_covers_every_table_with_one_row_per_key_however_its
         ("resource 'items': field 'v' holds the integer 1", "source 'shop', resource 'items': field 'v' holds the integer 1"),
         ("the has-more flag is missing", "source 'shop', resource 'items': the has-more flag is missing"),
         ("source 'shop', resource 'items': page 2 repeats", "source 'shop', resource 'items': page 2 repeats"),
+        ("source 'shop': refused a request to ***", "source 'shop', resource 'items': refused a request to ***"),
     ],
 )
 def test_a_runs_error_names_its_source_and_resource_once(raised, expected):

@@ -79,10 +79,30 @@ def test_http_basic_header_value_is_masked():
     assert "Basic ***" in logged
 
 
+def test_http_basic_with_an_api_key_as_user_and_no_password_is_masked():
+    key = fresh("sk_live_")
+    register_secret(key)  # a {secret: ...} user name is registered as the run resolves it
+    build_auth("src", {"type": "http_basic", "username": key, "password": ""}, requests.Session())
+    header = b64encode(f"{key}:".encode()).decode()
+    assert redact(f"Authorization: Basic {header}") == "Authorization: Basic ***"
+
+
+def test_a_secret_as_a_records_key_is_masked_where_it_would_become_a_column_name():
+    token = fresh("tok")
+    register_secret(token)
+    counts: list[int] = []
+    validate = response_validator("src", "items", "data", counts.append)
+    response = json_response({"data": [{"id": 1, "keys": {token: "active", "other": "x"}}]})
+    validate(response)
+    assert response.json()["data"] == [{"id": 1, "keys": {"other": "x", "***": "active"}}]
+    assert token not in json.dumps(response.json()) and counts == [1]
+
+
 def test_encoded_forms_are_masked():
     secret = "a/b+c d&" + fresh()
     register_secret(secret)
-    for form in (secret, quote(secret, safe=""), quote_plus(secret), json.dumps(secret)[1:-1]):
+    lower_hex = quote(secret, safe="").replace("%2F", "%2f").replace("%2B", "%2b")  # .NET's UrlEncode
+    for form in (secret, quote(secret, safe=""), quote_plus(secret), json.dumps(secret)[1:-1], lower_hex):
         assert redact(f"?key={form}&x=1") == "?key=***&x=1", form
 
 
@@ -92,6 +112,7 @@ def test_short_secrets_are_masked_as_whole_tokens(short):
     assert redact(f"GET /items?key={short}&page=2") == "GET /items?key=***&page=2"
     assert redact(f"X-Api-Key: {short}") == "X-Api-Key: ***"
     assert redact(f'{{"token": "{short}"}}') == '{"token": "***"}'
+    assert redact(f"key {short}. is revoked; key={short}-legacy") == "key ***. is revoked; key=***-legacy"
     # inside a longer word a short value is left alone (documented): no masking of every letter
     assert redact(f"x{short}y and {short}123") == f"x{short}y and {short}123"
     assert contains_secret(f"key={short}".encode())
