@@ -20,7 +20,7 @@ import os
 import time
 from collections.abc import Callable
 from typing import Any
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import unquote, urljoin, urlsplit
 
 import requests
 from requests.adapters import HTTPAdapter
@@ -31,7 +31,7 @@ from rest_assets.errors import HttpError, ResponseFormatError
 from rest_assets.runtime.auth import authenticator_of, plain_copy, retarget
 from rest_assets.runtime.credential_scope import CredentialScope
 from rest_assets.runtime.host_gate import HostGate
-from rest_assets.runtime.redaction import redact
+from rest_assets.runtime.redaction import redact, register_basic_credentials
 from rest_assets.runtime.responses import RESOURCE_ATTRIBUTE
 from rest_assets.runtime.retry import EndpointRoute, RetryPolicy, parse_retry_after
 from rest_assets.runtime.transport_stats import TransportStats
@@ -97,6 +97,10 @@ class GuardedSession(SharedOnDeepCopy, requests.Session):
             key = f"{where.scheme}://{where.netloc}"
             if key not in self._proxies:
                 self._proxies[key] = requests.utils.get_environ_proxies(url)
+                for proxy in self._proxies[key].values():  # a proxy's own credentials are secrets too
+                    parts = urlsplit(proxy) if "://" in proxy else None
+                    if parts is not None and parts.password:
+                        register_basic_credentials(unquote(parts.username or ""), unquote(parts.password))
             kwargs["proxies"] = self._proxies[key]
         if kwargs.get("verify", True) is True:
             kwargs["verify"] = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or True

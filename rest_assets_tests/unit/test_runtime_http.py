@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import email.utils
 import time
+from base64 import b64encode
 from urllib.parse import parse_qsl, urlsplit
 
 import pytest
@@ -20,6 +21,7 @@ from rest_assets.runtime.auth import ApiKeyAuth
 from rest_assets.runtime.host_gate import HostGate
 from rest_assets.runtime.http import GuardedSession
 from rest_assets.runtime.paginators import build_paginator
+from rest_assets.runtime.redaction import redact
 from rest_assets.runtime.retry import EndpointRoute, RetryPolicy, parse_retry_after
 from rest_assets.runtime.transport_stats import TransportStats
 
@@ -547,7 +549,7 @@ def test_proxies_and_the_ca_bundle_come_from_the_environment_credentials_from_ne
     """As requests reads them where it trusts the environment, bar ~/.netrc (its credentials would go to any host)."""
     (tmp_path / ".netrc").write_text("machine api.example.com login user password netrc-secret\n", encoding="utf-8")
     monkeypatch.setenv("HOME", str(tmp_path))
-    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.internal:3128")
+    monkeypatch.setenv("HTTPS_PROXY", "http://puser:proxy%2Dsecret-7@proxy.internal:3128")
     monkeypatch.setenv("NO_PROXY", "direct.example.com")
     monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(tmp_path / "corporate-ca.pem"))
     sent = []
@@ -563,7 +565,9 @@ def test_proxies_and_the_ca_bundle_come_from_the_environment_credentials_from_ne
     session.get(f"{API}/v1/orders")
     session.get("https://direct.example.com/v1/orders")
     (first, first_kwargs), (second, second_kwargs) = sent
-    assert first_kwargs["proxies"]["https"] == "http://proxy.internal:3128"
+    assert first_kwargs["proxies"]["https"] == "http://puser:proxy%2Dsecret-7@proxy.internal:3128"
+    proxy_authorization = "Basic " + b64encode(b"puser:proxy-secret-7").decode()  # what a proxy could echo
+    assert redact(f"Proxy-Authorization: {proxy_authorization}; pw proxy-secret-7") == "Proxy-Authorization: Basic ***; pw ***"
     assert not second_kwargs["proxies"].get("https")  # NO_PROXY honoured
     assert first_kwargs["verify"] == second_kwargs["verify"] == str(tmp_path / "corporate-ca.pem")
     assert "Authorization" not in first.headers
