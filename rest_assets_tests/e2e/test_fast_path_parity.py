@@ -276,15 +276,16 @@ def test_strings_in_a_column_hinted_json_load_as_dlt_loads_them(tmp_path, values
     assert_same(*loads.run([[{"id": i, "j": value} for i, value in enumerate(values)]]))
 
 
-@pytest.mark.parametrize(
-    "hint",
-    [
-        "{data_type: decimal, precision: 10, scale: 2}",
-        "{data_type: decimal}",
-        "{data_type: decimal, precision: 12}",
-        "{data_type: decimal, scale: 2}",
-    ],
-)
+# a decimal hint in each form: precision and scale, neither, or one of them (dlt fills in the other)
+DECIMAL_HINTS = [
+    "{data_type: decimal, precision: 10, scale: 2}",
+    "{data_type: decimal}",
+    "{data_type: decimal, precision: 12}",
+    "{data_type: decimal, scale: 2}",
+]
+
+
+@pytest.mark.parametrize("hint", DECIMAL_HINTS)
 def test_strings_in_a_column_hinted_decimal_load_rounded_as_in_plain_dlt(tmp_path, hint):
     """More decimal places than the scale: the destination's cast rounds them, as plain dlt's insert does."""
     loads = Loads(tmp_path, extra=f"    columns: {{p: {hint}}}\n")
@@ -320,15 +321,7 @@ def test_columns_are_in_plain_dlts_order(tmp_path, case):
     assert _column_order(tmp_path / "ours.duckdb", "items") == _column_order(tmp_path / "plain.duckdb", "items")
 
 
-@pytest.mark.parametrize(
-    "hint",
-    [
-        "{data_type: decimal, precision: 10, scale: 2}",
-        "{data_type: decimal}",
-        "{data_type: decimal, precision: 12}",
-        "{data_type: decimal, scale: 2}",
-    ],
-)
+@pytest.mark.parametrize("hint", DECIMAL_HINTS)
 def test_floats_with_more_decimals_than_a_decimal_hints_scale_load_rounded_as_in_plain_dlt(tmp_path, hint):
     """dlt's parquet writer refuses them; plain dlt's default insert_values has the destination round them."""
     loads = Loads(tmp_path, extra=f"    columns: {{p: {hint}}}\n")

@@ -233,3 +233,21 @@ def test_text_with_escapes_but_no_secret_is_left_as_it_is():
     register_secret(fresh("tok"))
     text = 'a JSON body: {"path": "\\/items", "name": "\\u00e9t\\u00e9"}'
     assert redact(text) == text
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="a token spelled with JSON escapes (`tok\\/...`) inside a string field that itself holds JSON is not "
+    "found: the page's bytes escape it twice, which the cheap pre-check and the record walk do not decode; it "
+    "waits for redaction that decodes escapes within a value, not only in quoted error text",
+)
+def test_a_secret_in_a_json_string_inside_a_json_string_is_masked():
+    """An API echoing a JSON body inside a string field: the page's bytes spell the token escaped twice."""
+    token = "tok/" + fresh()
+    register_secret(token)
+    inner = json.dumps({"caller": token}).replace("/", "\\/")  # the echoed body, `/` escaped as JSON allows
+    response = json_response({"data": [{"id": 1, "body": inner}]})
+    counts: list[int] = []
+    response_validator("src", "items", "data", counts.append)(response)
+    body = response.json()["data"][0]["body"]
+    assert json.loads(body) == {"caller": "***"} and counts == [1]  # masked, and still the JSON it was
