@@ -5,7 +5,8 @@ dlt's URL sanitizer knows a fixed list of parameter names; a secret sent as
 obtained at run time (spec secrets, access and refresh tokens, HTTP Basic
 credentials) is registered, and text passing through :func:`redact` has each
 value replaced by `***`, in every form it travels in: plain, URL-encoded
-(`quote`, form-encoded `quote_plus`, either case of hex), JSON-escaped, and
+(`quote`, form-encoded `quote_plus`, either case of hex), JSON-escaped (any
+character, at any depth: a JSON body echoed in a string field), and
 for HTTP Basic the base64 of `user:password` (see :func:`register_basic_credentials`).
 In records (:func:`mask_in_value`) keys are masked too: a key becomes a column name. Forms
 with a scheme (`Bearer <token>`, `Basic <base64>`) are covered by the value
@@ -46,7 +47,9 @@ SUBSTRING_MIN_LENGTH = 6
 _TOKEN_CHARS = r"A-Za-z0-9_~"
 _lock = threading.Lock()
 _secrets: set[str] = set()
+_values: set[str] = set()  # the secrets as registered, without their derived forms
 _pattern: re.Pattern[str] | None = None
+_escaped_pattern: re.Pattern[str] | None = None
 _long_cache: tuple[list[str], list[bytes], bool] | None = None
 
 
@@ -64,7 +67,7 @@ def register_secret(value: object) -> None:
     """Remember `value` (and its encoded forms) as something never to print or store."""
     if not isinstance(value, str) or not value:
         return
-    _register(_derived_forms(value))
+    _register(_derived_forms(value), value)
 
 
 def register_basic_credentials(username: object, password: object) -> None:
@@ -89,20 +92,22 @@ def registered_secrets() -> frozenset[str]:
 
 def restore_registered_secrets(snapshot: frozenset[str]) -> None:
     """Forget every form registered since `snapshot` was taken."""
-    global _pattern, _long_cache
+    global _pattern, _escaped_pattern, _long_cache
     with _lock:
         if _secrets != snapshot:
             _secrets.intersection_update(snapshot)
-            _pattern = _long_cache = None
+            _values.intersection_update(snapshot)
+            _pattern = _escaped_pattern = _long_cache = None
 
 
-def _register(forms: set[str]) -> None:
-    global _pattern, _long_cache
+def _register(forms: set[str], value: str) -> None:
+    global _pattern, _escaped_pattern, _long_cache
     with _lock:
         if forms <= _secrets:
             return
         _secrets.update(forms)
-        _pattern = _long_cache = None
+        _values.add(value)
+        _pattern = _escaped_pattern = _long_cache = None
 
 
 def _compiled() -> re.Pattern[str] | None:
@@ -120,12 +125,45 @@ def _compiled() -> re.Pattern[str] | None:
         return _pattern
 
 
+def _bounded(secret: str, expression: str) -> str:
+    """`expression` (which matches `secret`), matching only as a whole token when `secret` is short."""
+    if len(secret) < SUBSTRING_MIN_LENGTH:
+        return rf"(?<![{_TOKEN_CHARS}]){expression}(?![{_TOKEN_CHARS}])"
+    return expression
+
+
+def _compiled_escaped() -> re.Pattern[str] | None:
+    """Every registered secret with any of its characters written as a JSON escape, at any depth."""
+    global _escaped_pattern
+    with _lock:
+        if _escaped_pattern is None and _values:
+            secrets = sorted(_values, key=len, reverse=True)
+            spelled = (_bounded(s, "".join(_escaped_char(char) for char in s)) for s in secrets)
+            _escaped_pattern = re.compile("|".join(spelled))
+        return _escaped_pattern
+
+
+_ESCAPE_LETTER = {"\b": "b", "\f": "f", "\n": "n", "\r": "r", "\t": "t"}
+
+
+def _escaped_char(char: str) -> str:
+    r"""A regex for `char` as JSON may write it inside a string, escaped once or more: `/`, `\/`, `\\\/`,
+    `\u002f`, `\\u002F` (a body echoed inside a string field is escaped once more than the page)."""
+    code = ord(char)
+    units = [code] if code <= 0xFFFF else [0xD800 + ((code - 0x10000) >> 10), 0xDC00 + ((code - 0x10000) & 0x3FF)]
+    as_unicode = "".join(r"\\+u" + "".join(f"[{d}{d.upper()}]" if d.isalpha() else d for d in f"{u:04x}") for u in units)
+    letter = _ESCAPE_LETTER.get(char)
+    literal = rf"\\+{letter}" if letter else rf"\\*{re.escape(char)}"
+    return f"(?:{literal}|{as_unicode})"
+
+
 def redact(text: object) -> str:
     """`text` as a string with every registered secret (in any registered form) replaced by ***.
 
-    Text holding JSON escapes (a body quoted in an error) can spell a secret in
-    forms no list covers (`\\/` for `/`, `\\u0053` for `S`): when the text with its
-    escapes decoded holds a secret, that decoded text is returned, redacted.
+    Text holding JSON escapes (a body quoted in an error, a JSON document held in
+    a string field) can spell a secret in forms no list covers (`\\/` for `/`,
+    `\\u0053` for `S`, `\\\\\\/` once more escaped): those spellings are masked
+    in place, so the text keeps its shape.
     """
     result = str(text)
     pattern = _compiled()
@@ -133,9 +171,9 @@ def redact(text: object) -> str:
         return result
     cleaned = pattern.sub(MASK, result)
     if "\\" in cleaned:
-        unescaped = unescape_json_text(cleaned)
-        if unescaped != cleaned and pattern.search(unescaped):
-            return pattern.sub(MASK, unescaped)
+        escaped = _compiled_escaped()
+        if escaped is not None:
+            cleaned = escaped.sub(MASK, cleaned)
     return cleaned
 
 
@@ -159,8 +197,30 @@ def unescape_json_text(text: str) -> str:
 def contains_secret(data: str | bytes) -> bool:
     """Whether `data` (text, or UTF-8 bytes) holds any registered secret: a cheap test before walking records.
 
-    Plain substring tests (C speed) for the long forms; a regex only for the short ones.
+    Plain substring tests (C speed) for the long forms; a regex only for the short ones. Data holding
+    backslashes is searched again with its JSON escapes decoded, up to four levels deep (a JSON document
+    in a string field of a page is escaped twice).
     """
+    if _holds_a_form(data):
+        return True
+    if isinstance(data, bytes) and b"\\" in data:
+        data = data.decode("utf-8", "replace")
+    if not isinstance(data, str) or "\\" not in data:
+        return False
+    for _ in range(_ESCAPE_DEPTH):  # a JSON document in a string field of a page is escaped twice, and so on
+        decoded = unescape_json_text(data)
+        if decoded == data:
+            return False
+        if _holds_a_form(decoded):
+            return True
+        data = decoded
+    return False
+
+
+_ESCAPE_DEPTH = 4
+
+
+def _holds_a_form(data: str | bytes) -> bool:
     long_text, long_bytes, has_short = _long_forms()
     if isinstance(data, bytes):
         if any(form in data for form in long_bytes):

@@ -82,13 +82,10 @@ def mask_secrets_in_records(response: Response, body: Any, selector: Any) -> int
 
 
 def _may_hide_secret(response: Response, content: bytes, body: Any) -> bool:
-    """Whether the decoded `body` may hold a secret that its bytes spell otherwise.
-
-    JSON escapes (`\\/` for `/`, as PHP writes it; `\\u003d` for `=`, as Gson does)
-    and encodings other than UTF-8 hide a secret from the byte search; the body
-    re-encoded as plain UTF-8 JSON is searched then (one orjson call).
-    """
-    if not any_secret_registered() or (b"\\" not in content and (response.encoding or "utf-8").lower() in _UTF8):
+    """Whether the decoded `body` may hold a secret that its bytes spell otherwise: in an encoding other
+    than UTF-8, the body re-encoded as UTF-8 JSON is searched (one orjson call). JSON escapes are decoded
+    by `contains_secret` itself."""
+    if not any_secret_registered() or (response.encoding or "utf-8").lower() in _UTF8:
         return False
     try:
         return contains_secret(orjson.dumps(body))
