@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Collection, Iterable
+from itertools import repeat
 from typing import Any
 
 import pyarrow as pa
@@ -129,8 +130,8 @@ class BatchShape:
         With `odd` the table returned is only meaningful when `odd` stays empty.
         """
         columns: dict[str, tuple[str, pa.Array]] = {}  # normalized name -> (name in the table, values)
-        for key in dict.fromkeys(key for row in rows for key in row):
-            self._add(columns, key, (self._ident(key),), [row.get(key) for row in rows], self.max_nesting, odd)
+        for key in _keys_in_order(rows):
+            self._add(columns, key, (self._ident(key),), _values_of(rows, key), self.max_nesting, odd)
         if odd:
             return pa.table({})
         new = any(name not in self.types for name in columns)
@@ -200,9 +201,9 @@ class BatchShape:
         if kinds == {dict}:
             if level <= 0 or len(path) > MAX_FLAT_DEPTH or self._expected(name) == "json":
                 raise _Unclean
-            for key in dict.fromkeys(key for value in values if value for key in value):
-                nested = [value.get(key) if value else None for value in values]
-                self._add(columns, name, (*path, self._ident(key)), nested, level - 1, odd)
+            objects = [value for value in values if value] if None in values else values
+            for key in _keys_in_order(objects):
+                self._add(columns, name, (*path, self._ident(key)), _values_of(values, key), level - 1, odd)
             return
         data_type = _PY_TYPES.get(next(iter(kinds))) if len(kinds) == 1 else None
         if data_type is not None:
@@ -302,6 +303,22 @@ class BatchShape:
             for item in value.values() if isinstance(value, dict) else value:
                 if isinstance(item, (list, dict, int)):
                     self._check_loadable(item, key, depth + 1)
+
+
+def _keys_in_order(records: list[dict[str, Any]]) -> list[str]:
+    """The keys of `records`, in the order first met (one pass in C when no record has a key the first lacks)."""
+    if not records:
+        return []
+    if len(set().union(*records)) == len(records[0]):
+        return list(records[0])
+    return list(dict.fromkeys(key for record in records for key in record))
+
+
+def _values_of(records: list[dict[str, Any] | None], key: str) -> list[Any]:
+    """Each record's value of `key` (None where it has none, or is None itself)."""
+    if None in records:
+        return [record.get(key) if record is not None else None for record in records]
+    return list(map(dict.get, records, repeat(key)))  # type: ignore[arg-type]
 
 
 def _finite_or_null(array: pa.Array) -> pa.Array:
