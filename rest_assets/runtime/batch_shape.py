@@ -23,7 +23,7 @@ it (its first value's), and a later Arrow batch must agree with that too.
 from __future__ import annotations
 
 import json
-from collections.abc import Collection, Iterable
+from collections.abc import Collection, Iterable, Sequence
 from itertools import repeat
 from typing import Any
 
@@ -314,7 +314,7 @@ def _keys_in_order(records: list[dict[str, Any]]) -> list[str]:
     return list(dict.fromkeys(key for record in records for key in record))
 
 
-def _values_of(records: list[dict[str, Any] | None], key: str) -> list[Any]:
+def _values_of(records: Sequence[dict[str, Any] | None], key: str) -> list[Any]:
     """Each record's value of `key` (None where it has none, or is None itself)."""
     if None in records:
         return [record.get(key) if record is not None else None for record in records]
