@@ -250,13 +250,20 @@ def _is_next_url(cursor: Any) -> bool:
     return cursor.startswith(("http://", "https://")) or (cursor.startswith("/") and "?" in cursor)
 
 
+# A page may repeat the one before when the API honours the offset but records were inserted before it, as
+# many as a page holds (plain dlt loads it); an API that ignores the parameter repeats it on every page.
+REPEATED_PAGES_TOLERATED = 2
+
+
 class PageGuard(BasePaginator):
     """Wraps a paginator: a repeated page or request, or more than `max_pages` pages, is an error.
 
     A repeated page means the API ignores the paginator's parameter (an offset
     API that always returns its first page, a cursor that changes only a
     nonce), so paging would never end or load the same records again and
-    again. Consecutive pages are compared by their body bytes and by their
+    again: that ends the paging at the third page in a row that repeats the
+    one before (an offset API whose records shifted by a page while it was
+    read repeats one page, which is loaded, as plain dlt does). Consecutive pages are compared by their body bytes and by their
     first and last records: by the resource's primary key (`record_key`) where
     it has one, else by their `id` when they have one, else whole. Identical
     empty pages at the end of the paging are a normal stop. A next request
@@ -269,6 +276,7 @@ class PageGuard(BasePaginator):
         self.inner, self.max_pages, self.pages = inner, max_pages, 0
         self.record_key = tuple(record_key)
         self._last_page: tuple[bytes, Any] | None = None  # the last page's body and records' identity
+        self._repeats = 0  # how many pages in a row repeated the one before
         self._requests: dict[str, int] = {}  # each request of this paging -> the page it fetched
 
     def __deepcopy__(self, memo: dict[int, Any]) -> PageGuard:
@@ -283,7 +291,7 @@ class PageGuard(BasePaginator):
         return self.inner.has_next_page
 
     def init_request(self, request: Request) -> None:
-        self.pages, self._last_page, self._requests = 0, None, {}
+        self.pages, self._last_page, self._requests, self._repeats = 0, None, {}, 0
         self.inner.init_request(request)
         self._requests[_request_key(request)] = 1
 
@@ -317,7 +325,8 @@ class PageGuard(BasePaginator):
             return
         same_body = page[0] == previous[0] and (records or self.inner.has_next_page)
         same_records = page[1] is not None and page[1] == previous[1]
-        if same_body or same_records:
+        self._repeats = self._repeats + 1 if same_body or same_records else 0
+        if self._repeats > REPEATED_PAGES_TOLERATED:
             what = (
                 "the same body"
                 if same_body
@@ -326,8 +335,9 @@ class PageGuard(BasePaginator):
                 else "the same first and last records"
             )
             raise PaginationError(
-                f"page {self.pages} ({redact(response.url)}) has {what} as page {self.pages - 1}: the API ignores "
-                f"the paginator's parameter, so paging would never end; check the endpoint's paginator settings"
+                f"page {self.pages} ({redact(response.url)}) has {what} as pages {self.pages - self._repeats} to "
+                f"{self.pages - 1}: the API ignores the paginator's parameter, so paging would never end; check the "
+                "endpoint's paginator settings"
             )
 
     def __str__(self) -> str:

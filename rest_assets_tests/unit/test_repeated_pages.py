@@ -68,14 +68,31 @@ def rows(*ids: int, **extra: Any) -> list[dict[str, Any]]:
     return [{"id": i, "name": f"row {i}", **extra} for i in ids]
 
 
-def test_an_offset_api_that_ignores_offset_fails_after_two_pages(http):
+def test_an_offset_api_that_ignores_offset_fails_after_four_pages(http):
     serve(http, lambda n: {"data": rows(1, 2)})  # always the first, full page
 
-    with pytest.raises(PaginationError, match="page 2 .*has the same body as page 1") as error:
+    with pytest.raises(PaginationError, match="page 4 .*has the same body as pages 1 to 3") as error:
         fetch(build_paginator({"type": "offset", "limit": 2}))
 
-    assert len(http.calls) == 2
-    assert "offset=2" in str(error.value)  # the URL of the repeated page, so the user sees what was ignored
+    assert len(http.calls) == 4
+    assert "offset=6" in str(error.value)  # the URL of the repeated page, so the user sees what was ignored
+
+
+def test_a_page_repeated_because_records_were_inserted_while_paging_is_loaded_as_in_plain_dlt(http):
+    """Newest first, and a page's worth of records inserted after page 1 was served: page 2 is page 1 again."""
+    newest_first = list(range(12, 0, -1))
+    inserted_after_page_1 = [14, 13]
+
+    def page(n: int) -> dict[str, Any]:
+        listing = newest_first if n == 1 else inserted_after_page_1 + newest_first
+        return {"data": rows(*listing[2 * (n - 1) : 2 * n])}
+
+    serve(http, page)
+
+    pages = fetch(build_paginator({"type": "offset", "limit": 2}))
+
+    assert pages[0] == pages[1] == rows(12, 11)
+    assert sorted({row["id"] for p in pages for row in p}) == list(range(1, 13))
 
 
 def test_a_cursor_that_changes_only_a_nonce_fails_when_the_records_repeat(http):
@@ -84,7 +101,7 @@ def test_a_cursor_that_changes_only_a_nonce_fails_when_the_records_repeat(http):
     with pytest.raises(PaginationError, match="same first and last records"):
         fetch(build_paginator({"type": "cursor", "cursor_path": "next", "cursor_param": "after"}))
 
-    assert len(http.calls) == 2
+    assert len(http.calls) == 4
 
 
 def test_records_are_compared_by_id_so_a_per_request_field_does_not_hide_a_repeat(http):
@@ -93,7 +110,7 @@ def test_records_are_compared_by_id_so_a_per_request_field_does_not_hide_a_repea
     with pytest.raises(PaginationError, match="same first and last records"):
         fetch(build_paginator({"type": "page_number", "base_page": 1, "limit": 2, "page_param": "page"}))
 
-    assert len(http.calls) == 2
+    assert len(http.calls) == 4
 
 
 def test_distinct_pages_and_a_repeated_empty_page_at_the_end_are_a_normal_stop(http):
@@ -168,12 +185,12 @@ def test_a_run_against_an_api_that_ignores_offset_fails_fast_naming_source_resou
         workdir.use_specs(_ignoring_spec(tmp_path / "specs", api.url))
         result = run_source("stubborn")
 
-    assert len(api.requests) == 2, [r.path for r in api.requests]
+    assert len(api.requests) == 4, [r.path for r in api.requests]
     assert not result.success
     errors = [message for cls, message in failure_errors(result) if cls == "LoadError"]
     assert len(errors) == 1, failure_errors(result)
     assert "source 'stubborn', resource 'items'" in errors[0] and "same body" in errors[0]
-    assert "/items?" in errors[0] and "offset=2" in errors[0] and "key=***" in errors[0]
+    assert "/items?" in errors[0] and "offset=6" in errors[0] and "key=***" in errors[0]
     assert QUERY_KEY not in errors[0]
     assert "items" not in table_names("stubborn")
 
@@ -245,5 +262,5 @@ def test_pages_without_keys_that_begin_and_end_alike_are_no_repeat(http):
 def test_pages_without_keys_whose_records_all_repeat_are_a_repeat(http):
     serve(http, lambda n: {"data": [{"event": "login"}, {"event": "logout"}], "nonce": n})  # the body differs
 
-    with pytest.raises(PaginationError, match="page 2 .*has the same records as page 1"):
+    with pytest.raises(PaginationError, match="page 4 .*has the same records as pages 1 to 3"):
         fetch(build_paginator({"type": "page_number", "base_page": 1, "total_path": None}))
