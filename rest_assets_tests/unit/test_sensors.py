@@ -149,6 +149,25 @@ def test_freshness_sensor_requests_one_run_per_source_for_missing_and_stale_asse
     assert again["sales_crm"][1] != late_requests["sales_crm"][1]
 
 
+def test_a_run_takes_the_assets_of_its_source_that_are_due_a_moment_later(instance, watched):
+    """One run loads a source's parents and children a second or more apart: when the parents are due,
+    the children go in the same run (a run of their own would fetch the parents again), not on the next tick."""
+    source = [w.key for w in watched if w.source == "help_desk"]
+    parents = [k for k in source if k not in CHILDREN]
+    _materialize(instance, *parents)
+    parents_loaded = time.time()
+    time.sleep(1.5)  # the children, loaded later in the same run; the other sources then too
+    _materialize(instance, *CHILDREN, *[w.key for w in watched if w.source != "help_desk"])
+
+    due = _requests(_tick(instance, watched, now=parents_loaded + DAY - SENSOR_INTERVAL_SECONDS + 0.5))
+
+    assert due["help_desk"][0] == set(source)
+    # the sources loaded with the children are due a second later: none of their assets is due, none goes
+    # (but client_portal's company, with a 2h window, is due: its source goes, every asset due soon with it)
+    assert set(due) == {"help_desk", "client_portal"}
+    assert "help_desk" not in _requests(_tick(instance, watched, now=parents_loaded + DAY - 2 * SENSOR_INTERVAL_SECONDS))
+
+
 def test_freshness_sensor_skips_a_source_with_a_run_in_flight(instance, watched):
     help_desk = {w.key for w in watched if w.source == "help_desk"}
     instance.add_run(
