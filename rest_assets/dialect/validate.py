@@ -35,6 +35,7 @@ SNAKE_CASE = re.compile(r"^[a-z_][a-z0-9_]*$")
 PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\.([^{}]*)\}")
 PLACEHOLDER_ROOTS = ("config", "incremental", "resources")
 _NAMING = NamingConvention()
+MAX_SOURCE_NAME_LENGTH = 63  # a Dagster tag value holds it (dlt takes 64 for a source's, and its schema's, name)
 
 
 class _Checker:
@@ -91,6 +92,12 @@ def build_source_spec(doc: YamlDocument, default_name: str) -> SourceSpec:
     name = data.get("name", default_name)
     if not isinstance(name, str) or not SNAKE_CASE.match(name):
         raise check.fail(("name",), f"'{name}' is not a snake_case identifier (letters, digits, underscores)")
+    if len(name) > MAX_SOURCE_NAME_LENGTH:
+        raise check.fail(
+            ("name",),
+            f"'{name}' is {len(name)} characters long; a source name has {MAX_SOURCE_NAME_LENGTH} at most (Dagster "
+            "tags runs with it, and takes no longer value)",
+        )
     if _NAMING.normalize_identifier(name) != name:  # the source's dataset, as dlt names it
         raise check.fail(
             ("name",), f"'{name}' is not a name dlt keeps: its dataset would be '{_NAMING.normalize_identifier(name)}'"
@@ -524,7 +531,9 @@ def _check_unique_columns(check: _Checker, resource: ResourceSpec, index: int) -
         seen[column] = name
 
 
-def normalized_identifier(name: str) -> str:
+def normalized_identifier(name: str, max_length: int | None = None) -> str:
     """`name` as dlt's default naming convention (snake_case) writes it in the destination, as a table
-    or column name (a path: `order__items` keeps its `__`, which dlt reads as a nesting separator)."""
-    return _NAMING.normalize_path(name)
+    or column name (a path: `order__items` keeps its `__`, which dlt reads as a nesting separator);
+    with the destination's `max_length`, shortened as dlt shortens it there (PostgreSQL: 63)."""
+    naming = _NAMING if max_length is None else NamingConvention(max_length=max_length)
+    return naming.normalize_path(name)

@@ -69,7 +69,7 @@ def build_primary_key_checks(spec: SourceSpec) -> AssetChecksDefinition | None:
 def run_primary_key_checks(spec: SourceSpec, resources: list[ResourceSpec]) -> Iterator[AssetCheckResult]:
     """Query the destination for each resource's table and report duplicates and nulls."""
     with run_folder(f"checks-{spec.name}-{uuid.uuid4().hex[:8]}") as folder:
-        pipeline = make_pipeline(spec.name, folder.name)
+        pipeline = make_pipeline(spec.name, folder.name, query_only=True)
         try:
             with destination_lock(), pipeline.sql_client() as client:
                 for resource in resources:
@@ -80,8 +80,9 @@ def run_primary_key_checks(spec: SourceSpec, resources: list[ResourceSpec]) -> I
 
 def _check_table(client: Any, spec: SourceSpec, resource: ResourceSpec) -> AssetCheckResult:
     key = asset_key(spec.name, resource.name)
-    table = client.make_qualified_table_name(normalized_identifier(resource.table_name))
-    columns = [normalized_identifier(column) for column in _primary_key(resource)]
+    capabilities = client.capabilities  # names longer than the destination takes are shortened by dlt
+    table = client.make_qualified_table_name(normalized_identifier(resource.table_name, capabilities.max_identifier_length))
+    columns = [normalized_identifier(c, capabilities.max_column_identifier_length) for c in _primary_key(resource)]
     try:
         rows, duplicated, nulls = client.execute_sql(primary_key_sql(table, columns))[0]
     except Exception as exc:  # the table does not exist yet, or the key column is missing

@@ -236,13 +236,16 @@ def _empty_staging_after_loads() -> None:
     set_config_default(TRUNCATE_STAGING, True)
 
 
-def make_pipeline(source: str, working_folder: str, *, with_destination: bool = True) -> dlt.Pipeline:
+def make_pipeline(source: str, working_folder: str, *, with_destination: bool = True, query_only: bool = False) -> dlt.Pipeline:
     """A dlt pipeline for `source` whose local state lives in its own working folder.
 
-    Without `with_destination`, each `pipeline.run` names the destination.
+    Without `with_destination`, each `pipeline.run` names the destination. A
+    `query_only` pipeline reads the source's dataset and never its state: it
+    has a short name of its own, which dlt also gives the schema it queries with
+    (`rest_assets_<source>` is beyond dlt's 64 characters for a long source name).
     """
     return dlt.pipeline(
-        pipeline_name=pipeline_name(source),
+        pipeline_name="rest_assets_query" if query_only else pipeline_name(source),
         pipelines_dir=str(state_root() / working_folder),
         destination=make_destination() if with_destination else None,
         dataset_name=source,

@@ -16,6 +16,7 @@ When it cannot be reached the tests skip, unless `REST_ASSETS_REQUIRE_POSTGRES=1
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -318,3 +319,65 @@ def test_dagster_instance_on_postgres_records_runs_and_limits_pools(emulator, tm
     # The same facts straight from SQL: Dagster's tables live in this database.
     assert pg.query("SELECT count(*), min(status) FROM runs") == [(1, "SUCCESS")]
     assert pg.query("SELECT count(*) FROM client_portal.clients")[0][0] == len(emulator.truth("client_portal", "clients"))
+
+
+# --- names as long as dlt takes them -------------------------------------------------------------------
+
+LONG_SOURCE = "a_source_named_at_the_length_of_sixty_three_the_most_it_can_bee"
+LONG_RESOURCE = "items_with_an_extremely_long_resource_name_that_goes_beyond_sixty_three"
+LONG_KEY = "record_identifier_with_a_very_long_descriptive_name_beyond_the_limit"
+
+
+def _long_names_spec(folder: Path, base_url: str) -> None:
+    spec = {
+        "name": LONG_SOURCE,
+        "client": {"base_url": base_url},
+        "resources": [
+            {"name": LONG_RESOURCE, "primary_key": "id", "write_disposition": "merge", "endpoint": "/items"},
+            {"name": "keyed", "primary_key": LONG_KEY, "write_disposition": "merge", "endpoint": "/keyed"},
+        ],
+    }
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "long.yaml").write_text(json.dumps(spec))
+
+
+def _long_names_api(request: Any) -> Any:
+    from reliability_support import json_reply
+
+    if request.path.startswith("/keyed"):
+        return json_reply([{LONG_KEY: 1}, {LONG_KEY: 2}])
+    return json_reply([{"id": 1, "tags": ["a"]}, {"id": 2, "tags": ["b"]}])
+
+
+@pytest.mark.parametrize("destination", ["duckdb", "postgres"])
+def test_the_primary_key_checks_find_tables_and_columns_whose_names_the_destination_shortens(workdir, pg, tmp_path, destination):
+    """A 63-character source name (the longest), a 71-character table and a 68-character key column:
+    PostgreSQL takes 63 characters, so dlt shortens them there; the checks query the names dlt wrote."""
+    from dagster import DagsterInstance, materialize
+    from reliability_support import RecordingServer
+
+    from rest_assets.definitions import build_definitions
+
+    assert len(LONG_SOURCE) == 63
+    if destination == "postgres":
+        workdir.monkeypatch.setenv("REST_ASSETS_DESTINATION", "postgres")
+        workdir.monkeypatch.setenv("DESTINATION__POSTGRES__CREDENTIALS", pg.dlt_url)
+    with RecordingServer(handler=_long_names_api) as api:
+        _long_names_spec(tmp_path / "specs", api.url)
+        workdir.use_specs(tmp_path / "specs")
+        defs = build_definitions()
+        with DagsterInstance.ephemeral() as instance:
+            result = materialize(
+                [*(defs.assets or []), *(c for c in defs.asset_checks or [] if "primary_key" in c.node_def.name)],
+                instance=instance,
+                resources=defs.resources,
+                run_config=QUIET_RUN_CONFIG,
+                raise_on_error=False,
+            )
+
+    assert result.success
+    evaluations = {e.asset_key.path[-1]: e for e in result.get_asset_check_evaluations()}
+    assert set(evaluations) == {LONG_RESOURCE, "keyed"}
+    for name, evaluation in evaluations.items():
+        assert evaluation.passed, (name, evaluation.description)
+        assert evaluation.metadata["rows"].value == 2 and evaluation.metadata["duplicated_keys"].value == 0, name

@@ -834,6 +834,14 @@ BAD_SPECS = {
     "bad-source-name": Bad(
         "name: Orders-API\n" + BASE + "resources: [x]\n", SpecError, r"not a snake_case identifier", 1, None, "name"
     ),
+    "source-name-longer-than-dlt-takes": Bad(
+        "name: " + "s" * 64 + "\n" + BASE + "resources: [x]\n",
+        SpecError,
+        r"is 64 characters long; a source name has 63 at most",
+        1,
+        None,
+        "name",
+    ),
     "auth-plain-string-not-a-type": Bad(
         """
         client:
