@@ -6,8 +6,10 @@ cause data loss"), so one API value like `0.30000000000000004` in a column
 hinted `{data_type: decimal, scale: 2}` would fail the run. Plain dlt's
 default `insert_values` writes the float's shortest form into SQL and the
 destination rounds it to the scale, half away from zero: that is what lands
-here too. Arrow batches never hold a float in a decimal column (BatchShape
-hands such rows on as rows), so only rows are rounded.
+here too. Numbers sent as strings are rounded alike (dlt makes a Decimal of
+them, which the writer refuses just the same). Arrow batches never hold a
+float in a decimal column (BatchShape hands such rows on as rows), so only
+rows are rounded.
 """
 
 from __future__ import annotations
@@ -60,7 +62,8 @@ def decimal_scales(columns: dict[str, Any]) -> dict[str, tuple[int, int]]:
 
 
 class DecimalRounder(ItemTransform[Any, Any]):
-    """Rounds the floats of a resource's `decimal` columns in its rows to each column's scale."""
+    """Rounds the floats (and numbers as strings) of a resource's `decimal` columns in its rows to each
+    column's scale."""
 
     placement_affinity = 1.1  # after the incremental step (cursors stay the API's values) and the Arrow caster
 
@@ -78,7 +81,7 @@ class DecimalRounder(ItemTransform[Any, Any]):
 
     def _round_row(self, row: dict[str, Any]) -> dict[str, Any]:
         for key, value in row.items():
-            if type(value) is float and math.isfinite(value):
+            if (type(value) is float and math.isfinite(value)) or type(value) is str:
                 rounding = self._rounding(key)
                 if rounding is not None:
                     row[key] = _rounded(value, *rounding)
@@ -91,10 +94,12 @@ class DecimalRounder(ItemTransform[Any, Any]):
         return self._keys[key]
 
 
-def _rounded(value: float, quantum: Decimal, context: Context) -> Decimal | float:
+def _rounded(value: float | str, quantum: Decimal, context: Context) -> Decimal | float | str:
     """`value` rounded to `quantum`, half away from zero, from its shortest form (as SQL reads the literal);
-    the float itself where it does not fit the column (the destination refuses it, naming the column)."""
+    the value itself where it is no finite number or does not fit the column (dlt keeps text that is no
+    number in a variant column; the destination refuses a number too large, naming the column)."""
     try:
-        return Decimal(repr(value)).quantize(quantum, rounding=ROUND_HALF_UP, context=context)
+        number = Decimal(value if type(value) is str else repr(value))
+        return number.quantize(quantum, rounding=ROUND_HALF_UP, context=context) if number.is_finite() else value
     except InvalidOperation:
         return value

@@ -332,6 +332,18 @@ def test_floats_with_more_decimals_than_a_decimal_hints_scale_load_rounded_as_in
 
 
 @pytest.mark.parametrize(
+    "values",
+    [[1.005, 2.675, "3.14159", -0.125], ["3.14159", "-2.675", "1e-7", " 7.125 "], [1.5, "n/a", 2.25, 0.005]],
+    ids=["among-floats", "strings-only", "one-not-a-number"],
+)
+def test_numbers_sent_as_strings_in_a_decimal_column_load_rounded_as_in_plain_dlt(tmp_path, values):
+    """On the rows path (floats beside them) dlt's parquet writer refused "3.14159" in a DECIMAL(10, 2)
+    column; plain dlt's insert_values has the destination round it (helper-found)."""
+    loads = Loads(tmp_path, extra="    columns: {p: {data_type: decimal, precision: 10, scale: 2}}\n")
+    assert_same(*loads.run([[{"id": i, "p": v} for i, v in enumerate(values)]]))
+
+
+@pytest.mark.parametrize(
     ("value", "kept"),
     [("x\u0000y", lambda v: v == "x\u0000y"), (-0.0, lambda v: v == 0 and math.copysign(1, v) < 0)],
     ids=["nul-character", "negative-zero"],
