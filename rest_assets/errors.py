@@ -59,6 +59,10 @@ class MissingSettingError(RestAssetsError):
     """A `{config: KEY}` / `{config.KEY}` setting could not be resolved at run time."""
 
 
+class UnloadableRecordError(RestAssetsError):
+    """A record that dlt cannot load at all (an integer beyond 64 bits, nesting beyond orjson's limit)."""
+
+
 class LoadError(RestAssetsError):
     """Extracting or loading a resource failed; the message is secret-free."""
 

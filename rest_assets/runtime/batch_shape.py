@@ -31,9 +31,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from dlt.common.schema import Schema, utils
 
-from rest_assets.errors import RestAssetsError
+from rest_assets.errors import UnloadableRecordError
+from rest_assets.runtime.responses import INT64_MAX, INT64_MIN
 
-INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 # dlt writes extracted rows with orjson, which refuses a row whose objects/lists reach this depth
 MAX_DEPTH = 255
 # objects nested deeper than this are left to dlt's normalizer (rare; keeps this cheap)
@@ -43,10 +43,6 @@ EMPTY_KEY = "_empty"  # dlt's name for an empty or blank key
 LATE_COLUMNS = "rest_assets.late_columns"
 _PY_TYPES: dict[type, str] = {str: "text", int: "bigint", float: "double", bool: "bool"}
 _ARROW: dict[str, pa.DataType] = {"text": pa.string(), "bigint": pa.int64(), "double": pa.float64(), "bool": pa.bool_()}
-
-
-class UnloadableRecordError(RestAssetsError):
-    """A record that dlt cannot load at all (an integer beyond 64 bits, nesting beyond orjson's limit)."""
 
 
 class _Unclean(Exception):

@@ -30,7 +30,7 @@ from dlt.common import jsonpath
 from dlt.sources.helpers.rest_client.detector import find_response_page_data
 from requests import Response
 
-from rest_assets.errors import ResponseFormatError
+from rest_assets.errors import ResponseFormatError, UnloadableRecordError
 from rest_assets.runtime.redaction import any_secret_registered, contains_secret, mask_in_value, redact, redacted_excerpt
 
 
@@ -72,13 +72,47 @@ def _has_long_digit_run(content: bytes) -> bool:
     return _NINETEEN_DIGITS in content.translate(_DIGITS_AS_NUL)
 
 
+def _records(body: Any, selector: Any) -> list[Any]:
+    """What the `selector` (else dlt's detection) finds in `body`: records, or lists of them."""
+    return jsonpath.find_values(selector, body) if selector is not None else [find_response_page_data(body)[1]]
+
+
 def mask_secrets_in_records(response: Response, body: Any, selector: Any) -> int:
     """Mask registered secrets inside the records of `body` (in place); the number of values masked."""
     content = response.content or b""
     if not contains_secret(content) and not _may_hide_secret(response, content, body):
         return 0
-    records = jsonpath.find_values(selector, body) if selector is not None else [find_response_page_data(body)[1]]
-    return sum(mask_in_value(value)[1] for value in records if isinstance(value, (list, dict)))
+    return sum(mask_in_value(value)[1] for value in _records(body, selector) if isinstance(value, (list, dict)))
+
+
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+
+
+def _refuse_integers_beyond_64_bits(found: list[Any], resource: str) -> None:
+    """An integer beyond 64 bits anywhere in a record fails the run naming resource and field: no dlt writer
+    takes it (its JSON writer fails in normalize naming neither), on any destination."""
+    for value in found:
+        for record in value if isinstance(value, list) else [value]:
+            for field, item in record.items() if isinstance(record, dict) else [("value", record)]:
+                huge = _integer_beyond_64_bits(item)
+                if huge is not None:
+                    raise UnloadableRecordError(
+                        f"resource '{resource}': field '{field}' holds the integer {huge}, beyond 64 bits; neither "
+                        "dlt nor a destination column can hold it (have the API send it as a string)"
+                    )
+
+
+def _integer_beyond_64_bits(value: Any) -> int | None:
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if type(item) is int and not INT64_MIN <= item <= INT64_MAX:
+            return item
+        if isinstance(item, dict):
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return None
 
 
 def _may_hide_secret(response: Response, content: bytes, body: Any) -> bool:
@@ -146,6 +180,8 @@ def response_validator(
                 "so where there is nothing to load, say so with dlt's `response_actions` (e.g. "
                 "`[{content: 'no results', action: ignore}]`)"
             )
+        if _has_long_digit_run(response.content or b""):
+            _refuse_integers_beyond_64_bits(_records(body, selector), resource)
         masked = mask_secrets_in_records(response, body, selector)
         if masked and on_masked is not None:
             on_masked(masked)

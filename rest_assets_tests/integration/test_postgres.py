@@ -381,3 +381,22 @@ def test_the_primary_key_checks_find_tables_and_columns_whose_names_the_destinat
     for name, evaluation in evaluations.items():
         assert evaluation.passed, (name, evaluation.description)
         assert evaluation.metadata["rows"].value == 2 and evaluation.metadata["duplicated_keys"].value == 0, name
+
+
+def test_an_integer_beyond_64_bits_fails_the_run_naming_resource_and_field_on_postgres(pg_destination, workdir, tmp_path):
+    """dlt's rows path (PostgreSQL) failed in normalize with 'Integer exceeds 64-bit range', naming neither."""
+    from conftest import failure_errors
+    from reliability_support import RecordingServer, json_reply, run_source
+
+    spec = {"client": {"base_url": ""}, "resources": [{"name": "items", "primary_key": "id", "endpoint": "/items"}]}
+    with RecordingServer(handler=lambda request: json_reply([{"id": 1, "h": 92233720368547758070}])) as api:
+        spec["client"]["base_url"] = api.url
+        (tmp_path / "specs").mkdir()
+        (tmp_path / "specs" / "huge.yaml").write_text(json.dumps(spec))
+        workdir.use_specs(tmp_path / "specs")
+        result = run_source("huge")
+
+    assert not result.success
+    messages = [message for _, message in failure_errors(result)]
+    assert any("resource 'items': field 'h' holds the integer 92233720368547758070" in m for m in messages), messages
+    assert "items" not in pg_destination.tables("huge")

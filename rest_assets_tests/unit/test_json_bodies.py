@@ -8,7 +8,8 @@ import requests
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from rest_assets.runtime.responses import _has_long_digit_run, json_body_once
+from rest_assets.errors import UnloadableRecordError
+from rest_assets.runtime.responses import _has_long_digit_run, json_body_once, response_validator
 
 # what a JSON API may send: every JSON type, integers beyond 64 bits, any unicode, nesting
 JSON_VALUES = st.recursive(
@@ -83,3 +84,25 @@ def test_the_long_number_check_finds_exactly_the_runs_of_nineteen_digits_or_a_nu
     # the translate-and-search check against the plain regex it replaces (a NUL only sends a page to requests)
     expected = re.search(rb"\d{19}", body.replace(b"\x00", b"0")) is not None
     assert _has_long_digit_run(body) is expected
+
+
+@pytest.mark.parametrize(
+    ("page", "field"),
+    [
+        ({"data": [{"id": 1, "h": 2**64 * 5}]}, "h"),
+        ({"data": [{"id": 1}, {"id": 2, "meta": {"deep": [1, -(2**63) - 1]}}]}, "meta"),
+    ],
+)
+def test_an_integer_beyond_64_bits_in_a_record_fails_naming_resource_and_field(page, field):
+    """On every destination: dlt's JSON writer fails on it in normalize, naming neither."""
+    validate = response_validator("src", "items", "data")
+    with pytest.raises(UnloadableRecordError, match=rf"resource 'items': field '{field}' holds the integer -?\d{{19,}}"):
+        validate(response(json.dumps(page).encode()))
+
+
+def test_long_digit_runs_that_are_no_integer_in_a_record_load():
+    page = {"data": [{"id": 1, "phone": "12345678901234567890", "ratio": 12345678901234567890.5}], "total": 2**70}
+    validate = response_validator("src", "items", "data")
+    made = response(json.dumps(page).encode())
+    validate(made)
+    assert made.json()["data"][0]["phone"] == "12345678901234567890"
