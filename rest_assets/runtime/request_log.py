@@ -15,10 +15,11 @@ DEFAULT_SIZE = 50
 
 
 class RequestLog:
-    """A bounded log of `<time> <method> <redacted URL> -> <outcome>` lines (headers and bodies never kept)."""
+    """A bounded log of `<time> <method> <redacted URL> -> <outcome>` lines (headers and bodies never kept;
+    the URLs only in memory until read)."""
 
     def __init__(self, size: int = DEFAULT_SIZE) -> None:
-        self._lines: deque[str] = deque(maxlen=size)
+        self._entries: deque[tuple[float, str, str, str]] = deque(maxlen=size)  # (time, method, URL, outcome)
         self._lock = threading.Lock()
 
     def attach(self, session: requests.Session) -> None:
@@ -38,13 +39,16 @@ class RequestLog:
         session.send = logged_send  # type: ignore[method-assign]
 
     def add(self, request: requests.PreparedRequest, outcome: str) -> None:
-        """Log one request: only its method and URL, redacted when recorded."""
-        stamp = time.strftime("%H:%M:%S")
-        line = f"{stamp} {request.method} {redact(request.url)} -> {outcome}"
+        """Log one request: only its method and URL (redacted when the lines are read, once for the few kept,
+        not for every request of a run; by then every secret of the run is registered)."""
         with self._lock:
-            self._lines.append(line)
+            self._entries.append((time.time(), str(request.method), str(request.url), outcome))
 
     def lines(self) -> list[str]:
-        """The logged lines, oldest first."""
+        """The logged lines, oldest first, redacted."""
         with self._lock:
-            return list(self._lines)
+            entries = list(self._entries)
+        return [
+            f"{time.strftime('%H:%M:%S', time.localtime(at))} {method} {redact(url)} -> {outcome}"
+            for at, method, url, outcome in entries
+        ]

@@ -60,7 +60,7 @@ def _decoded(response: Response) -> Any:
     encoding, `1e400`, a lone surrogate) is decoded by requests, as before.
     """
     content = response.content
-    if content and (response.encoding or "utf-8").lower() in _UTF8 and not _has_long_digit_run(content):
+    if content and (response.encoding or "utf-8").lower() in _UTF8 and not _has_long_digit_run(content, response):
         try:
             return orjson.loads(content)
         except orjson.JSONDecodeError:
@@ -68,8 +68,18 @@ def _decoded(response: Response) -> Any:
     return response.json()
 
 
-def _has_long_digit_run(content: bytes) -> bool:
-    return _NINETEEN_DIGITS in content.translate(_DIGITS_AS_NUL)
+def _has_long_digit_run(content: bytes, response: Response | None = None) -> bool:
+    """Whether `content` has a run of 19 digits (found once per response: the decoder and the check for
+    integers beyond 64 bits both ask)."""
+    found = getattr(response, _LONG_DIGIT_RUN, None)
+    if found is None:
+        found = _NINETEEN_DIGITS in content.translate(_DIGITS_AS_NUL)
+        if response is not None:
+            setattr(response, _LONG_DIGIT_RUN, found)
+    return bool(found)
+
+
+_LONG_DIGIT_RUN = "_rest_assets_long_digit_run"
 
 
 def _records(body: Any, selector: Any) -> list[Any]:
@@ -180,7 +190,7 @@ def response_validator(
                 "so where there is nothing to load, say so with dlt's `response_actions` (e.g. "
                 "`[{content: 'no results', action: ignore}]`)"
             )
-        if _has_long_digit_run(response.content or b""):
+        if _has_long_digit_run(response.content or b"", response):
             _refuse_integers_beyond_64_bits(_records(body, selector), resource)
         masked = mask_secrets_in_records(response, body, selector)
         if masked and on_masked is not None:
