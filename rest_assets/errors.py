@@ -83,5 +83,9 @@ class ResponseFormatError(LoadError):
     """A response body was not what the spec says it is (not JSON, selector missing, ...)."""
 
 
+class ResponseTooLargeError(LoadError):
+    """A response body beyond the size a source takes (`client.max_response_mib`), decompressed."""
+
+
 class PaginationError(LoadError):
     """A paginator would loop forever or ran past its page cap."""

@@ -26,6 +26,7 @@ from rest_assets.dlt_internals import direct_transformer_call, replace_generator
 from rest_assets.errors import MissingSecretError, MissingSettingError
 from rest_assets.runtime.arrow_pages import use_arrow_pages
 from rest_assets.runtime.auth import build_auth
+from rest_assets.runtime.bounded_body import DEFAULT_MAX_RESPONSE_MIB
 from rest_assets.runtime.decimals import DecimalRounder, decimal_scales, with_decimal_defaults
 from rest_assets.runtime.fanout import DEFAULT_CHILD_CONCURRENCY, fan_out, read_ahead
 from rest_assets.runtime.http import DEFAULT_TIMEOUT_SECONDS, GuardedSession
@@ -231,6 +232,7 @@ def _build_session(
         allow_insecure_http=bool(spec.client.get("allow_insecure_http", False)),
         sends_credentials=_sends_credentials(spec),
         connections_per_host=_child_concurrency(spec),
+        max_response_mib=float(spec.client.get("max_response_mib", DEFAULT_MAX_RESPONSE_MIB)),
     )
 
 

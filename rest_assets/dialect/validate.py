@@ -212,7 +212,7 @@ def _check_client(check: _Checker, client: Any) -> dict[str, Any]:
         _check_auth(check, client["auth"], ("client", "auth"), None)
     if "paginator" in client:
         _check_paginator(check, client["paginator"], ("client", "paginator"), None)
-    for key in ("timeout", "max_pages", "child_concurrency"):
+    for key in ("timeout", "max_pages", "child_concurrency", "max_response_mib"):
         if key in client and (not isinstance(client[key], (int, float)) or isinstance(client[key], bool) or client[key] <= 0):
             raise check.fail(("client", key), "must be a positive number")
     if "allow_insecure_http" in client and not isinstance(client["allow_insecure_http"], bool):

@@ -21,7 +21,7 @@ _PYTHON_ONLY = frozenset({"session", "convert"})
 
 # Our extensions at each level: the compiler turns them into runtime objects, dlt never sees them.
 TOP_LEVEL_EXTENSION_KEYS = frozenset({"name", "description", "schedule"})
-CLIENT_EXTENSION_KEYS = frozenset({"timeout", "max_pages", "child_concurrency", "allow_insecure_http"})
+CLIENT_EXTENSION_KEYS = frozenset({"timeout", "max_pages", "child_concurrency", "allow_insecure_http", "max_response_mib"})
 RESOURCE_EXTENSION_KEYS = frozenset({"freshness", "description"})
 ENDPOINT_EXTENSION_KEYS = frozenset({"error_handler", "partition_router"})
 

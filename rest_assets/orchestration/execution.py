@@ -190,4 +190,18 @@ def _clean_error(source: str, exc: BaseException) -> LoadError:
         if isinstance(current, RestAssetsError):
             return LoadError(_naming_source_and_resource(redact(current), source, resource))
         current = current.__cause__ or current.__context__
-    return LoadError(f"source '{source}' failed: {type(exc).__name__}: {redact(exc)}")
+    message = f"source '{source}' failed: {type(exc).__name__}: {redact(exc)}"
+    root = _root_cause(exc)
+    if root is not exc and (
+        not str(root) or redact(root) not in message
+    ):  # e.g. dlt's "... caused an exception: " and a bare MemoryError
+        message += f" (caused by {type(root).__name__}{': ' + redact(root) if str(root) else ''})"
+    return LoadError(message)
+
+
+def _root_cause(exc: BaseException) -> BaseException:
+    seen: set[int] = set()
+    while id(exc) not in seen and (exc.__cause__ or exc.__context__) is not None:
+        seen.add(id(exc))
+        exc = exc.__cause__ or exc.__context__  # type: ignore[assignment]
+    return exc

@@ -8,8 +8,9 @@ each job in its own module:
   attempt with the credentials current when it is sent (runtime.retry,
   runtime.auth);
 * `Retry-After` that holds back every request to the host (runtime.host_gate);
-* a default request timeout, and redirects followed only within the scope,
-  never loaded as data;
+* a default request timeout for the whole request, body included, and a
+  size limit on bodies (runtime.bounded_body); redirects followed only within
+  the scope, never loaded as data;
 * credential scoping (runtime.credential_scope);
 * counters for run metadata (runtime.transport_stats).
 """
@@ -23,12 +24,12 @@ from typing import Any
 from urllib.parse import unquote, urljoin, urlsplit
 
 import requests
-from requests.adapters import HTTPAdapter
 from requests.exceptions import ChunkedEncodingError, ConnectionError, ContentDecodingError, HTTPError, Timeout
 
 from rest_assets.dlt_internals import SharedOnDeepCopy, response_actions_of
 from rest_assets.errors import HttpError, ResponseFormatError
 from rest_assets.runtime.auth import authenticator_of, plain_copy, retarget
+from rest_assets.runtime.bounded_body import DEFAULT_MAX_RESPONSE_MIB, BoundedBodyAdapter
 from rest_assets.runtime.credential_scope import CredentialScope
 from rest_assets.runtime.host_gate import HostGate
 from rest_assets.runtime.redaction import redact, register_basic_credentials
@@ -56,9 +57,12 @@ class GuardedSession(SharedOnDeepCopy, requests.Session):
         allow_insecure_http: bool = False,
         sends_credentials: bool = True,
         connections_per_host: int = 10,
+        max_response_mib: float = DEFAULT_MAX_RESPONSE_MIB,
     ) -> None:
         super().__init__()
-        adapter = HTTPAdapter(pool_connections=4, pool_maxsize=max(10, connections_per_host))
+        adapter = BoundedBodyAdapter(
+            int(max_response_mib * 1024 * 1024), pool_connections=4, pool_maxsize=max(10, connections_per_host)
+        )
         self.mount("http://", adapter)
         self.mount("https://", adapter)
         self.source = source

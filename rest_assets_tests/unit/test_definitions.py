@@ -218,3 +218,15 @@ def test_a_runs_error_names_its_source_and_resource_once(raised, expected):
     outer.pipe_name = "items"  # as dlt's extraction errors carry the resource
     outer.__cause__ = error
     assert str(_clean_error("shop", outer)) == expected
+
+
+def test_an_error_whose_cause_says_nothing_names_the_cause():
+    """dlt's message ends "caused an exception: " when the cause prints empty (a MemoryError, helper-found)."""
+    from rest_assets.orchestration.execution import _clean_error
+
+    outer = RuntimeError("extraction of resource `items` caused an exception: ")
+    outer.__cause__ = MemoryError()
+    assert str(_clean_error("shop", outer)).endswith("caused an exception:  (caused by MemoryError)")
+    plain = RuntimeError("boom: disk full")
+    plain.__cause__ = OSError("disk full")
+    assert str(_clean_error("shop", plain)) == "source 'shop' failed: RuntimeError: boom: disk full"

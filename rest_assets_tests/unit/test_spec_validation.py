@@ -291,6 +291,14 @@ BAD_SPECS = {
         None,
         "client.timeout",
     ),
+    "max-response-mib-not-positive": Bad(
+        "client: {base_url: https://api.example.com, max_response_mib: 0}\nresources: [x]\n",
+        SpecError,
+        r"must be a positive number",
+        1,
+        None,
+        "client.max_response_mib",
+    ),
     "type-resource-name": Bad(
         BASE + "resources:\n  - name: [a]\n", SpecError, r"needs a 'name' that is an identifier", 3, None, "resources.0.name"
     ),
