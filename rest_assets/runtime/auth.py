@@ -227,6 +227,7 @@ class OAuth2Auth(_ResolvedAuth):
         self.store = store
         stored = store.read() if store is not None else None
         self.refresh_token = stored or refresh_token
+        self._stored_token_in_use = stored is not None and stored != refresh_token
         self.refresh_token_key = refresh_token_key
         self.scopes = " ".join(scopes) if isinstance(scopes, list) else scopes
         self.extra_request_data = extra_request_data or {}
@@ -282,9 +283,18 @@ class OAuth2Auth(_ResolvedAuth):
         except LoadError as exc:
             self._failure = HttpError(
                 f"source '{self.source}': getting an OAuth2 access token from token host {self.token_host} "
-                f"failed, so the run stops: {redact(exc)}",
+                f"failed, so the run stops: {redact(exc)}{self._stored_token_hint()}",
                 status=getattr(exc, "status", None),
             )
+
+    def _stored_token_hint(self) -> str:
+        """Where the refresh token sent came from, when it is the store's, not the configured one."""
+        if self.store is None or not self._stored_token_in_use:
+            return ""
+        return (
+            f" (the refresh token sent was read from auth.refresh_token_store {self.store.path}, which wins over "
+            "the configured one; to use a newly configured refresh token, delete that file)"
+        )
 
     def _obtain_token(self) -> None:
         data = {"client_id": self.client_id, "client_secret": self.client_secret}
@@ -310,7 +320,7 @@ class OAuth2Auth(_ResolvedAuth):
         """The server replaced the refresh token: use it from now on, persist it or warn."""
         register_secret(refresh_token)
         had_one = self.refresh_token is not None
-        self.refresh_token = refresh_token
+        self.refresh_token, self._stored_token_in_use = refresh_token, False
         if not had_one:
             return
         self.rotations += 1

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 import stat
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -465,6 +466,18 @@ def test_refresh_token_store_is_read_first_and_written_0600_on_rotation(http, se
     assert store.read_text() == "rt_rotated_2"
     assert stat.S_IMODE(store.stat().st_mode) == 0o600
     assert [p.name for p in store.parent.iterdir()] == ["portal.refresh"]  # no temporary file left
+
+
+def test_a_refused_refresh_token_from_the_store_names_the_store_file(http, session, tmp_path, monkeypatch):
+    """A stale store wins over a newly configured refresh token: the error says which file to delete."""
+    (tmp_path / "work").mkdir()
+    monkeypatch.chdir(tmp_path / "work")
+    store = tmp_path / "secrets" / "portal.refresh"
+    store.parent.mkdir()
+    store.write_text("rt_stale_3")
+    http.post(TOKEN_URL, status=400, json={"error": "invalid_grant"})
+    with pytest.raises(HttpError, match=rf"read from auth.refresh_token_store {re.escape(str(store))}.*delete that file"):
+        get(session, oauth2(session, refresh_token=REFRESH, refresh_token_store=str(store)))
 
 
 def test_refresh_token_store_inside_the_working_directory_is_refused(session, tmp_path, monkeypatch):
