@@ -6,7 +6,8 @@ obtained at run time (spec secrets, access and refresh tokens, HTTP Basic
 credentials) is registered, and text passing through :func:`redact` has each
 value replaced by `***`, in every form it travels in: plain, URL-encoded
 (`quote`, form-encoded `quote_plus`, either case of hex), JSON-escaped (any
-character, at any depth: a JSON body echoed in a string field), and
+character, at any depth: a JSON body echoed in a string field), base64 of the
+value itself (an API echoing an encoded token), and
 for HTTP Basic the base64 of `user:password` (see :func:`register_basic_credentials`).
 In records (:func:`mask_in_value`) keys are masked too: a key becomes a column name. Forms
 with a scheme (`Bearer <token>`, `Basic <base64>`) are covered by the value
@@ -37,7 +38,7 @@ import json
 import logging
 import re
 import threading
-from base64 import b64encode
+from base64 import b64encode, urlsafe_b64encode
 from collections.abc import Callable
 from typing import Any
 from urllib.parse import quote, quote_plus
@@ -57,7 +58,18 @@ def _derived_forms(value: str) -> set[str]:
     """The forms a secret takes on the wire and in logs (URL-, form- and JSON-encoded; percent-encoding
     in upper- and lower-case hex, as .NET's UrlEncode writes it)."""
     encoded = {quote(value, safe=""), quote(value), quote_plus(value)}
-    return {value, json.dumps(value)[1:-1], *encoded, *(_PERCENT_HEX.sub(lambda m: m.group(0).lower(), e) for e in encoded)}
+    lower_hex = (_PERCENT_HEX.sub(lambda m: m.group(0).lower(), e) for e in encoded)
+    return {value, json.dumps(value)[1:-1], *encoded, *lower_hex, *_base64_forms(value)}
+
+
+def _base64_forms(value: str) -> set[str]:
+    """The secret base64-encoded (standard and URL-safe, padded or not), as an API may echo a token: only
+    for secrets of `SUBSTRING_MIN_LENGTH` characters or more (a short one's base64 is a common word)."""
+    if len(value) < SUBSTRING_MIN_LENGTH:
+        return set()
+    raw = value.encode()
+    forms = {b64encode(raw).decode(), urlsafe_b64encode(raw).decode()}
+    return forms | {form.rstrip("=") for form in forms}
 
 
 _PERCENT_HEX = re.compile(r"%[0-9A-F]{2}")

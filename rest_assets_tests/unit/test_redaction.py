@@ -258,3 +258,16 @@ def test_a_short_secret_escaped_twice_is_masked_only_as_a_whole_token():
     register_secret("p/1")
     assert redact(r'{"body": "{\"key\": \"p\\\/1\"}"}') == r'{"body": "{\"key\": \"***\"}"}'
     assert redact(r"ap\/1 p\/12") == r"ap\/1 p\/12"
+
+
+def test_a_token_echoed_base64_encoded_is_masked_in_records_and_text():
+    from base64 import b64encode, urlsafe_b64encode
+
+    token = fresh("tok") + "?>~"  # characters whose base64 differs between the standard and URL-safe alphabets
+    register_secret(token)
+    spelled = [b64encode(token.encode()).decode(), urlsafe_b64encode(token.encode()).decode().rstrip("=")]
+    response = json_response({"data": [{"id": 1, "echo": spelled[0], "other": f"t={spelled[1]}"}]})
+    counts: list[int] = []
+    response_validator("src", "items", "data", counts.append)(response)
+    assert response.json()["data"] == [{"id": 1, "echo": "***", "other": "t=***"}] and counts == [2]
+    assert redact(f"redirected to /cb?state={spelled[1]}") == "redirected to /cb?state=***"
