@@ -45,8 +45,12 @@ def spec_from_dict(config: dict[str, Any], name: str, origin: str = "<python>") 
 
 
 def load_spec_dirs(dirs: list[Path]) -> list[SourceSpec]:
-    """Load every `*.yaml`/`*.yml` file in `dirs` (not hidden ones), sorted; source names must be unique."""
+    """Load every `*.yaml`/`*.yml` file in `dirs` (not hidden ones), sorted; source names must be unique.
+
+    When specs are invalid, the first one's error is raised, naming the others too.
+    """
     specs: list[SourceSpec] = []
+    errors: list[SpecError] = []
     seen: set[Path] = set()
     for directory in dirs:
         if not directory.is_dir():
@@ -56,7 +60,13 @@ def load_spec_dirs(dirs: list[Path]) -> list[SourceSpec]:
         seen.add(directory.resolve())
         files = sorted([*directory.glob("*.yaml"), *directory.glob("*.yml")])
         # hidden files are editors' (`.#shop.yaml`, an Emacs lock) or tools', never a user's spec
-        specs.extend(load_spec_file(path) for path in files if not path.name.startswith("."))
+        for path in (path for path in files if not path.name.startswith(".")):
+            try:
+                specs.append(load_spec_file(path))
+            except SpecError as exc:  # the other files are still read: every invalid spec is named at once
+                errors.append(exc)
+    if errors:
+        raise _with_the_others(errors)
     by_name: dict[str, SourceSpec] = {}
     for spec in specs:
         if spec.name in by_name:
@@ -67,3 +77,12 @@ def load_spec_dirs(dirs: list[Path]) -> list[SourceSpec]:
             )
         by_name[spec.name] = spec
     return specs
+
+
+def _with_the_others(errors: list[SpecError]) -> SpecError:
+    """The first error, its message followed by the other invalid specs' (its file, line and key kept)."""
+    first = errors[0]
+    if len(errors) > 1:
+        others = "\n".join(f"  {error}" for error in errors[1:])
+        first.args = (f"{first}\n{len(errors) - 1} more invalid spec(s):\n{others}",)
+    return first

@@ -1276,6 +1276,18 @@ def test_duplicate_source_names_across_files_are_refused(tmp_path):
     assert info.value.key == "name"
 
 
+def test_every_invalid_spec_of_a_folder_is_named_at_once(tmp_path):
+    write_spec(tmp_path, BASE + "resources: [orders]\n", "a_good.yaml")
+    write_spec(tmp_path, BASE + "resources: [{name: 1}]\n", "b_bad.yaml")
+    write_spec(tmp_path, "client: {base_url: nope}\nresources: [x]\n", "c_bad.yaml")
+    with pytest.raises(SpecError) as info:
+        load_spec_dirs([tmp_path])
+    message = str(info.value)
+    assert message.startswith(str(tmp_path / "b_bad.yaml")) and info.value.file == str(tmp_path / "b_bad.yaml")
+    assert "1 more invalid spec(s):" in message and f"  {tmp_path / 'c_bad.yaml'}" in message
+    assert "key 'client.base_url'" in message and "a_good.yaml" not in message
+
+
 def test_hidden_files_are_not_specs_and_a_folder_named_twice_is_read_once(tmp_path):
     write_spec(tmp_path, BASE + "resources: [orders]\n", "shop.yaml")
     (tmp_path / ".#shop.yaml").symlink_to(tmp_path / "gone")  # an editor's lock file: a dangling link
