@@ -452,12 +452,18 @@ def test_rotation_is_counted_and_warned_naming_the_secret(http, session, caplog)
     assert "SOURCES__PORTAL__PORTAL_REFRESH" in caplog.text and "rt_rotated_2" not in caplog.text
 
 
-def test_refresh_token_store_is_read_first_and_written_0600_on_rotation(http, session, tmp_path, monkeypatch):
+def stored_refresh_token(tmp_path, monkeypatch, value: str):
+    """A store file outside the working directory (which the test enters), holding `value`."""
     (tmp_path / "work").mkdir()
     monkeypatch.chdir(tmp_path / "work")
     store = tmp_path / "secrets" / "portal.refresh"
     store.parent.mkdir()
-    store.write_text("rt_stored_9")
+    store.write_text(value)
+    return store
+
+
+def test_refresh_token_store_is_read_first_and_written_0600_on_rotation(http, session, tmp_path, monkeypatch):
+    store = stored_refresh_token(tmp_path, monkeypatch, "rt_stored_9")
     serve_tokens(http, token("at_1", refresh_token="rt_rotated_2"))
     serve_me(http, 200)
     auth = oauth2(session, refresh_token=REFRESH, refresh_token_store=str(store))
@@ -470,11 +476,7 @@ def test_refresh_token_store_is_read_first_and_written_0600_on_rotation(http, se
 
 def test_a_refused_refresh_token_from_the_store_names_the_store_file(http, session, tmp_path, monkeypatch):
     """A stale store wins over a newly configured refresh token: the error says which file to delete."""
-    (tmp_path / "work").mkdir()
-    monkeypatch.chdir(tmp_path / "work")
-    store = tmp_path / "secrets" / "portal.refresh"
-    store.parent.mkdir()
-    store.write_text("rt_stale_3")
+    store = stored_refresh_token(tmp_path, monkeypatch, "rt_stale_3")
     http.post(TOKEN_URL, status=400, json={"error": "invalid_grant"})
     with pytest.raises(HttpError, match=rf"read from auth.refresh_token_store {re.escape(str(store))}.*delete that file"):
         get(session, oauth2(session, refresh_token=REFRESH, refresh_token_store=str(store)))
