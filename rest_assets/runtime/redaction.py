@@ -48,9 +48,7 @@ SUBSTRING_MIN_LENGTH = 6
 _TOKEN_CHARS = r"A-Za-z0-9_~"
 _lock = threading.Lock()
 _secrets: set[str] = set()
-_values: set[str] = set()  # the secrets as registered, without their derived forms
 _pattern: re.Pattern[str] | None = None
-_escaped_pattern: re.Pattern[str] | None = None
 _long_cache: tuple[list[str], list[bytes], bool] | None = None
 
 
@@ -79,7 +77,7 @@ def register_secret(value: object) -> None:
     """Remember `value` (and its encoded forms) as something never to print or store."""
     if not isinstance(value, str) or not value:
         return
-    _register(_derived_forms(value), value)
+    _register(_derived_forms(value))
 
 
 def register_basic_credentials(username: object, password: object) -> None:
@@ -104,22 +102,20 @@ def registered_secrets() -> frozenset[str]:
 
 def restore_registered_secrets(snapshot: frozenset[str]) -> None:
     """Forget every form registered since `snapshot` was taken."""
-    global _pattern, _escaped_pattern, _long_cache
+    global _pattern, _long_cache
     with _lock:
         if _secrets != snapshot:
             _secrets.intersection_update(snapshot)
-            _values.intersection_update(snapshot)
-            _pattern = _escaped_pattern = _long_cache = None
+            _pattern = _long_cache = None
 
 
-def _register(forms: set[str], value: str) -> None:
-    global _pattern, _escaped_pattern, _long_cache
+def _register(forms: set[str]) -> None:
+    global _pattern, _long_cache
     with _lock:
         if forms <= _secrets:
             return
         _secrets.update(forms)
-        _values.add(value)
-        _pattern = _escaped_pattern = _long_cache = None
+        _pattern = _long_cache = None
 
 
 def _compiled() -> re.Pattern[str] | None:
@@ -137,38 +133,6 @@ def _compiled() -> re.Pattern[str] | None:
         return _pattern
 
 
-def _bounded(secret: str, expression: str) -> str:
-    """`expression` (which matches `secret`), matching only as a whole token when `secret` is short."""
-    if len(secret) < SUBSTRING_MIN_LENGTH:
-        return rf"(?<![{_TOKEN_CHARS}]){expression}(?![{_TOKEN_CHARS}])"
-    return expression
-
-
-def _compiled_escaped() -> re.Pattern[str] | None:
-    """Every registered secret with any of its characters written as a JSON escape, at any depth."""
-    global _escaped_pattern
-    with _lock:
-        if _escaped_pattern is None and _values:
-            secrets = sorted(_values, key=len, reverse=True)
-            spelled = (_bounded(s, "".join(_escaped_char(char) for char in s)) for s in secrets)
-            _escaped_pattern = re.compile("|".join(spelled))
-        return _escaped_pattern
-
-
-_ESCAPE_LETTER = {"\b": "b", "\f": "f", "\n": "n", "\r": "r", "\t": "t"}
-
-
-def _escaped_char(char: str) -> str:
-    r"""A regex for `char` as JSON may write it inside a string, escaped once or more: `/`, `\/`, `\\\/`,
-    `\u002f`, `\\u002F` (a body echoed inside a string field is escaped once more than the page)."""
-    code = ord(char)
-    units = [code] if code <= 0xFFFF else [0xD800 + ((code - 0x10000) >> 10), 0xDC00 + ((code - 0x10000) & 0x3FF)]
-    as_unicode = "".join(r"\\+u" + "".join(f"[{d}{d.upper()}]" if d.isalpha() else d for d in f"{u:04x}") for u in units)
-    letter = _ESCAPE_LETTER.get(char)
-    literal = rf"\\+{letter}" if letter else rf"\\*{re.escape(char)}"
-    return f"(?:{literal}|{as_unicode})"
-
-
 def redact(text: object) -> str:
     """`text` as a string with every registered secret (in any registered form) replaced by ***.
 
@@ -182,11 +146,67 @@ def redact(text: object) -> str:
     if pattern is None:
         return result
     cleaned = pattern.sub(MASK, result)
-    if "\\" in cleaned:
-        escaped = _compiled_escaped()
-        if escaped is not None:
-            cleaned = escaped.sub(MASK, cleaned)
-    return cleaned
+    return _mask_escaped(cleaned, pattern) if "\\" in cleaned else cleaned
+
+
+MAX_ESCAPE_DEPTH = 16  # levels of JSON escaping decoded: a JSON document in a string field of a page is two
+
+
+def _mask_escaped(text: str, pattern: re.Pattern[str]) -> str:
+    """`text` with every registered form that its JSON escapes spell, decoded one level after another, masked
+    where it stands in `text` (the text keeps its shape: a JSON document held in a string stays one).
+
+    Linear in the text's length per level: each level is decoded once, with the span of `text` each decoded
+    character comes from, and searched with the plain pattern.
+    """
+    spans: list[tuple[int, int]] = []
+    level, starts, ends = text, list(range(len(text))), list(range(1, len(text) + 1))
+    for _ in range(MAX_ESCAPE_DEPTH):
+        decoded = _decoded_with_spans(level)
+        if decoded is None:
+            break
+        level, level_starts, level_ends = decoded
+        starts, ends = [starts[i] for i in level_starts], [ends[i - 1] for i in level_ends]
+        spans.extend((starts[m.start()], ends[m.end() - 1]) for m in pattern.finditer(level) if m.end() > m.start())
+    if not spans:
+        return text
+    merged: list[list[int]] = []
+    for start, end in sorted(spans):
+        if merged and start <= merged[-1][1]:  # overlapping or touching: one mask
+            merged[-1][1] = max(merged[-1][1], end)
+        else:
+            merged.append([start, end])
+    masked, position = [], 0
+    for start, end in merged:
+        masked += [text[position:start], MASK]
+        position = end
+    masked.append(text[position:])
+    return "".join(masked)
+
+
+def _decoded_with_spans(text: str) -> tuple[str, list[int], list[int]] | None:
+    """`text` with one level of JSON escapes decoded, and the span of `text` each decoded character comes
+    from (as starts and ends); None when nothing in it decodes."""
+    pieces: list[str] = []
+    starts: list[int] = []
+    ends: list[int] = []
+    position = 0
+    for match in _JSON_ESCAPE.finditer(text):
+        if match.start() > position:
+            pieces.append(text[position : match.start()])
+            starts.extend(range(position, match.start()))
+            ends.extend(range(position + 1, match.start() + 1))
+        code = match.group(1)
+        pieces.append(chr(int(code, 16)) if code is not None else _SIMPLE_ESCAPES.get(match.group(2), match.group(2)))
+        starts.append(match.start())
+        ends.append(match.end())
+        position = match.end()
+    if not pieces:
+        return None
+    pieces.append(text[position:])
+    starts.extend(range(position, len(text)))
+    ends.extend(range(position + 1, len(text) + 1))
+    return "".join(pieces), starts, ends
 
 
 _JSON_ESCAPE = re.compile(r'\\(?:u([0-9a-fA-F]{4})|([\\"/bfnrt]))')
@@ -210,7 +230,7 @@ def contains_secret(data: str | bytes) -> bool:
     """Whether `data` (text, or UTF-8 bytes) holds any registered secret: a cheap test before walking records.
 
     Plain substring tests (C speed) for the long forms; a regex only for the short ones. Data holding
-    backslashes is searched again with its JSON escapes decoded, up to four levels deep (a JSON document
+    backslashes is searched again with its JSON escapes decoded, level after level (a JSON document
     in a string field of a page is escaped twice).
     """
     if _holds_a_form(data):
@@ -219,7 +239,7 @@ def contains_secret(data: str | bytes) -> bool:
         data = data.decode("utf-8", "replace")
     if not isinstance(data, str) or "\\" not in data:
         return False
-    for _ in range(_ESCAPE_DEPTH):  # a JSON document in a string field of a page is escaped twice, and so on
+    for _ in range(MAX_ESCAPE_DEPTH):  # a JSON document in a string field of a page is escaped twice, and so on
         decoded = unescape_json_text(data)
         if decoded == data:
             return False
@@ -227,9 +247,6 @@ def contains_secret(data: str | bytes) -> bool:
             return True
         data = decoded
     return False
-
-
-_ESCAPE_DEPTH = 4
 
 
 def _holds_a_form(data: str | bytes) -> bool:

@@ -236,7 +236,7 @@ def test_text_with_escapes_but_no_secret_is_left_as_it_is():
 
 
 @pytest.mark.parametrize("form", range(3))
-@pytest.mark.parametrize("depth", [1, 2])
+@pytest.mark.parametrize("depth", [1, 2, 6])
 def test_a_secret_in_a_json_string_inside_a_json_string_is_masked(form, depth):
     """An API echoing a JSON body inside a string field (or a body holding one): the page's bytes spell the
     token escaped twice or three times; it is masked in place, and the field still holds the JSON it held."""
@@ -271,3 +271,17 @@ def test_a_token_echoed_base64_encoded_is_masked_in_records_and_text():
     response_validator("src", "items", "data", counts.append)(response)
     assert response.json()["data"] == [{"id": 1, "echo": "***", "other": "t=***"}] and counts == [2]
     assert redact(f"redirected to /cb?state={spelled[1]}") == "redirected to /cb?state=***"
+
+
+def test_a_base64_echo_of_a_secret_json_escaped_inside_a_string_field_is_masked():
+    """PHP writes `/` as `\\/`: the base64 form is spelled with escapes, inside a JSON document held in a field."""
+    from base64 import b64encode
+
+    token = "sk_???" + fresh()  # its base64 holds a `/` (`???` is `Pz8/`)
+    register_secret(token)
+    encoded = b64encode(token.encode()).decode()
+    assert "/" in encoded
+    inner = json.dumps({"echo": encoded}).replace("/", "\\/")
+    response = json_response({"data": [{"id": 1, "body": inner}]})
+    response_validator("src", "items", "data")(response)
+    assert json.loads(response.json()["data"][0]["body"]) == {"echo": "***"}
