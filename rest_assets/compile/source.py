@@ -124,7 +124,7 @@ def _compile(
         for resource in spec.resources:
             scales = decimal_scales(resources[resource.name].get("columns") or {})
             if scales:
-                source.resources[resource.name].add_step(DecimalRounder(scales))
+                source.resources[resource.name].add_step(DecimalRounder(scales, resource.name))
             if resource.config.get("processing_steps"):
                 continue  # dlt applies processing steps to whatever an item is: they need records, not Arrow batches
             use_arrow_pages(
@@ -289,7 +289,12 @@ def _compile_resource(
         # dlt would re-parse a string selector on every page; a compiled path is parsed once
         endpoint["data_selector"] = jsonpath.compile_path(selector)
     validator = response_validator(
-        spec.name, resource.name, selector, lambda n: session.stats.add("secrets_masked", resource.name, n)
+        spec.name,
+        resource.name,
+        selector,
+        lambda n: session.stats.add("secrets_masked", resource.name, n),
+        # records that load as they arrive: no processing step may drop or filter what plain dlt then loads
+        refuse_huge_integers=resource.is_asset and not resource.config.get("processing_steps"),
     )
     endpoint["response_actions"] = [*endpoint.get("response_actions", []), validator]
     compiled: dict[str, Any] = config

@@ -89,6 +89,7 @@ def batch_pages(
     on_rows_batch: Callable[[], None] | None = None,
     cursors: Collection[str] = (),
     parent_records: ParentRecords | None = None,
+    loaded: bool = True,
 ) -> Callable[..., Iterator[Any]]:
     """Wrap a resource's page generator so it yields batches of up to `rows_per_batch` rows.
 
@@ -102,12 +103,13 @@ def batch_pages(
     flushes what it holds when the generator ends, however it ends; anything
     that is not a page of records (e.g. dlt's deferred calls, a page of
     scalars) passes through in order. With `parent_records`, each table's
-    records are kept there for the children that read this resource.
+    records are kept there for the children that read this resource. A resource
+    not `loaded` (an unselected parent) refuses no record dlt could not load.
     """
 
     @functools.wraps(generator_function)
     def batched(*args: Any, **kwargs: Any) -> Iterator[Any]:
-        shape = BatchShape(_current_schema(), resource, hints or {}, max_nesting, table)
+        shape = BatchShape(_current_schema(), resource, hints or {}, max_nesting, table, loaded=loaded)
 
         def finish(rows: list[dict[str, Any]]) -> list[Any]:
             table, odd_rows = shape.split(rows)
@@ -344,6 +346,7 @@ def use_arrow_pages(
             on_rows_batch=on_rows_batch,
             cursors=_cursors(config),
             parent_records=parent_records,
+            loaded=config.get("selected") is not False,
         ),
     )
     primary_key = primary_key_fields(config)

@@ -60,10 +60,13 @@ class BatchShape:
         max_nesting: int | None,
         table: str | None = None,
         text_as_rows: Collection[str] = ("json",),
+        loaded: bool = True,
     ) -> None:
         """`hinted`: the spec's column data types. Strings in a hinted column stay Arrow (cast after the
         incremental step, or by the destination on load), except in one of a type in `text_as_rows`: dlt
-        parses a string in a json column (or keeps it in a variant), which no cast does, so they go to its rows."""
+        parses a string in a json column (or keeps it in a variant), which no cast does, so they go to its rows.
+        A resource not `loaded` (an unselected parent: its records only feed children) refuses nothing."""
+        self.loaded = loaded
         self.schema, self.naming, self.resource = schema, schema.naming, resource
         self.table = self.naming.normalize_table_identifier(table or resource)  # its `table_name`, where it has one
         stored = schema.tables.get(self.table, {})
@@ -277,7 +280,7 @@ class BatchShape:
     def _check_fits_an_integer_column(self, value: float, name: str, key: str) -> None:
         """A whole float beyond 64 bits in a bigint column: dlt makes an integer of it that no writer takes
         (its parquet writer fails the run naming neither resource nor field; its SQL insert stores 0)."""
-        if value.is_integer() and not INT64_MIN <= value <= INT64_MAX and self._expected(name) == "bigint":
+        if self.loaded and value.is_integer() and not INT64_MIN <= value <= INT64_MAX and self._expected(name) == "bigint":
             raise UnloadableRecordError(
                 f"resource '{self.resource}': field '{key}' holds {value!r} in an integer column, beyond 64 bits; "
                 "neither dlt nor a destination column can hold it (hint the column as double, or have the API "
@@ -285,6 +288,8 @@ class BatchShape:
             )
 
     def _check_loadable(self, value: Any, key: str, depth: int) -> None:
+        if not self.loaded:
+            return
         if type(value) is int and not INT64_MIN <= value <= INT64_MAX:
             raise UnloadableRecordError(
                 f"resource '{self.resource}': field '{key}' holds the integer {value}, beyond 64 bits; neither dlt "

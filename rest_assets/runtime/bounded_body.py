@@ -59,7 +59,7 @@ class BoundedBodyAdapter(HTTPAdapter):
                 if size > self.max_body_bytes:
                     response.close()
                     raise ResponseTooLargeError(
-                        f"{redact(response.url)} answered a body larger than {self.max_body_bytes // _MIB} MiB once "
+                        f"{redact(response.url)} answered a body larger than {self.max_body_bytes / _MIB:g} MiB once "
                         "decompressed; raise client.max_response_mib if the API's pages are that large"
                     )
                 if deadline is not None and time.monotonic() > deadline:

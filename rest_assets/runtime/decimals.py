@@ -22,6 +22,7 @@ from dlt.common.arithmetics import DEFAULT_NUMERIC_PRECISION, DEFAULT_NUMERIC_SC
 
 from rest_assets.dialect.validate import normalized_identifier
 from rest_assets.dlt_internals import ItemTransform
+from rest_assets.errors import UnloadableRecordError
 
 
 def with_decimal_defaults(columns: dict[str, Any]) -> dict[str, Any]:
@@ -67,9 +68,9 @@ class DecimalRounder(ItemTransform[Any, Any]):
 
     placement_affinity = 1.1  # after the incremental step (cursors stay the API's values) and the Arrow caster
 
-    def __init__(self, scales: dict[str, tuple[int, int]]) -> None:
+    def __init__(self, scales: dict[str, tuple[int, int]], resource: str = "resource") -> None:
         super().__init__(lambda item: item)
-        self.scales = scales
+        self.scales, self.resource = scales, resource
         self._keys: dict[str, tuple[Decimal, Context] | None] = {}  # the API's key -> how to round its floats
 
     def __call__(self, item: Any, meta: Any = None) -> Any:
@@ -85,6 +86,12 @@ class DecimalRounder(ItemTransform[Any, Any]):
                 rounding = self._rounding(key)
                 if rounding is not None:
                     row[key] = _rounded(value, *rounding)
+                    if isinstance(value, str) and type(row[key]) is str and _is_a_number(value):
+                        raise UnloadableRecordError(
+                            f"resource '{self.resource}': field '{key}' holds {value!r}, a number its decimal column "
+                            f"cannot hold (precision {self.scales[normalized_identifier(key)][0]}); dlt fails on it too "
+                            "(hint the column as text or double)"
+                        )
         return row
 
     def _rounding(self, key: str) -> tuple[Decimal, Context] | None:
@@ -94,10 +101,20 @@ class DecimalRounder(ItemTransform[Any, Any]):
         return self._keys[key]
 
 
+def _is_a_number(text: str) -> bool:
+    """Whether `text` reads as a decimal number (NaN and infinities included): dlt makes a Decimal of it."""
+    try:
+        Decimal(text)
+    except InvalidOperation:
+        return False
+    return True
+
+
 def _rounded(value: float | str, quantum: Decimal, context: Context) -> Decimal | float | str:
     """`value` rounded to `quantum`, half away from zero, from its shortest form (as SQL reads the literal);
     the value itself where it is no finite number or does not fit the column (dlt keeps text that is no
-    number in a variant column; the destination refuses a number too large, naming the column)."""
+    number in a variant column; a number as text that does not fit is refused by the caller, naming the
+    field; the destination refuses a float too large, naming the column)."""
     try:
         number = Decimal(value if type(value) is str else repr(value))
         return number.quantize(quantum, rounding=ROUND_HALF_UP, context=context) if number.is_finite() else value

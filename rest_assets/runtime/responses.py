@@ -157,11 +157,18 @@ def _holds(container: Any, body: Any) -> bool:
 
 
 def response_validator(
-    source: str, resource: str, data_selector: str | None, on_masked: Callable[[int], None] | None = None
+    source: str,
+    resource: str,
+    data_selector: str | None,
+    on_masked: Callable[[int], None] | None = None,
+    refuse_huge_integers: bool = True,
 ) -> Callable[..., None]:
     """A requests response hook for one resource (use as a dlt response action).
 
-    `on_masked(n)` is told of each page where `n` record values held a secret (masked to `***`).
+    `on_masked(n)` is told of each page where `n` record values held a secret (masked to `***`). With
+    `refuse_huge_integers`, a record holding an integer beyond 64 bits fails the run naming resource and
+    field: only for records that load as they arrive (no processing step, not an unselected parent), as
+    plain dlt loads what a step drops.
     """
     selector = jsonpath.compile_path(data_selector) if data_selector else None
     container = _container_of(data_selector)
@@ -190,7 +197,7 @@ def response_validator(
                 "so where there is nothing to load, say so with dlt's `response_actions` (e.g. "
                 "`[{content: 'no results', action: ignore}]`)"
             )
-        if _has_long_digit_run(response.content or b"", response):
+        if refuse_huge_integers and _has_long_digit_run(response.content or b"", response):
             _refuse_integers_beyond_64_bits(_records(body, selector), resource)
         masked = mask_secrets_in_records(response, body, selector)
         if masked and on_masked is not None:

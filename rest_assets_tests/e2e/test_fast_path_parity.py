@@ -537,3 +537,57 @@ def test_arrow_rows_get_distinct_dlt_ids_declared_as_dlt_declares_them_and_merge
     assert orphans == (0,)
     column = json.loads(stored[0])["tables"]["items"]["columns"]["_dlt_id"]
     assert column["row_key"] and column["unique"] and not column["nullable"]
+
+
+HUGE = 12345678901234567890123
+
+
+@pytest.mark.parametrize(
+    ("spec", "served", "loaded"),
+    [
+        (  # a processing step drops the field: plain dlt loads the rest
+            "  - name: items\n    processing_steps: [{map: {drop: [big]}}]\n    endpoint: {path: items, data_selector: data,"
+            " paginator: single_page}\n",
+            {"GET items": lambda request: {"data": [{"id": 1, "big": HUGE}, {"id": 2, "big": 5}]}},
+            {"items": 2},
+        ),
+        (  # a parent that only feeds its child: its records are never loaded
+            "  - name: parents\n    selected: false\n    endpoint: {path: parents, data_selector: data, paginator: single_page}\n"
+            "  - name: kids\n    endpoint: {path: 'parents/{resources.parents.id}/kids', data_selector: data,"
+            " paginator: single_page}\n",
+            {
+                "GET parents": lambda request: {"data": [{"id": 1, "trace": HUGE}]},
+                "GET parents/1/kids": lambda request: {"data": [{"id": 10}]},
+            },
+            {"kids": 1},
+        ),
+    ],
+    ids=["dropped-by-a-processing-step", "in-an-unselected-parent"],
+)
+def test_an_integer_beyond_64_bits_that_never_reaches_a_table_does_not_fail_the_run(tmp_path, spec, served, loaded):
+    """Plain dlt loads these (helper-found: the check at the response refused them)."""
+    spec_file = tmp_path / "huge.yaml"
+    spec_file.write_text(f"client: {{base_url: {BASE}}}\nresources:\n{spec}", encoding="utf-8")
+    pipeline = dlt.pipeline(
+        "huge",
+        pipelines_dir=str(tmp_path / "dlt"),
+        destination=dlt.destinations.duckdb(str(tmp_path / "h.duckdb")),
+        dataset_name="huge",
+    )
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as api:
+        _mock(api, served)
+        pipeline.run(compile_source(load_spec_file(spec_file)).source, loader_file_format="parquet")
+    pipeline.deactivate()
+    with duckdb.connect(str(tmp_path / "h.duckdb"), read_only=True) as connection:
+        for table, count in loaded.items():
+            assert connection.execute(f"select count(*) from huge.{table}").fetchone()[0] == count
+
+
+@pytest.mark.parametrize("text", ["NaN", "-Infinity", "1e999", "1" * 60])
+def test_a_number_as_text_a_decimal_column_cannot_hold_fails_naming_resource_and_field(tmp_path, text):
+    """On the rows path (floats beside it); plain dlt fails too, naming neither (helper-found)."""
+    loads = Loads(tmp_path, extra="    columns: {p: {data_type: decimal, precision: 10, scale: 2}}\n")
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as api, pytest.raises(Exception) as raised:
+        _mock(api, routes([[{"id": 1, "p": 1.5}, {"id": 2, "p": 2.5}, {"id": 3, "p": text}]]))
+        loads._load(compile_source(load_spec_file(loads.spec_file)).source, "ours", "parquet")
+    assert f"resource 'items': field 'p' holds {text!r}, a number its decimal column cannot hold" in str(raised.value)
