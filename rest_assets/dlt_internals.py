@@ -45,6 +45,7 @@ from dlt.common.runtime.run_context import RunContext
 from dlt.common.schema.typing import TColumnSchema
 from dlt.common.schema.utils import dlt_id_column, dlt_load_id_column
 from dlt.common.typing import is_optional_type
+from dlt.extract.hints import HintsMeta
 from dlt.extract.incremental import Incremental, IncrementalResourceWrapper
 from dlt.extract.items_transform import ItemTransform
 from dlt.extract.utils import ensure_table_schema_columns
@@ -60,6 +61,7 @@ __all__ = [
     "setup_incremental_object",
     "ensure_table_schema_columns",
     "current_source_schema",
+    "is_hints_meta",
     "kept_load_packages",
     "direct_transformer_call",
     "extraction_thread_prefix",
@@ -264,6 +266,17 @@ def extraction_thread_prefix() -> str:
     threads carry this prefix.
     """
     return str(Container.thread_pool_prefix())
+
+
+def is_hints_meta(meta: Any) -> bool:
+    """Whether an item's meta declares table hints (`dlt.mark.with_hints` wraps an item in a `HintsMeta`).
+
+    Why: dlt hands a parent's item meta on with the items its child
+    transformer makes of it, and applies hints in it to the child's table too:
+    the `_dlt_id` a parent's first Arrow batch declares would come first in
+    its children's tables. A child's caster replaces such meta.
+    """
+    return isinstance(meta, HintsMeta)
 
 
 def current_source_schema() -> Any:

@@ -42,6 +42,7 @@ from rest_assets.dialect.validate import normalized_identifier
 from rest_assets.dlt_internals import (
     ItemTransform,
     current_source_schema,
+    is_hints_meta,
     load_id_column,
     replace_generator,
     row_id_column,
@@ -177,23 +178,25 @@ class ColumnCaster(ItemTransform[Any, dict[str, Any]]):
         self.hinted = [name for name, hints in (columns or {}).items() if isinstance(hints, dict) and hints.get("data_type")]
 
     def __call__(self, item: Any, meta: Any = None) -> Any:
+        inherited = is_hints_meta(meta)  # a parent's hints, which dlt would apply to this child's table too
         if not isinstance(item, pa.Table):
-            return item
+            return _without_hints(item) if inherited else item
         self._refuse_null_keys(item)
         cast = self._cast(item)
         if isinstance(cast, pa.Table):
             cast = _with_dlt_columns(cast, self.row_ids, self.load_ids)
         if self.parent_records is not None:
             if not isinstance(cast, pa.Table):  # the records themselves load as plain dlt loads them
-                return self.parent_records.records_of(item) or cast
+                cast = self.parent_records.records_of(item) or cast
+                return _without_hints(cast) if inherited else cast
             self.parent_records.carry(item, cast)
-        if isinstance(cast, pa.Table) and self.dlt_columns and meta is None:
+        if isinstance(cast, pa.Table) and self.dlt_columns and (meta is None or inherited):
             # dlt's normalizer gives its columns their hints (`_dlt_id`: unique, row key) where it adds them;
             # those that come with an Arrow batch need them declared. Declared with the first Arrow batch, not
             # up front: a resource's declared columns come first in its table, and rows keep dlt's order
             columns, self.dlt_columns = self.dlt_columns, []
             return dlt.mark.with_hints(cast, dlt.mark.make_hints(columns=columns))
-        return cast
+        return _without_hints(cast) if inherited else cast
 
     def _refuse_null_keys(self, table: pa.Table) -> None:
         """A null primary key fails the run naming resource and column (dlt's Arrow check names neither)."""
@@ -224,6 +227,11 @@ class ColumnCaster(ItemTransform[Any, dict[str, Any]]):
                 except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
                     return item.to_pylist()  # dlt's row path coerces what it can and keeps the rest in a variant
         return _mark_required(item, self.required)
+
+
+def _without_hints(item: Any) -> Any:
+    """`item` with meta that declares no hints, in place of a parent's that dlt handed on with it."""
+    return dlt.mark.with_hints(item, dlt.mark.make_hints())
 
 
 def _with_dlt_columns(table: pa.Table, row_ids: bool, load_ids: bool) -> pa.Table:

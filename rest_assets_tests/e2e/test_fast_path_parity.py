@@ -591,3 +591,32 @@ def test_a_number_as_text_a_decimal_column_cannot_hold_fails_naming_resource_and
         _mock(api, routes([[{"id": 1, "p": 1.5}, {"id": 2, "p": 2.5}, {"id": 3, "p": text}]]))
         loads._load(compile_source(load_spec_file(loads.spec_file)).source, "ours", "parquet")
     assert f"resource 'items': field 'p' holds {text!r}, a number its decimal column cannot hold" in str(raised.value)
+
+
+def test_a_child_of_a_parent_with_arrow_batches_has_its_columns_in_plain_dlts_order(tmp_path):
+    """dlt hands the hints declared on the parent's first Arrow batch on to the child's items: its `_dlt_id`
+    and `_dlt_load_id` came first in the child's table (helper-found)."""
+    spec = f"""client: {{base_url: {BASE}}}
+resources:
+  - name: users
+    endpoint: {{path: users, data_selector: users, paginator: single_page}}
+  - name: posts
+    endpoint:
+      path: "users/{{uid}}/posts"
+      data_selector: data
+      paginator: single_page
+      params: {{uid: {{type: resolve, resource: users, field: id}}}}
+"""
+    (tmp_path / "items.yaml").write_text(spec, encoding="utf-8")
+    loads = Loads.__new__(Loads)
+    loads.folder, loads.spec_file, loads.config = tmp_path, tmp_path / "items.yaml", yaml.safe_load(spec)
+    served = {
+        "GET users": lambda request: {"users": [{"id": i} for i in range(1, 4)]},
+        r"GET users/\d+/posts": lambda request: {"data": [{"pid": k, "title": "t", "tags": ["a"]} for k in range(2)]},
+    }
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as api:
+        _mock(api, served)
+        loads._load(rest_api_source(loads.config), "plain", None)
+        loads._load(compile_source(load_spec_file(loads.spec_file)).source, "ours", "parquet")
+    for table in ("users", "posts", "posts__tags"):
+        assert _column_order(tmp_path / "ours.duckdb", table) == _column_order(tmp_path / "plain.duckdb", table), table

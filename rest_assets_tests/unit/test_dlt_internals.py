@@ -348,3 +348,13 @@ def test_a_pipeline_loads_through_a_destination_with_cached_capabilities(tmp_pat
     pipeline.run([{"id": 1}, {"id": 2}], table_name="items", loader_file_format="parquet")
     with duckdb.connect(str(tmp_path / "canary.duckdb")) as connection:
         assert connection.execute("select count(*) from canary_cached_caps_dataset.items").fetchone() == (2,)
+
+
+def test_the_meta_with_hints_puts_on_an_item_is_told_apart():
+    import dlt
+
+    from rest_assets.dlt_internals import is_hints_meta
+
+    marked = dlt.mark.with_hints([{"id": 1}], dlt.mark.make_hints(columns=[{"name": "id"}]))
+    assert is_hints_meta(marked.meta), "dlt.mark.with_hints no longer wraps items in dlt.extract.hints.HintsMeta"
+    assert not is_hints_meta(None) and not is_hints_meta(dlt.mark.with_table_name([], "t").meta)
