@@ -156,11 +156,17 @@ def _release_frames(exc: BaseException) -> None:
     outlives the interpreter (DuckDB's bindings print "leaked ... instances" at
     exit). The compile import stays inside the run (loading the code location stays cheap, issue 6).
     """
+    for error in _chain(exc):
+        traceback.clear_frames(error.__traceback__)
+
+
+def _chain(exc: BaseException) -> Iterator[BaseException]:
+    """`exc`, then its cause (or context), and so on; each once, however the chain loops."""
     seen: set[int] = set()
     current: BaseException | None = exc
     while current is not None and id(current) not in seen:
         seen.add(id(current))
-        traceback.clear_frames(current.__traceback__)
+        yield current
         current = current.__cause__ or current.__context__
 
 
@@ -183,25 +189,15 @@ def _clean_error(source: str, exc: BaseException) -> LoadError:
     with the source and the resource dlt was extracting when it happened; one
     that names its resource but not the source, with the source.
     """
-    current: BaseException | None = exc
     resource: str | None = None
-    while current is not None:
-        resource = getattr(current, "pipe_name", None) or getattr(current, "resource_name", None) or resource
-        if isinstance(current, RestAssetsError):
-            return LoadError(_naming_source_and_resource(redact(current), source, resource))
-        current = current.__cause__ or current.__context__
+    chain = list(_chain(exc))
+    for error in chain:
+        resource = getattr(error, "pipe_name", None) or getattr(error, "resource_name", None) or resource
+        if isinstance(error, RestAssetsError):
+            return LoadError(_naming_source_and_resource(redact(error), source, resource))
     message = f"source '{source}' failed: {type(exc).__name__}: {redact(exc)}"
-    root = _root_cause(exc)
-    if root is not exc and (
-        not str(root) or redact(root) not in message
-    ):  # e.g. dlt's "... caused an exception: " and a bare MemoryError
+    root = chain[-1]
+    # e.g. dlt's "... caused an exception: " and a MemoryError, which prints empty
+    if root is not exc and (not str(root) or redact(root) not in message):
         message += f" (caused by {type(root).__name__}{': ' + redact(root) if str(root) else ''})"
     return LoadError(message)
-
-
-def _root_cause(exc: BaseException) -> BaseException:
-    seen: set[int] = set()
-    while id(exc) not in seen and (exc.__cause__ or exc.__context__) is not None:
-        seen.add(id(exc))
-        exc = exc.__cause__ or exc.__context__  # type: ignore[assignment]
-    return exc

@@ -288,13 +288,10 @@ class BatchShape:
             )
 
     def _check_loadable(self, value: Any, key: str, depth: int) -> None:
+        """Nesting dlt's JSON writer refuses (integers beyond 64 bits are refused as the page arrives, see
+        runtime.responses)."""
         if not self.loaded:
             return
-        if type(value) is int and not INT64_MIN <= value <= INT64_MAX:
-            raise UnloadableRecordError(
-                f"resource '{self.resource}': field '{key}' holds the integer {value}, beyond 64 bits; neither dlt "
-                "nor a destination column can hold it (have the API send it as a string)"
-            )
         if isinstance(value, (list, dict)):
             if depth >= MAX_DEPTH:
                 raise UnloadableRecordError(
@@ -302,7 +299,7 @@ class BatchShape:
                     "more; dlt's JSON writer cannot store it (point data_selector at a shallower part)"
                 )
             for item in value.values() if isinstance(value, dict) else value:
-                if isinstance(item, (list, dict, int)):
+                if isinstance(item, (list, dict)):
                     self._check_loadable(item, key, depth + 1)
 
 
