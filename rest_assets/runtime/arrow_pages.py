@@ -35,6 +35,7 @@ from typing import Any
 import dlt
 import pyarrow as pa
 import pyarrow.compute as pc
+from dlt.common.arithmetics import DEFAULT_NUMERIC_PRECISION, DEFAULT_NUMERIC_SCALE
 from dlt.common.schema import Schema
 
 from rest_assets.dialect.model import endpoint_incrementals, primary_key_fields
@@ -167,9 +168,9 @@ class ColumnCaster(ItemTransform[Any, dict[str, Any]]):
         # as the API names them (batches keep the API's names until dlt normalizes them) and as dlt does
         self.primary_key = sorted({*(primary_key or []), *(normalized_identifier(name) for name in primary_key or [])})
         self.casts = {
-            name: _ARROW_TYPES[hints["data_type"]]
+            name: arrow_type
             for name, hints in (columns or {}).items()
-            if isinstance(hints, dict) and hints.get("data_type") in _ARROW_TYPES
+            if isinstance(hints, dict) and (arrow_type := _arrow_type(hints)) is not None
         }
         self.required = [
             name for name, hints in (columns or {}).items() if isinstance(hints, dict) and hints.get("nullable") is False
@@ -227,6 +228,17 @@ class ColumnCaster(ItemTransform[Any, dict[str, Any]]):
                 except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
                     return item.to_pylist()  # dlt's row path coerces what it can and keeps the rest in a variant
         return _mark_required(item, self.required)
+
+
+def _arrow_type(hints: dict[str, Any]) -> pa.DataType | None:
+    """The Arrow type a column hint casts to: a decimal to its precision and scale (dlt's defaults filled in,
+    see runtime.decimals), so text that is no number, or has more places than the scale, sends the batch
+    to dlt's rows (a variant column, or the rounding plain dlt's load does), not to a failed load."""
+    if hints.get("data_type") == "decimal":
+        precision = int(hints.get("precision") or DEFAULT_NUMERIC_PRECISION)
+        scale = int(hints["scale"] if hints.get("scale") is not None else DEFAULT_NUMERIC_SCALE)
+        return (pa.decimal128 if precision <= 38 else pa.decimal256)(precision, scale)
+    return _ARROW_TYPES.get(str(hints.get("data_type")))
 
 
 def _without_hints(item: Any) -> Any:

@@ -333,8 +333,13 @@ def test_floats_with_more_decimals_than_a_decimal_hints_scale_load_rounded_as_in
 
 @pytest.mark.parametrize(
     "values",
-    [[1.005, 2.675, "3.14159", -0.125], ["3.14159", "-2.675", "1e-7", " 7.125 "], [1.5, "n/a", 2.25, 0.005]],
-    ids=["among-floats", "strings-only", "one-not-a-number"],
+    [
+        [1.005, 2.675, "3.14159", -0.125],
+        ["3.14159", "-2.675", "1e-7", " 7.125 "],
+        [1.5, "n/a", 2.25, 0.005],
+        ["1.5", "n/a", "2.25"],
+    ],
+    ids=["among-floats", "strings-only", "one-not-a-number", "one-not-a-number-among-strings"],
 )
 def test_numbers_sent_as_strings_in_a_decimal_column_load_rounded_as_in_plain_dlt(tmp_path, values):
     """On the rows path (floats beside them) dlt's parquet writer refused "3.14159" in a DECIMAL(10, 2)
@@ -583,12 +588,13 @@ def test_an_integer_beyond_64_bits_that_never_reaches_a_table_does_not_fail_the_
             assert connection.execute(f"select count(*) from huge.{table}").fetchone()[0] == count
 
 
+@pytest.mark.parametrize("beside", [1.5, "1.5"], ids=["among-floats", "among-strings"])
 @pytest.mark.parametrize("text", ["NaN", "-Infinity", "1e999", "1" * 60])
-def test_a_number_as_text_a_decimal_column_cannot_hold_fails_naming_resource_and_field(tmp_path, text):
-    """On the rows path (floats beside it); plain dlt fails too, naming neither (helper-found)."""
+def test_a_number_as_text_a_decimal_column_cannot_hold_fails_naming_resource_and_field(tmp_path, text, beside):
+    """Among floats (dlt's rows) or strings (an Arrow batch); plain dlt fails too, naming neither (helper-found)."""
     loads = Loads(tmp_path, extra="    columns: {p: {data_type: decimal, precision: 10, scale: 2}}\n")
     with responses.RequestsMock(assert_all_requests_are_fired=False) as api, pytest.raises(Exception) as raised:
-        _mock(api, routes([[{"id": 1, "p": 1.5}, {"id": 2, "p": 2.5}, {"id": 3, "p": text}]]))
+        _mock(api, routes([[{"id": 1, "p": beside}, {"id": 2, "p": beside}, {"id": 3, "p": text}]]))
         loads._load(compile_source(load_spec_file(loads.spec_file)).source, "ours", "parquet")
     assert f"resource 'items': field 'p' holds {text!r}, a number its decimal column cannot hold" in str(raised.value)
 
