@@ -108,3 +108,19 @@ def test_bodies_within_the_limits_are_read_whole_compressed_or_not():
         assert session(url, timeout=5, max_response_mib=1).get(f"{url}/items").json() == json.loads(PAGE)
     with raw_server(inflating(900 * 1024)) as url:
         assert session(url, timeout=5, max_response_mib=1).get(f"{url}/items").content.strip(b"[ ]") == b""
+
+
+def dripping_headers(connection: socket.socket) -> None:
+    connection.sendall(b"HTTP/1.1 200 OK\r\n")
+    for byte in b"X-Slow: " + b"x" * 40 + b"\r\n":
+        connection.sendall(bytes([byte]))
+        time.sleep(0.05)  # every read well within the timeout, the headers (~2 s) beyond it
+    connection.sendall(head(len(PAGE)).split(b"\r\n", 1)[1] + PAGE)
+
+
+def test_headers_that_drip_in_for_longer_than_the_timeout_fail_as_a_timeout_once_they_end():
+    """http.client reads them inside urllib3, each read bounded, not their sum: the deadline is checked as
+    the body starts (a server dripping headers forever would hold the request: that needs a watchdog)."""
+    with raw_server(dripping_headers) as url:
+        with pytest.raises(HttpError, match=r"ReadTimeout"):
+            session(url, timeout=0.5).get(f"{url}/items")
